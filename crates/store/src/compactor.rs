@@ -85,11 +85,15 @@ mod tests {
     fn compacts_to_the_newest_revision_older_than_retention() {
         let start = Instant::now();
         let minute = Duration::from_secs(60);
-        let mut samples: VecDeque<_> = [(start, 10), (start + minute, 20), (start + 2 * minute, 30)]
-            .into_iter()
-            .collect();
+        let mut samples: VecDeque<_> =
+            [(start, 10), (start + minute, 20), (start + 2 * minute, 30)]
+                .into_iter()
+                .collect();
         // At 5m30s, only samples at least 5 minutes old count: none of them yet at 4m59s.
-        assert_eq!(due(&mut samples, start + Duration::from_secs(299), 5 * minute), None);
+        assert_eq!(
+            due(&mut samples, start + Duration::from_secs(299), 5 * minute),
+            None
+        );
         assert_eq!(due(&mut samples, start + 6 * minute, 5 * minute), Some(20));
         assert_eq!(samples.len(), 1);
         assert_eq!(due(&mut samples, start + 6 * minute, 5 * minute), None);

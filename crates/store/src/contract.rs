@@ -167,7 +167,7 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event, StoreError>> + Se
 /// 1. **Revisions.** There is one global revision. Every successful write increments it by
 ///    exactly one and stamps the written key with it (`mod_revision`). Failed writes do not
 ///    change it. [`Store::current_revision`] is the revision of the last successful write
-///    (0 for an empty, new store).
+///    (a new embedded store is at 0; a new etcd cluster at 1).
 /// 2. **Reads.** [`Store::get`] reads one key at the current revision. [`Store::range`]
 ///    reads the keys under a prefix in ascending key order, at the current revision or at
 ///    an older one, with a limit and a continue key (`start_after`).
@@ -178,8 +178,8 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event, StoreError>> + Se
 ///    strictly greater than `after_revision`: ordered by revision, with no gaps and no
 ///    duplicates. Each revision is one event, so events are atomic per revision. A watch
 ///    resumes where an earlier one stopped by passing the last revision it saw.
-/// 5. **Compaction.** After [`Store::compact`] at `c`, reading at a revision below `c` or
-///    watching from one fails with [`StoreError::Compacted`] (410 Gone in the API); reads at
+/// 5. **Compaction.** After [`Store::compact`] at `c`, reading at a revision below `c`, or
+///    watching for events from a revision below `c` (`after_revision < c - 1`), fails with [`StoreError::Compacted`] (410 Gone in the API); reads at
 ///    `c` or later are unaffected.
 /// 6. **Durability.** A write that returned `Ok` survives the process being killed.
 /// 7. **Limits.** A value over [`MAX_VALUE_BYTES`] is refused with
@@ -215,8 +215,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<KeyValue, StoreError>;
 
     /// The events under `prefix` after `after_revision`; see the contract above.
-    async fn watch(&self, prefix: &str, after_revision: Revision)
-    -> Result<WatchStream, StoreError>;
+    async fn watch(
+        &self,
+        prefix: &str,
+        after_revision: Revision,
+    ) -> Result<WatchStream, StoreError>;
 
     /// Forgets history below `revision`. Compacting to a revision at or below the
     /// compacted one is a no-op; above the current one is [`StoreError::FutureRevision`].
@@ -257,7 +260,10 @@ mod tests {
 
     #[test]
     fn prefix_end_increments_the_last_byte() {
-        assert_eq!(prefix_end(b"/registry/pods/"), Some(b"/registry/pods0".to_vec()));
+        assert_eq!(
+            prefix_end(b"/registry/pods/"),
+            Some(b"/registry/pods0".to_vec())
+        );
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_end(b""), None);
         assert_eq!(prefix_end(b"\xff\xff"), None);
@@ -267,6 +273,8 @@ mod tests {
     fn value_size_limit_is_etcds() {
         assert!(check_value_size("k", &vec![0; MAX_VALUE_BYTES]).is_ok());
         let err = check_value_size("k", &vec![0; MAX_VALUE_BYTES + 1]).unwrap_err();
-        assert!(matches!(err, StoreError::ValueTooLarge { size, .. } if size == MAX_VALUE_BYTES + 1));
+        assert!(
+            matches!(err, StoreError::ValueTooLarge { size, .. } if size == MAX_VALUE_BYTES + 1)
+        );
     }
 }

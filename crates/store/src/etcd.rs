@@ -181,7 +181,12 @@ impl Store for EtcdStore {
             .get(key, None)
             .await
             .map_err(|e| self.error(e, 0))?;
-        response.take_kvs().into_iter().next().map(to_kv).transpose()
+        response
+            .take_kvs()
+            .into_iter()
+            .next()
+            .map(to_kv)
+            .transpose()
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
@@ -316,9 +321,9 @@ impl Store for EtcdStore {
         after_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
         let known = self.compacted.load(Ordering::Acquire);
-        if after_revision < known {
+        if after_revision + 1 < known {
             return Err(StoreError::Compacted {
-                requested: after_revision,
+                requested: after_revision + 1,
                 compacted: known,
             });
         }
@@ -369,7 +374,10 @@ impl Store for EtcdStore {
                         }
                     } else {
                         StoreError::Unavailable {
-                            reason: format!("etcd cancelled the watch: {}", response.cancel_reason()),
+                            reason: format!(
+                                "etcd cancelled the watch: {}",
+                                response.cancel_reason()
+                            ),
                         }
                     };
                     let _ = tx.send(Err(err)).await;

@@ -7,6 +7,7 @@ mod contract;
 mod embedded;
 mod etcd;
 mod hub;
+pub mod local_etcd;
 
 pub use compactor::{CompactionPolicy, spawn_compactor};
 pub use contract::{
@@ -71,7 +72,10 @@ mod tests {
     #[test]
     fn endpoint_selects_the_backend() {
         let dir = PathBuf::from("/d");
-        assert_eq!(Backend::from_endpoint(None, dir.clone()).unwrap(), Backend::Embedded(dir.clone()));
+        assert_eq!(
+            Backend::from_endpoint(None, dir.clone()).unwrap(),
+            Backend::Embedded(dir.clone())
+        );
         assert_eq!(
             Backend::from_endpoint(Some("http://a:2379, http://b:2379"), dir.clone()).unwrap(),
             Backend::Etcd(vec!["http://a:2379".into(), "http://b:2379".into()])

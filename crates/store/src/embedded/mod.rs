@@ -170,10 +170,7 @@ fn read_revision(
         });
     }
     if requested > current {
-        return Err(StoreError::FutureRevision {
-            requested,
-            current,
-        });
+        return Err(StoreError::FutureRevision { requested, current });
     }
     Ok(requested)
 }
@@ -190,9 +187,9 @@ fn catch_up(
     after: Revision,
 ) -> Result<Vec<Event>, StoreError> {
     let compacted = meta(tx, "compacted").map_err(|e| sql_error(path, e))?;
-    if after < compacted {
+    if after + 1 < compacted {
         return Err(StoreError::Compacted {
-            requested: after,
+            requested: after + 1,
             compacted,
         });
     }
@@ -203,18 +200,15 @@ fn catch_up(
                ORDER BY rev LIMIT ?4";
     let mut stmt = tx.prepare_cached(sql).map_err(|e| sql_error(path, e))?;
     let rows = stmt
-        .query_map(
-            params![after, start, end, CATCH_UP_PAGE as i64],
-            |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, bool>(2)?,
-                    row.get::<_, Vec<u8>>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            },
-        )
+        .query_map(params![after, start, end, CATCH_UP_PAGE as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })
         .map_err(|e| sql_error(path, e))?;
     let mut events = Vec::new();
     for row in rows {
@@ -256,12 +250,14 @@ impl Store for EmbeddedStore {
                     .optional()
                 })
                 .map_err(|e| sql_error(path, e))?;
-            Ok(found.map(|(value, create_revision, mod_revision)| KeyValue {
-                key,
-                value: Bytes::from(value),
-                create_revision,
-                mod_revision,
-            }))
+            Ok(
+                found.map(|(value, create_revision, mod_revision)| KeyValue {
+                    key,
+                    value: Bytes::from(value),
+                    create_revision,
+                    mod_revision,
+                }),
+            )
         })
         .await
     }
@@ -374,9 +370,9 @@ impl Store for EmbeddedStore {
         // Subscribe before reading history, so no event falls between the two.
         let live = self.inner.events.subscribe();
         let compacted = self.inner.shared.compacted.load(Ordering::Acquire);
-        if after_revision < compacted {
+        if after_revision + 1 < compacted {
             return Err(StoreError::Compacted {
-                requested: after_revision,
+                requested: after_revision + 1,
                 compacted,
             });
         }
@@ -427,7 +423,8 @@ impl EmbeddedStore {
             if behind {
                 let page = {
                     let prefix = prefix.clone();
-                    self.read(move |t, path| catch_up(t, path, &prefix, last)).await
+                    self.read(move |t, path| catch_up(t, path, &prefix, last))
+                        .await
                 };
                 match page {
                     Ok(events) => {
@@ -496,10 +493,12 @@ fn compact_file(inner: &Inner, revision: Revision) -> Result<(), StoreError> {
                    SELECT 1 FROM log n WHERE n.key = log.key AND n.rev > log.rev AND n.rev <= ?3))";
     while from < revision {
         let to = (from + COMPACT_CHUNK).min(revision);
-        conn.execute(sql, params![from, to, revision]).map_err(err)?;
+        conn.execute(sql, params![from, to, revision])
+            .map_err(err)?;
         from = to;
     }
     // Give the freed pages back to the file system so the file shrinks.
-    conn.execute_batch("PRAGMA incremental_vacuum;").map_err(err)?;
+    conn.execute_batch("PRAGMA incremental_vacuum;")
+        .map_err(err)?;
     Ok(())
 }

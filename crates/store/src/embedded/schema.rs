@@ -47,7 +47,9 @@ pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
 pub(crate) fn sql_error(path: &Path, err: rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => corrupt(path, "it is not a SQLite database"),
-        Some(ErrorCode::DatabaseCorrupt) => corrupt(path, format!("the database is damaged ({err})")),
+        Some(ErrorCode::DatabaseCorrupt) => {
+            corrupt(path, format!("the database is damaged ({err})"))
+        }
         _ => StoreError::Backend {
             reason: format!("{}: {err}", path.display()),
         },
@@ -64,7 +66,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(err)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(corrupt(path, format!("cannot switch to WAL journal mode (got {mode})")));
+        return Err(corrupt(
+            path,
+            format!("cannot switch to WAL journal mode (got {mode})"),
+        ));
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
         .map_err(err)

@@ -115,10 +115,7 @@ fn apply_batch(
         results.push(outcome);
     }
     if head != base {
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE name = 'revision'",
-            [head],
-        )?;
+        tx.execute("UPDATE meta SET value = ?1 WHERE name = 'revision'", [head])?;
     }
     tx.commit()?;
     Ok((results, head))
