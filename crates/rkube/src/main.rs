@@ -1,1 +1,84 @@
-fn main() {}
+//! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane; `rkube bench`
+//! measures it.
+
+mod bench;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "rkube", version, about = "Kubernetes in one small binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the control plane: the store, the API server and the control loops.
+    Server(server::ServerArgs),
+    /// Measures rkube's parts and prints one `name: value unit` line per figure.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchTarget {
+    /// The store: embedded and etcd side by side (etcd when it is installed).
+    Store(bench::StoreBenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RKUBE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rkube: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Bench {
+                target: BenchTarget::Store(args),
+            } => bench::store(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line an operator can act on.
+            eprintln!("rkube: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default data dir: /var/lib/rkube for root, ~/.rkube otherwise.
+fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::env::var("HOME").is_ok_and(|h| h == "/root");
+    if is_root {
+        PathBuf::from("/var/lib/rkube")
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".rkube"))
+            .unwrap_or_else(|| PathBuf::from(".rkube"))
+    }
+}

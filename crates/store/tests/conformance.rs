@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 //! The store contract (see `rkube_store::Store`), checked clause by clause against every
 //! backend: the embedded SQLite store and a real etcd started on loopback.
 
@@ -51,7 +53,7 @@ impl Harness {
     async fn open(&self) -> Arc<dyn Store> {
         match &self.endpoint {
             Some(endpoint) => Arc::new(
-                EtcdStore::connect(&[endpoint.clone()])
+                EtcdStore::connect(std::slice::from_ref(endpoint))
                     .await
                     .expect("connect"),
             ),
@@ -623,8 +625,7 @@ fn corrupt_or_foreign_files_are_refused_by_name() {
         Ok(store) => {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(store.range(page("/k/", 0, 0)))
-                .err()
-                .expect("a damaged store must not read as healthy")
+                .expect_err("a damaged store must not read as healthy")
         }
     };
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");

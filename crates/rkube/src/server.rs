@@ -1,0 +1,65 @@
+//! `rkube server`: opens the store and runs the control plane on it.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rkube_store::{Backend, CompactionPolicy, Store, StoreError, spawn_compactor};
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Where the server keeps its state (store file, certificates, kubeconfig).
+    #[arg(long, default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// The HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_port: u16,
+    /// The address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Run only the control plane, no node agent in this process.
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// Use etcd instead of the embedded store: http://HOST:2379[,http://HOST2:2379...].
+    #[arg(long)]
+    pub datastore_endpoint: Option<String>,
+    /// How many seconds of store history to keep before compacting (kube-apiserver keeps 5 minutes).
+    #[arg(long, default_value_t = 300)]
+    pub compaction_retention_secs: u64,
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let backend =
+        Backend::from_endpoint(args.datastore_endpoint.as_deref(), args.data_dir.clone())?;
+    let store = open_store(&backend).await?;
+    let policy = CompactionPolicy {
+        retention: Duration::from_secs(args.compaction_retention_secs),
+        interval: Duration::from_secs(args.compaction_retention_secs.clamp(1, 60)),
+    };
+    let _compactor = spawn_compactor(store.clone(), policy);
+    tracing::info!(revision = store.current_revision().await?, "store ready");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for a shutdown signal")?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Opens the store. An unreachable etcd is retried with a message each time, never a silent
+/// crash loop; a damaged file or a bad endpoint is an error at once.
+pub async fn open_store(backend: &Backend) -> anyhow::Result<Arc<dyn Store>> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match backend.open().await {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable { reason }) if matches!(backend, Backend::Etcd(_)) => {
+                tracing::warn!("{reason}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
