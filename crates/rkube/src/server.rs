@@ -40,6 +40,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let _compactor = spawn_compactor(store.clone(), policy);
     tracing::info!(revision = store.current_revision().await?, "store ready");
+    let api = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
+        data_dir: args.data_dir.clone(),
+        https_port: args.https_port,
+        bind_address: args.bind_address,
+        store,
+    })
+    .await?;
+    tracing::info!(
+        address = %api.local_addr,
+        kubeconfig = %api.admin_kubeconfig.display(),
+        "API server ready"
+    );
     tokio::signal::ctrl_c()
         .await
         .context("waiting for a shutdown signal")?;

@@ -1,0 +1,7 @@
+//! The Kubernetes API's rules, without I/O: which resources exist (group, version, kind,
+//! scope, short names, subresources), and the logic the API server applies to objects.
+
+pub mod patch;
+pub mod registry;
+pub mod selector;
+pub mod validation;

@@ -1,0 +1,90 @@
+//! Authentication: who is asking. Client certificates signed by the cluster CA (CN is the
+//! user, O the groups) and bearer tokens (the node join token). Anonymous requests are
+//! refused, except for the health and version endpoints that kube-apiserver also opens to
+//! everyone (`system:public-info-viewer`).
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::pki::Pki;
+
+/// An authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The user name.
+    pub name: String,
+    /// The groups, always including `system:authenticated`.
+    pub groups: Vec<String>,
+}
+
+impl User {
+    fn new(name: String, mut groups: Vec<String>) -> Self {
+        groups.push("system:authenticated".into());
+        Self { name, groups }
+    }
+}
+
+/// The TLS configuration: the serving certificate, and client certificates verified against
+/// the cluster CA but not required (token clients have none).
+pub fn server_tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let chain = CertificateDer::pem_slice_iter(pki.serving_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The user of a verified client certificate on this connection.
+pub fn user_from_connection(conn: &rustls::ServerConnection) -> Option<User> {
+    let cert = conn.peer_certificates()?.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect();
+    Some(User::new(name, groups))
+}
+
+/// The user of a bearer token.
+pub fn user_from_token(token: &str, node_token: &str) -> Option<User> {
+    if !node_token.is_empty() && constant_time_eq(token.as_bytes(), node_token.as_bytes()) {
+        return Some(User::new(
+            "system:node-bootstrap".into(),
+            vec!["system:nodes".into(), "system:bootstrappers".into()],
+        ));
+    }
+    None
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_node_token_authenticates() {
+        assert!(user_from_token("secret", "secret").is_some());
+        assert!(user_from_token("secreT", "secret").is_none());
+        assert!(user_from_token("", "").is_none());
+    }
+}

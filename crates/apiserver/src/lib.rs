@@ -1,0 +1,169 @@
+//! rkube's API server: the Kubernetes v1.33 REST API over HTTPS.
+//!
+//! A request goes: TLS (client certificate, if any) -> [`auth`] (who is asking) ->
+//! [`routes`] (which resource) -> [`objects`] (create, read, update, patch, delete, list,
+//! watch on the store) -> a JSON answer or a `metav1.Status` ([`errors`]).
+
+pub mod auth;
+mod discovery;
+pub mod errors;
+mod http_util;
+mod objects;
+mod openapi;
+pub mod pki;
+mod routes;
+mod table;
+mod time_util;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rkube_api::registry::{Resource, builtin_resources};
+use rkube_store::{Store, WatchHub};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// What the API server needs to start.
+pub struct Config {
+    /// Where certificates and kubeconfigs live.
+    pub data_dir: PathBuf,
+    /// The HTTPS port.
+    pub https_port: u16,
+    /// The listen address.
+    pub bind_address: IpAddr,
+    /// The store.
+    pub store: Arc<dyn Store>,
+}
+
+/// Shared state of every request.
+pub(crate) struct State {
+    pub store: Arc<dyn Store>,
+    pub resources: Vec<Resource>,
+    pub hubs: tokio::sync::Mutex<HashMap<String, Arc<WatchHub>>>,
+    pub node_token: String,
+    pub ready: AtomicBool,
+    pub server_address: String,
+}
+
+impl State {
+    /// The resource served at group/version/plural.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    /// The watch hub of a resource, started on first use.
+    pub async fn hub(&self, resource: &Resource) -> Result<Arc<WatchHub>, errors::ApiError> {
+        let prefix = resource.storage_prefix();
+        let mut hubs = self.hubs.lock().await;
+        if let Some(hub) = hubs.get(&prefix) {
+            return Ok(hub.clone());
+        }
+        let head = self.store.current_revision().await?;
+        let hub = Arc::new(WatchHub::start(self.store.clone(), &prefix, head, 1024));
+        hubs.insert(prefix, hub.clone());
+        Ok(hub)
+    }
+}
+
+/// A running API server.
+pub struct ApiServer {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    /// The admin kubeconfig.
+    pub admin_kubeconfig: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ApiServer {
+    /// Makes or loads the certificates, binds the port, creates the system namespaces and
+    /// starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let pki =
+            pki::Pki::load_or_create(&config.data_dir, config.https_port, config.bind_address)?;
+        let addr = SocketAddr::new(config.bind_address, config.https_port);
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "port {} on {} is already in use: stop the other server or pass --https-port",
+                    config.https_port,
+                    config.bind_address
+                )
+            } else {
+                anyhow::anyhow!("cannot listen on {addr}: {e}")
+            }
+        })?;
+        let local_addr = listener.local_addr()?;
+        let tls = Arc::new(auth::server_tls_config(&pki)?);
+        let state = Arc::new(State {
+            store: config.store,
+            resources: builtin_resources(),
+            hubs: tokio::sync::Mutex::new(HashMap::new()),
+            node_token: pki.node_token.clone(),
+            ready: AtomicBool::new(false),
+            server_address: local_addr.to_string(),
+        });
+        objects::ensure_system_namespaces(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+        state.ready.store(true, Ordering::Release);
+        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state));
+        Ok(Self {
+            local_addr,
+            admin_kubeconfig: pki.admin_kubeconfig,
+            task,
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let cert_user = auth::user_from_connection(tls.get_ref().1);
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let cert_user = cert_user.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(routes::handle(state, cert_user, req).await)
+                }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(err) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %err, "connection ended");
+            }
+        });
+    }
+}

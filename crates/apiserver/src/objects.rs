@@ -1,0 +1,1303 @@
+//! The verbs on stored objects: get, list, create, update, patch, delete, deletecollection,
+//! watch, and the status subresource, with kube-apiserver's semantics.
+//!
+//! Objects are kept in the store as JSON without `metadata.resourceVersion`; the version is
+//! the store's mod revision, set on the way out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use rkube_api::patch::{PatchType, apply_patch, builtin_list_strategy};
+use rkube_api::registry::{Resource, SubresourceKind};
+use rkube_api::selector::{FieldSelector, LabelSelector};
+use rkube_api::validation;
+use rkube_store::{KeyValue, RangeRequest, Revision, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::State;
+use crate::auth::User;
+use crate::errors::ApiError;
+use crate::http_util::{self, Body};
+use crate::routes::ResourcePath;
+use crate::{table, time_util, watch};
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the system namespaces that do not exist yet.
+pub async fn ensure_system_namespaces(state: &State) -> Result<(), ApiError> {
+    let Some(ns) = state.resource("", "v1", "namespaces").cloned() else {
+        return Ok(());
+    };
+    for name in SYSTEM_NAMESPACES {
+        let mut object =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        prepare_new(&ns, &mut object);
+        match state
+            .store
+            .create(&ns.storage_key(None, name), to_bytes(&object))
+            .await
+        {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// One request on a resource path.
+struct Call<'a> {
+    state: &'a State,
+    resource: Resource,
+    path: ResourcePath,
+    query: HashMap<String, String>,
+    user: User,
+}
+
+impl Call<'_> {
+    fn name(&self) -> &str {
+        self.path.name.as_deref().unwrap_or("")
+    }
+    fn namespace(&self) -> Option<&str> {
+        if self.resource.namespaced {
+            self.path.namespace.as_deref()
+        } else {
+            None
+        }
+    }
+    fn key(&self, name: &str) -> String {
+        self.resource.storage_key(self.namespace(), name)
+    }
+    fn not_found(&self) -> ApiError {
+        ApiError::not_found(&self.resource.group, &self.resource.plural, self.name())
+    }
+    fn store_error(&self, err: StoreError, name: &str) -> ApiError {
+        ApiError::from_store(err, &self.resource.group, &self.resource.plural, name)
+    }
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+}
+
+/// Serves a request on a resource path.
+pub async fn serve(
+    state: Arc<State>,
+    user: User,
+    path: ResourcePath,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let resource = state
+        .resource(&path.group, &path.version, &path.plural)
+        .cloned()
+        .ok_or_else(ApiError::no_route)?;
+    if path.namespace.is_some() && !resource.namespaced {
+        return Err(ApiError::no_route());
+    }
+    let (parts, body) = req.into_parts();
+    let query = http_util::query(parts.uri.query());
+    let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1") || path.legacy_watch;
+    let call = Call {
+        state: &state,
+        resource,
+        path,
+        query,
+        user,
+    };
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let as_table = accept.contains("as=Table");
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let method = parts.method.clone();
+
+    if let Some(sub) = call.path.subresource.clone() {
+        return subresource(&call, &method, &sub, body, &content_type).await;
+    }
+    if !call.resource.stored {
+        return match method {
+            Method::POST => review(&call, body).await,
+            _ => Err(ApiError::method_not_allowed(method.as_str())),
+        };
+    }
+    match (method, call.path.name.is_some()) {
+        (Method::GET, false) if is_watch => {
+            watch::serve(
+                &state,
+                &call.resource,
+                call.namespace(),
+                &call.query,
+                as_table,
+            )
+            .await
+        }
+        (Method::GET, true) if is_watch => {
+            let mut query = call.query.clone();
+            query.insert(
+                "fieldSelector".into(),
+                format!("metadata.name={}", call.name()),
+            );
+            watch::serve(&state, &call.resource, call.namespace(), &query, as_table).await
+        }
+        (Method::GET, false) => {
+            let list = list(&call).await?;
+            if as_table {
+                Ok(http_util::json(
+                    200,
+                    &table::list_table(&call.resource, &list, &call.query),
+                ))
+            } else {
+                Ok(http_util::json(200, &list))
+            }
+        }
+        (Method::GET, true) => {
+            let object = get(&call).await?;
+            if as_table {
+                let list = json!({"metadata": {"resourceVersion": object["metadata"]["resourceVersion"]}, "items": [object]});
+                Ok(http_util::json(
+                    200,
+                    &table::list_table(&call.resource, &list, &call.query),
+                ))
+            } else {
+                Ok(http_util::json(200, &object))
+            }
+        }
+        (Method::POST, false) => {
+            let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
+            let created = create(&call, object).await?;
+            Ok(http_util::json(201, &created))
+        }
+        (Method::PUT, true) => {
+            let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
+            let updated = update(&call, object, Part::Main).await?;
+            Ok(http_util::json(200, &updated))
+        }
+        (Method::PATCH, true) => {
+            let bytes = http_util::read_body(body).await?;
+            let patched = patch(&call, &bytes, &content_type, Part::Main).await?;
+            Ok(http_util::json(200, &patched))
+        }
+        (Method::DELETE, true) => {
+            let bytes = http_util::read_body(body).await?;
+            let options = delete_options(&bytes)?;
+            let (code, object) = delete(&call, call.name(), &options).await?;
+            Ok(http_util::json(code, &object))
+        }
+        (Method::DELETE, false) => {
+            let bytes = http_util::read_body(body).await?;
+            let options = delete_options(&bytes)?;
+            delete_collection(&call, &options).await
+        }
+        (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Everything but status (for resources with a status subresource).
+    Main,
+    /// Only status.
+    Status,
+}
+
+async fn subresource(
+    call: &Call<'_>,
+    method: &Method,
+    sub: &str,
+    body: hyper::body::Incoming,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    let Some(info) = call.resource.subresource(sub).copied() else {
+        return Err(ApiError::no_route());
+    };
+    match (info.kind, method.clone()) {
+        (SubresourceKind::Status, Method::GET) => Ok(http_util::json(200, &get(call).await?)),
+        (SubresourceKind::Status, Method::PUT) => {
+            let object = parse_body(&http_util::read_body(body).await?, content_type)?;
+            Ok(http_util::json(
+                200,
+                &update(call, object, Part::Status).await?,
+            ))
+        }
+        (SubresourceKind::Status, Method::PATCH) => {
+            let bytes = http_util::read_body(body).await?;
+            Ok(http_util::json(
+                200,
+                &patch(call, &bytes, content_type, Part::Status).await?,
+            ))
+        }
+        (SubresourceKind::Scale, Method::GET) => {
+            Ok(http_util::json(200, &scale_of(&get(call).await?)))
+        }
+        (SubresourceKind::Scale, Method::PUT | Method::PATCH) => {
+            let bytes = http_util::read_body(body).await?;
+            scale(call, method, &bytes, content_type).await
+        }
+        (SubresourceKind::Action, Method::POST) if sub == "binding" => {
+            let binding = parse_body(&http_util::read_body(body).await?, content_type)?;
+            bind(call, &binding).await
+        }
+        _ => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+/// Parses a JSON request body (YAML bodies are accepted when they are JSON, its subset).
+fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !matches!(
+        media,
+        "application/json" | "application/yaml" | "application/apply-patch+yaml" | "*/*" | ""
+    ) {
+        return Err(ApiError::unsupported_media(content_type));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized or malformed: {e}"
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the object provided is not a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+pub(crate) fn to_bytes(object: &Value) -> Bytes {
+    let mut object = object.clone();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+}
+
+/// An object read from the store, with its resourceVersion.
+pub(crate) fn from_kv(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut object: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    set_resource_version(&mut object, kv.mod_revision);
+    Ok(object)
+}
+
+pub(crate) fn set_resource_version(object: &mut Value, revision: Revision) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(revision.to_string()));
+    }
+}
+
+fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    // The line above made sure metadata is an object.
+    match object.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(meta) => meta,
+        None => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn random_suffix(n: usize) -> String {
+    use rand::Rng;
+    // kube-apiserver's alphabet: no vowels, no confusable characters.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn new_uid() -> String {
+    use rand::Rng;
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Whether objects of this resource carry `metadata.generation`.
+fn has_generation(resource: &Resource, object: &Value) -> bool {
+    object.get("spec").is_some()
+        && !matches!(
+            resource.plural.as_str(),
+            "namespaces"
+                | "nodes"
+                | "pods"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "services"
+        )
+}
+
+/// Sets what the server owns on a new object: uid, creation time, generation, defaults.
+fn prepare_new(resource: &Resource, object: &mut Value) {
+    let generation = has_generation(resource, object);
+    let meta = meta_mut(object);
+    meta.insert("uid".into(), json!(new_uid()));
+    meta.insert("creationTimestamp".into(), json!(time_util::now()));
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    meta.remove("selfLink");
+    if generation {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    if resource.plural == "namespaces" && resource.group.is_empty() {
+        object["spec"] = json!({"finalizers": ["kubernetes"]});
+        object["status"] = json!({"phase": "Active"});
+        let name = object["metadata"]["name"].clone();
+        let labels = meta_mut(object)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+        }
+    } else if resource.has_status() {
+        // Status is the controllers' to write; a create starts it empty.
+        if let Some(o) = object.as_object_mut() {
+            o.remove("status");
+        }
+    }
+}
+
+fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
+    let api_version = resource.api_version();
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    if kind.is_empty() {
+        object["kind"] = json!(resource.kind);
+    } else if kind != resource.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            resource.kind
+        )));
+    }
+    let given = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if given.is_empty() {
+        object["apiVersion"] = json!(api_version);
+    } else if given != api_version {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({given}) does not match the expected API version ({api_version})"
+        )));
+    }
+    Ok(())
+}
+
+fn validate(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    let name_rule: fn(&str) -> Vec<String> = match resource.plural.as_str() {
+        "namespaces" | "services" => validation::is_dns1123_label,
+        _ => validation::is_dns1123_subdomain,
+    };
+    let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
+    let errors = validation::validate_object_meta(&meta, resource.namespaced, name_rule);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+    let causes = errors
+        .iter()
+        .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+        .collect();
+    Err(ApiError::invalid(
+        &resource.group,
+        &resource.kind,
+        name,
+        validation::invalid_message(&resource.kind, name, &errors),
+        causes,
+    ))
+}
+
+async fn check_namespace(call: &Call<'_>, namespace: &str) -> Result<(), ApiError> {
+    let key = format!("/registry/core/namespaces/{namespace}");
+    match call.state.store.get(&key).await? {
+        None => Err(ApiError::not_found("", "namespaces", namespace)),
+        Some(kv) => {
+            let ns = from_kv(&kv)?;
+            if ns["status"]["phase"] == "Terminating" {
+                Err(ApiError::forbidden(
+                    &call.resource.group,
+                    &call.resource.plural,
+                    ns["metadata"]["name"].as_str().unwrap_or(namespace),
+                    format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                        call.resource.plural, "",
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn get(call: &Call<'_>) -> Result<Value, ApiError> {
+    let kv = call
+        .state
+        .store
+        .get(&call.key(call.name()))
+        .await
+        .map_err(|e| call.store_error(e, call.name()))?
+        .ok_or_else(|| call.not_found())?;
+    from_kv(&kv)
+}
+
+async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
+    check_type(&call.resource, &mut object)?;
+    let namespace = call.namespace().map(str::to_owned);
+    {
+        let meta = meta_mut(&mut object);
+        if let Some(ns) = &namespace {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(given) if !given.is_empty() && given != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else if call.resource.namespaced {
+            return Err(ApiError::no_route());
+        } else {
+            meta.remove("namespace");
+        }
+        let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty()
+            && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+            && !prefix.is_empty()
+        {
+            let name = format!("{prefix}{}", random_suffix(5));
+            meta.insert("name".into(), json!(name));
+        }
+    }
+    validate(&call.resource, &object)?;
+    if let Some(ns) = &namespace {
+        check_namespace(call, ns).await?;
+    }
+    prepare_new(&call.resource, &mut object);
+    let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    if call.dry_run() {
+        return Ok(object);
+    }
+    let kv = call
+        .state
+        .store
+        .create(&call.key(&name), to_bytes(&object))
+        .await
+        .map_err(|e| call.store_error(e, &name))?;
+    set_resource_version(&mut object, kv.mod_revision);
+    Ok(object)
+}
+
+/// Carries the server-owned fields of `old` into `new`, per the part being written.
+fn merge_for_update(resource: &Resource, old: &Value, new: &mut Value, part: Part) {
+    if part == Part::Status {
+        // Only status changes; everything else is the old object's.
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        match status {
+            Some(s) => merged["status"] = s,
+            None => {
+                if let Some(o) = merged.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        *new = merged;
+        return;
+    }
+    if resource.has_status() {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+    let old_meta = &old["metadata"];
+    let generation_tracked = old_meta.get("generation").is_some();
+    let spec_changed = old.get("spec") != new.get("spec");
+    let meta = meta_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => {
+                meta.insert(field.into(), v.clone());
+            }
+            None => {
+                meta.remove(field);
+            }
+        }
+    }
+    if generation_tracked {
+        let g = old_meta["generation"].as_i64().unwrap_or(1);
+        meta.insert(
+            "generation".into(),
+            json!(if spec_changed { g + 1 } else { g }),
+        );
+    }
+}
+
+async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value, ApiError> {
+    check_type(&call.resource, &mut object)?;
+    let name = call.name().to_owned();
+    let given_name = object["metadata"]["name"].as_str().unwrap_or("");
+    if given_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if let Some(ns) = call.namespace() {
+        let given = object["metadata"]["namespace"].as_str().unwrap_or("");
+        if !given.is_empty() && given != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let Some(given_rv) = object["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+    else {
+        return Err(ApiError::invalid(
+            &call.resource.group,
+            &call.resource.kind,
+            &name,
+            format!(
+                "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                call.resource.kind
+            ),
+            vec![
+                json!({"reason": "FieldValueInvalid", "message": "Invalid value: 0x0: must be specified for an update", "field": "metadata.resourceVersion"}),
+            ],
+        ));
+    };
+    let expected: Revision = given_rv
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {given_rv:?}")))?;
+    let kv = call
+        .state
+        .store
+        .get(&call.key(&name))
+        .await?
+        .ok_or_else(|| call.not_found())?;
+    if kv.mod_revision != expected {
+        return Err(ApiError::conflict(
+            &call.resource.group,
+            &call.resource.plural,
+            &name,
+            ApiError::MODIFIED,
+        ));
+    }
+    let old = from_kv(&kv)?;
+    write_update(call, &name, &old, object, part, kv.mod_revision).await
+}
+
+/// Writes `new` over `old` (read at `revision`), keeping what the server owns.
+async fn write_update(
+    call: &Call<'_>,
+    name: &str,
+    old: &Value,
+    mut new: Value,
+    part: Part,
+    revision: Revision,
+) -> Result<Value, ApiError> {
+    merge_for_update(&call.resource, old, &mut new, part);
+    validate(&call.resource, &new)?;
+    if call.dry_run() {
+        set_resource_version(&mut new, revision);
+        return Ok(new);
+    }
+    // An object being deleted goes once its last finalizer is removed.
+    let deleting = new["metadata"].get("deletionTimestamp").is_some();
+    let finalizers_left = new["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if deleting && !finalizers_left {
+        let kv = call
+            .state
+            .store
+            .delete(&call.key(name), Some(revision))
+            .await
+            .map_err(|e| call.store_error(e, name))?;
+        set_resource_version(&mut new, kv.mod_revision);
+        return Ok(new);
+    }
+    if old_equal_ignoring_version(old, &new) {
+        return Ok(old.clone());
+    }
+    let kv = call
+        .state
+        .store
+        .update(&call.key(name), to_bytes(&new), revision)
+        .await
+        .map_err(|e| call.store_error(e, name))?;
+    set_resource_version(&mut new, kv.mod_revision);
+    Ok(new)
+}
+
+fn old_equal_ignoring_version(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
+async fn patch(
+    call: &Call<'_>,
+    bytes: &Bytes,
+    content_type: &str,
+    part: Part,
+) -> Result<Value, ApiError> {
+    let kind = PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media(content_type))?;
+    let name = call.name().to_owned();
+    // Retried on a concurrent write, as kube-apiserver's GuaranteedUpdate does.
+    for _ in 0..16 {
+        let kv = call
+            .state
+            .store
+            .get(&call.key(&name))
+            .await?
+            .ok_or_else(|| call.not_found())?;
+        let old = from_kv(&kv)?;
+        let mut new = apply_patch(&old, bytes, kind, &builtin_list_strategy)
+            .map_err(|e| ApiError::bad_request(e.message))?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the patch did not produce an object"));
+        }
+        check_type(&call.resource, &mut new)?;
+        // A resourceVersion in the patch is a precondition.
+        if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+            && rv != kv.mod_revision.to_string()
+        {
+            return Err(ApiError::conflict(
+                &call.resource.group,
+                &call.resource.plural,
+                &name,
+                ApiError::MODIFIED,
+            ));
+        }
+        match write_update(call, &name, &old, new, part, kv.mod_revision).await {
+            Err(e) if e.reason == "Conflict" => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::conflict(
+        &call.resource.group,
+        &call.resource.plural,
+        &name,
+        "too many concurrent writes; try again",
+    ))
+}
+
+#[derive(Default)]
+struct DeleteOptions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+    dry_run: bool,
+}
+
+fn delete_options(bytes: &Bytes) -> Result<DeleteOptions, ApiError> {
+    if bytes.is_empty() {
+        return Ok(DeleteOptions::default());
+    }
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+    Ok(DeleteOptions {
+        uid: v["preconditions"]["uid"].as_str().map(str::to_owned),
+        resource_version: v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned),
+        dry_run: v["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "All")),
+    })
+}
+
+async fn delete(
+    call: &Call<'_>,
+    name: &str,
+    options: &DeleteOptions,
+) -> Result<(u16, Value), ApiError> {
+    let key = call.key(name);
+    let kv =
+        call.state.store.get(&key).await?.ok_or_else(|| {
+            ApiError::not_found(&call.resource.group, &call.resource.plural, name)
+        })?;
+    let mut object = from_kv(&kv)?;
+    let precondition_failed = |what: &str, want: &str, have: &str| {
+        ApiError::conflict(
+            &call.resource.group,
+            &call.resource.plural,
+            name,
+            &format!(
+                "Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            ),
+        )
+    };
+    if let Some(uid) = &options.uid {
+        let have = object["metadata"]["uid"].as_str().unwrap_or("");
+        if uid != have {
+            return Err(precondition_failed("UID", uid, have));
+        }
+    }
+    if let Some(rv) = &options.resource_version
+        && *rv != kv.mod_revision.to_string()
+    {
+        return Err(precondition_failed(
+            "ResourceVersion",
+            rv,
+            &kv.mod_revision.to_string(),
+        ));
+    }
+    if options.dry_run || call.dry_run() {
+        return Ok((200, object));
+    }
+    let is_namespace = call.resource.plural == "namespaces" && call.resource.group.is_empty();
+    let has_finalizers = object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+        || (is_namespace
+            && object["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty()));
+    if has_finalizers {
+        // Marked for deletion; it goes when the last finalizer is removed.
+        if object["metadata"].get("deletionTimestamp").is_none() {
+            let meta = meta_mut(&mut object);
+            meta.insert("deletionTimestamp".into(), json!(time_util::now()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if is_namespace {
+                object["status"]["phase"] = json!("Terminating");
+            }
+            let updated = call
+                .state
+                .store
+                .update(&key, to_bytes(&object), kv.mod_revision)
+                .await
+                .map_err(|e| call.store_error(e, name))?;
+            set_resource_version(&mut object, updated.mod_revision);
+        }
+        return Ok((200, object));
+    }
+    let deleted = call
+        .state
+        .store
+        .delete(&key, Some(kv.mod_revision))
+        .await
+        .map_err(|e| call.store_error(e, name))?;
+    set_resource_version(&mut object, deleted.mod_revision);
+    Ok((200, object))
+}
+
+async fn delete_collection(
+    call: &Call<'_>,
+    options: &DeleteOptions,
+) -> Result<Response<Body>, ApiError> {
+    let list = list(call).await?;
+    let mut deleted = Vec::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let ns = item["metadata"]["namespace"].as_str().map(str::to_owned);
+        let per_item = Call {
+            state: call.state,
+            resource: call.resource.clone(),
+            path: ResourcePath {
+                namespace: ns,
+                name: Some(name.clone()),
+                ..call.path.clone()
+            },
+            query: call.query.clone(),
+            user: call.user.clone(),
+        };
+        match delete(&per_item, &name, options).await {
+            Ok((_, object)) => deleted.push(object),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(http_util::json(
+        200,
+        &json!({
+            "kind": format!("{}List", call.resource.kind),
+            "apiVersion": call.resource.api_version(),
+            "metadata": {"resourceVersion": list["metadata"]["resourceVersion"]},
+            "items": deleted,
+        }),
+    ))
+}
+
+/// The fields a field selector may use on this resource, and their values.
+pub(crate) fn field_value(
+    resource: &Resource,
+    object: &Value,
+    field: &str,
+) -> Option<Option<String>> {
+    let s = |v: &Value| v.as_str().map(str::to_owned);
+    let value = match (resource.plural.as_str(), field) {
+        (_, "metadata.name") => s(&object["metadata"]["name"]),
+        (_, "metadata.namespace") if resource.namespaced => s(&object["metadata"]["namespace"]),
+        ("pods", "spec.nodeName") => s(&object["spec"]["nodeName"]),
+        ("pods", "spec.schedulerName") => s(&object["spec"]["schedulerName"]),
+        ("pods", "spec.serviceAccountName") => s(&object["spec"]["serviceAccountName"]),
+        ("pods", "spec.hostNetwork") => Some(
+            object["spec"]["hostNetwork"]
+                .as_bool()
+                .unwrap_or(false)
+                .to_string(),
+        ),
+        ("pods", "status.phase") => s(&object["status"]["phase"]),
+        ("pods", "status.podIP") => s(&object["status"]["podIP"]),
+        ("pods", "status.nominatedNodeName") => s(&object["status"]["nominatedNodeName"]),
+        ("nodes", "spec.unschedulable") => Some(
+            object["spec"]["unschedulable"]
+                .as_bool()
+                .unwrap_or(false)
+                .to_string(),
+        ),
+        ("namespaces", "status.phase") => s(&object["status"]["phase"]),
+        ("secrets", "type") => s(&object["type"]),
+        ("events", f) => {
+            let mut v = &object[""];
+            let mut cur = object;
+            for part in f.split('.') {
+                cur = &cur[part];
+                v = cur;
+            }
+            if !f.starts_with("involvedObject.")
+                && !matches!(f, "reason" | "source" | "type" | "reportingComponent")
+            {
+                return None;
+            }
+            s(v)
+        }
+        ("replicationcontrollers" | "replicasets", "status.replicas") => Some(
+            object["status"]["replicas"]
+                .as_i64()
+                .unwrap_or(0)
+                .to_string(),
+        ),
+        ("jobs", "status.successful") => Some(
+            object["status"]["succeeded"]
+                .as_i64()
+                .unwrap_or(0)
+                .to_string(),
+        ),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// Label and field selectors of a list or watch.
+pub(crate) struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    pub(crate) fn from_query(
+        resource: &Resource,
+        query: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+            .map_err(ApiError::bad_request)?;
+        let probe = json!({"metadata": {}});
+        for field in fields.fields() {
+            if field_value(resource, &probe, field).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
+            }
+        }
+        Ok(Self { labels, fields })
+    }
+
+    pub(crate) fn matches(&self, resource: &Resource, object: &Value) -> bool {
+        let empty = Map::new();
+        let labels = object["metadata"]["labels"].as_object().unwrap_or(&empty);
+        self.labels.matches(labels)
+            && self
+                .fields
+                .matches(&|f| field_value(resource, object, f).flatten())
+    }
+}
+
+/// A list continue token: where the next page starts and the revision it reads at.
+fn encode_continue(revision: Revision, last_key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("continue key is not valid: invalid continue token");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_i64().ok_or_else(bad)?,
+        v["start"].as_str().ok_or_else(bad)?.to_owned(),
+    ))
+}
+
+/// Lists objects: selectors, paging with limit and continue, and resourceVersion semantics.
+async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
+    let filter = Filter::from_query(&call.resource, &call.query)?;
+    let limit: usize = match call.query.get("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+        _ => 0,
+    };
+    let prefix = call.resource.namespace_prefix(call.namespace());
+    let (mut revision, mut start_after) = match call.query.get("continue").filter(|c| !c.is_empty())
+    {
+        Some(token) => {
+            let (rv, start) = decode_continue(token)?;
+            if !start.starts_with(&prefix) {
+                return Err(ApiError::bad_request(
+                    "continue key is not valid: the key is not in this list",
+                ));
+            }
+            (rv, Some(start))
+        }
+        None => {
+            let rv = match (
+                call.query.get("resourceVersion").map(String::as_str),
+                call.query.get("resourceVersionMatch").map(String::as_str),
+            ) {
+                (Some(rv), Some("Exact")) => rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?,
+                (Some(_), Some("NotOlderThan") | None) | (None, None) => 0,
+                (None, Some(m)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersionMatch {m} is forbidden unless resourceVersion is provided"
+                    )));
+                }
+                (_, Some(m)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersionMatch: Unsupported value: \"{m}\""
+                    )));
+                }
+            };
+            (rv, None)
+        }
+    };
+    let mut items = Vec::new();
+    let mut more = false;
+    let mut last_key = None;
+    loop {
+        let page = call
+            .state
+            .store
+            .range(RangeRequest {
+                prefix: prefix.clone(),
+                start_after: start_after.clone(),
+                limit: if limit == 0 {
+                    0
+                } else {
+                    (limit - items.len()).max(1) * 2
+                },
+                revision,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Compacted {
+                    requested,
+                    compacted,
+                } => ApiError::expired(requested, compacted)
+                    .with_continue_hint(call.query.contains_key("continue")),
+                other => ApiError::from(other),
+            })?;
+        revision = page.revision;
+        let mut page_more = page.more;
+        for kv in &page.kvs {
+            if limit > 0 && items.len() == limit {
+                page_more = true;
+                break;
+            }
+            last_key = Some(kv.key.clone());
+            let mut object = from_kv(kv)?;
+            if !filter.matches(&call.resource, &object) {
+                continue;
+            }
+            if let Some(o) = object.as_object_mut() {
+                o.remove("kind");
+                o.remove("apiVersion");
+            }
+            items.push(object);
+        }
+        if limit > 0 && items.len() == limit {
+            more = page_more;
+            break;
+        }
+        if !page.more {
+            break;
+        }
+        start_after = last_key.clone();
+    }
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if more && let Some(last) = last_key {
+        metadata["continue"] = json!(encode_continue(revision, &last));
+    }
+    Ok(json!({
+        "kind": format!("{}List", call.resource.kind),
+        "apiVersion": call.resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    }))
+}
+
+impl ApiError {
+    fn with_continue_hint(mut self, is_continue: bool) -> Self {
+        if is_continue {
+            self.message = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into();
+        }
+        self
+    }
+}
+
+/// The autoscaling/v1 Scale of an object with `.spec.replicas`.
+fn scale_of(object: &Value) -> Value {
+    let selector = object["spec"]["selector"]
+        .get("matchLabels")
+        .or_else(|| object["spec"].get("selector"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "uid": object["metadata"]["uid"],
+            "resourceVersion": object["metadata"]["resourceVersion"],
+            "creationTimestamp": object["metadata"]["creationTimestamp"],
+        },
+        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": object["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+async fn scale(
+    call: &Call<'_>,
+    method: &Method,
+    bytes: &Bytes,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    let name = call.name().to_owned();
+    for _ in 0..16 {
+        let kv = call
+            .state
+            .store
+            .get(&call.key(&name))
+            .await?
+            .ok_or_else(|| call.not_found())?;
+        let object = from_kv(&kv)?;
+        let current = scale_of(&object);
+        let wanted = if *method == Method::PUT {
+            parse_body(bytes, content_type)?
+        } else {
+            let kind = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::unsupported_media(content_type))?;
+            apply_patch(&current, bytes, kind, &|_| None)
+                .map_err(|e| ApiError::bad_request(e.message))?
+        };
+        if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && rv != kv.mod_revision.to_string()
+        {
+            return Err(ApiError::conflict(
+                &call.resource.group,
+                &call.resource.plural,
+                &name,
+                ApiError::MODIFIED,
+            ));
+        }
+        let Some(replicas) = wanted["spec"]["replicas"].as_i64() else {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &name,
+                format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Required value"),
+                vec![
+                    json!({"reason": "FieldValueRequired", "message": "Required value", "field": "spec.replicas"}),
+                ],
+            ));
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &name,
+                format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                ),
+                vec![
+                    json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}),
+                ],
+            ));
+        }
+        let mut new = object.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        match write_update(call, &name, &object, new, Part::Main, kv.mod_revision).await {
+            Err(e) if e.reason == "Conflict" => continue,
+            Err(e) => return Err(e),
+            Ok(updated) => return Ok(http_util::json(200, &scale_of(&updated))),
+        }
+    }
+    Err(ApiError::conflict(
+        &call.resource.group,
+        &call.resource.plural,
+        &name,
+        "too many concurrent writes; try again",
+    ))
+}
+
+/// `pods/binding`: sets spec.nodeName of an unscheduled pod, as the scheduler asks.
+async fn bind(call: &Call<'_>, binding: &Value) -> Result<Response<Body>, ApiError> {
+    let name = call.name().to_owned();
+    let Some(node) = binding["target"]["name"].as_str().filter(|n| !n.is_empty()) else {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            &name,
+            format!("Binding \"{name}\" is invalid: target.name: Required value"),
+            vec![
+                json!({"reason": "FieldValueRequired", "message": "Required value", "field": "target.name"}),
+            ],
+        ));
+    };
+    let kv = call
+        .state
+        .store
+        .get(&call.key(&name))
+        .await?
+        .ok_or_else(|| call.not_found())?;
+    let old = from_kv(&kv)?;
+    if let Some(existing) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            &name,
+            &format!("pod {name} is already assigned to node \"{existing}\""),
+        ));
+    }
+    let mut new = old.clone();
+    new["spec"]["nodeName"] = json!(node);
+    let conditions = new["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut conditions: Vec<Value> = conditions
+        .into_iter()
+        .filter(|c| c["type"] != "PodScheduled")
+        .collect();
+    conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": time_util::now()}));
+    new["status"]["conditions"] = json!(conditions);
+    if call.dry_run() {
+        return Ok(http_util::json(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ));
+    }
+    call.state
+        .store
+        .update(&call.key(&name), to_bytes(&new), kv.mod_revision)
+        .await
+        .map_err(|e| call.store_error(e, &name))?;
+    Ok(http_util::json(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// Reviews: answered from the request, never stored.
+async fn review(call: &Call<'_>, body: hyper::body::Incoming) -> Result<Response<Body>, ApiError> {
+    let mut object = parse_body(&http_util::read_body(body).await?, "application/json")?;
+    check_type(&call.resource, &mut object)?;
+    let user = &call.user;
+    match call.resource.kind.as_str() {
+        "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            // Until RBAC lands, every authenticated user may do everything.
+            object["status"] = json!({"allowed": true, "reason": "rkube: every authenticated user is allowed until RBAC is enabled"});
+        }
+        "SelfSubjectRulesReview" => {
+            object["status"] = json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            });
+        }
+        "SelfSubjectReview" => {
+            object["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+        }
+        "TokenReview" => {
+            let token = object["spec"]["token"].as_str().unwrap_or("");
+            object["status"] = match crate::auth::user_from_token(token, &call.state.node_token) {
+                Some(u) => {
+                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                }
+                None => json!({"authenticated": false, "error": "invalid bearer token"}),
+            };
+        }
+        _ => return Err(ApiError::method_not_allowed("POST")),
+    }
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]["creationTimestamp"] = Value::Null;
+    Ok(http_util::json(201, &object))
+}

@@ -1,0 +1,213 @@
+//! Which handler a request goes to: the path grammar of the Kubernetes API.
+//!
+//! ```text
+//! /api/v1/<resource>[/<name>[/<subresource>]]                        cluster-scoped, or all namespaces
+//! /api/v1/namespaces/<ns>/<resource>[/<name>[/<subresource>]]        namespaced
+//! /apis/<group>/<version>/...                                        the same, for named groups
+//! ```
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use serde_json::json;
+
+use crate::State;
+use crate::auth::{User, user_from_token};
+use crate::errors::ApiError;
+use crate::http_util::{self, Body};
+use crate::{discovery, objects, openapi};
+
+/// A parsed resource path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePath {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    /// The legacy `/watch/` path prefix was used.
+    pub legacy_watch: bool,
+}
+
+/// What a path asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Version,
+    LegacyRoot,
+    GroupsRoot,
+    Group(String),
+    GroupVersion(String, String),
+    OpenApiV3(String),
+    Resource(ResourcePath),
+    NotFound,
+}
+
+/// Parses a request path.
+pub fn parse(path: &str) -> Route {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz" | "livez" | "readyz", ..] => Route::Health,
+        ["version"] => Route::Version,
+        ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
+        ["api"] => Route::LegacyRoot,
+        ["apis"] => Route::GroupsRoot,
+        ["api", "v1"] => Route::GroupVersion(String::new(), "v1".into()),
+        ["apis", group] => Route::Group((*group).into()),
+        ["apis", group, version] => Route::GroupVersion((*group).into(), (*version).into()),
+        ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
+        ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
+        _ => Route::NotFound,
+    }
+}
+
+fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
+    // A legacy `watch/` prefix means the same as ?watch=true; handled by the caller.
+    let (legacy_watch, rest) = match rest {
+        ["watch", inner @ ..] => (true, inner),
+        other => (false, other),
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => {
+            (Some((*ns).to_owned()), {
+                let mut v = vec![*resource];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, subresource) = match rest.as_slice() {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(*name), None),
+        [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
+        _ => return Route::NotFound,
+    };
+    if plural.is_empty() || name.is_some_and(str::is_empty) {
+        return Route::NotFound;
+    }
+    Route::Resource(ResourcePath {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        namespace,
+        name: name.map(str::to_owned),
+        subresource: subresource.map(str::to_owned),
+        legacy_watch,
+    })
+}
+
+/// Authenticates, routes and answers one request.
+pub async fn handle(
+    state: Arc<State>,
+    cert_user: Option<User>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let route = parse(req.uri().path());
+    // Health and version are public, as in kube-apiserver.
+    match route {
+        Route::Health => return health(&state, req.uri().path()),
+        Route::Version => return http_util::json(200, &version()),
+        _ => {}
+    }
+    let user = cert_user.or_else(|| {
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = header.strip_prefix("Bearer ")?.trim();
+        user_from_token(token, &state.node_token)
+    });
+    let Some(user) = user else {
+        return http_util::error(&ApiError::unauthorized());
+    };
+    let result = match route {
+        Route::LegacyRoot => Ok(discovery::legacy_root(&state, req.headers())),
+        Route::GroupsRoot => Ok(discovery::groups_root(&state, req.headers())),
+        Route::Group(group) => discovery::group(&state, &group),
+        Route::GroupVersion(group, version) => discovery::group_version(&state, &group, &version),
+        Route::OpenApiV3(rest) => {
+            openapi::serve(&state, &rest).map(|doc| http_util::json(200, &doc))
+        }
+        Route::Resource(path) => objects::serve(state.clone(), user, path, req).await,
+        Route::NotFound | Route::Health | Route::Version => Err(ApiError::no_route()),
+    };
+    result.unwrap_or_else(|err| http_util::error(&err))
+}
+
+fn health(state: &State, path: &str) -> Response<Body> {
+    if state.ready.load(std::sync::atomic::Ordering::Acquire) || !path.starts_with("/readyz") {
+        http_util::text(200, "ok")
+    } else {
+        http_util::text(500, "[-]store not ready\nreadyz check failed")
+    }
+}
+
+/// The answer of `/version`.
+pub fn version() -> serde_json::Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.0+rkube",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-22T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp(g: &str, p: &str, ns: Option<&str>, n: Option<&str>, s: Option<&str>) -> Route {
+        Route::Resource(ResourcePath {
+            group: g.into(),
+            version: "v1".into(),
+            plural: p.into(),
+            namespace: ns.map(Into::into),
+            name: n.map(Into::into),
+            subresource: s.map(Into::into),
+            legacy_watch: false,
+        })
+    }
+
+    #[test]
+    fn parses_the_path_grammar() {
+        assert_eq!(parse("/api/v1/pods"), rp("", "pods", None, None, None));
+        assert_eq!(
+            parse("/api/v1/namespaces/default/pods/web/status"),
+            rp("", "pods", Some("default"), Some("web"), Some("status"))
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/kube-system"),
+            rp("", "namespaces", None, Some("kube-system"), None)
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/x/finalize"),
+            rp("", "namespaces", None, Some("x"), Some("finalize"))
+        );
+        assert_eq!(
+            parse("/apis/apps/v1/namespaces/a/deployments/d/scale"),
+            rp("apps", "deployments", Some("a"), Some("d"), Some("scale"))
+        );
+        assert_eq!(
+            parse("/apis/apps/v1"),
+            Route::GroupVersion("apps".into(), "v1".into())
+        );
+        assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::NotFound);
+        assert_eq!(parse("/readyz"), Route::Health);
+    }
+}

@@ -1,0 +1,189 @@
+//! Starts a real `rkube server` for end-to-end tests and drives it with real kubectl.
+
+#![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries; tests fail by panicking
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// kubectl 1.33, from `KUBECTL` or the machine's google-cloud-sdk install.
+pub fn kubectl_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("KUBECTL") {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl.1.33");
+    p.exists().then_some(p)
+}
+
+/// A running server in a scratch data dir. Killed when dropped.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    kubectl: PathBuf,
+}
+
+/// Starts a server, or returns `None` (after saying so) when kubectl is absent outside CI.
+pub fn start() -> Option<Cluster> {
+    let Some(kubectl) = kubectl_path() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kubectl 1.33 is missing but CI=true: set KUBECTL or install google-cloud-sdk's kubectl"
+        );
+        eprintln!("SKIPPED: kubectl 1.33 not found (set KUBECTL)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cluster = Cluster {
+        dir,
+        port,
+        child: None,
+        kubectl,
+    };
+    cluster.boot();
+    Some(cluster)
+}
+
+impl Cluster {
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server process and waits until it is ready.
+    pub fn boot(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .arg("--https-port")
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig().exists() {
+                let out = self.kubectl_raw(&["get", "--raw", "/readyz"], None);
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rkube server exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not ready in 30s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs kubectl with the admin kubeconfig and optional stdin.
+    pub fn kubectl_raw(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .env("HOME", self.dir.path()) // a private discovery cache
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl and returns stdout, failing the test if kubectl fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_stdin(args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_raw(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn kubectl_fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_raw(args, stdin);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Spawns kubectl in the background (for `get -w`).
+    pub fn kubectl_spawn(&self, args: &[&str]) -> Child {
+        Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,480 @@
+//! End to end: a real `rkube server` driven by real kubectl 1.33.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// A ConfigMap manifest. (`kubectl create configmap` sends protobuf, which rkube does not
+/// decode yet; manifests go as JSON.)
+fn configmap(name: &str, namespace: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"k": "v"},
+    })
+    .to_string()
+}
+
+const CONFIGMAP: &str = "
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels:
+    app: web
+data:
+  color: blue
+  size: large
+";
+
+#[test]
+fn version_discovery_and_health() {
+    let Some(c) = common::start() else { return };
+    let version = json(&c.kubectl(&["version", "-o", "json"]));
+    let git = version["serverVersion"]["gitVersion"].as_str().unwrap();
+    assert!(git.starts_with("v1.33."), "{git}");
+
+    let resources = c.kubectl(&["api-resources"]);
+    let line = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .unwrap_or_else(|| panic!("no deployments in {resources}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["namespaces", "ns", "v1", "false", "Namespace"])
+    );
+    let versions = c.kubectl(&["api-versions"]);
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "rbac.authorization.k8s.io/v1",
+        "networking.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing from {versions}"
+        );
+    }
+    assert_eq!(c.kubectl(&["get", "--raw", "/healthz"]).trim(), "ok");
+    assert_eq!(c.kubectl(&["get", "--raw", "/livez"]).trim(), "ok");
+
+    // The system namespaces exist.
+    let namespaces = c.kubectl(&["get", "ns", "-o", "name"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
+    }
+    let table = c.kubectl(&["get", "namespaces"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.lines().next().unwrap().contains("STATUS"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("default ") && l.contains("Active"))
+    );
+}
+
+#[test]
+fn configmap_round_trip_in_every_output_format() {
+    let Some(c) = common::start() else { return };
+    let out = c.kubectl_stdin(&["create", "-f", "-"], Some(CONFIGMAP));
+    assert_eq!(out.trim(), "configmap/settings created");
+
+    let object = json(&c.kubectl(&["get", "cm", "settings", "-o", "json"]));
+    assert_eq!(object["data"]["color"], "blue");
+    assert_eq!(object["metadata"]["namespace"], "default");
+    let uid = object["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(uid.len(), 36);
+    assert!(
+        object["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let rv: i64 = object["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv > 0);
+
+    let yaml = c.kubectl(&["get", "configmap", "settings", "-o", "yaml"]);
+    assert!(
+        yaml.contains("color: blue") && yaml.contains("kind: ConfigMap"),
+        "{yaml}"
+    );
+    assert_eq!(
+        c.kubectl(&["get", "cm", "-o", "name"]).trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        c.kubectl(&["get", "cm", "settings", "-o", "jsonpath={.data.size}"]),
+        "large"
+    );
+    let custom = c.kubectl(&[
+        "get",
+        "cm",
+        "-o",
+        "custom-columns=N:.metadata.name,C:.data.color",
+    ]);
+    assert_eq!(
+        custom
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["settings", "blue"]
+    );
+    let table = c.kubectl(&["get", "cm"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["settings", "2"]);
+
+    // Label and annotate, then select by label.
+    c.kubectl(&["label", "cm", "settings", "tier=frontend"]);
+    c.kubectl(&["annotate", "cm", "settings", "owner=team-a"]);
+    assert_eq!(
+        c.kubectl(&["get", "cm", "-l", "tier=frontend", "-o", "name"])
+            .trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        c.kubectl(&["get", "cm", "-l", "tier in (backend)", "-o", "name"])
+            .trim(),
+        ""
+    );
+    assert_eq!(
+        c.kubectl(&["get", "cm", "-l", "app,tier!=backend", "-o", "name"])
+            .trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "cm",
+            "--field-selector",
+            "metadata.name=settings",
+            "-o",
+            "name"
+        ])
+        .trim(),
+        "configmap/settings"
+    );
+
+    // All three patch types.
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"color":"red","size":null}}"#,
+    ]);
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/data/shape","value":"round"}]"#,
+    ]);
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "settings",
+        "-p",
+        r#"{"metadata":{"labels":{"patched":"yes"}}}"#,
+    ]);
+    let object = json(&c.kubectl(&["get", "cm", "settings", "-o", "json"]));
+    assert_eq!(
+        object["data"],
+        serde_json::json!({"color": "red", "shape": "round"})
+    );
+    assert_eq!(object["metadata"]["labels"]["patched"], "yes");
+    assert_eq!(object["metadata"]["labels"]["tier"], "frontend");
+    assert_eq!(
+        object["metadata"]["uid"].as_str().unwrap(),
+        uid,
+        "the uid changed on update"
+    );
+
+    // Replace with a stale resourceVersion is a conflict.
+    let mut stale = object.clone();
+    stale["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    stale["data"]["color"] = "green".into();
+    let err = c.kubectl_fails(&["replace", "-f", "-"], Some(&stale.to_string()));
+    assert!(
+        err.contains("Error from server (Conflict)")
+            && err.contains("the object has been modified; please apply your changes to the latest version and try again"),
+        "{err}"
+    );
+
+    c.kubectl(&["delete", "cm", "settings"]);
+    let err = c.kubectl_fails(&["get", "cm", "settings"], None);
+    assert!(
+        err.contains(r#"Error from server (NotFound): configmaps "settings" not found"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_carry_kubernetes_codes_and_messages() {
+    let Some(c) = common::start() else { return };
+    c.kubectl_stdin(&["create", "-f", "-"], Some(CONFIGMAP));
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(CONFIGMAP));
+    assert!(err.contains(r#"Error from server (AlreadyExists): error when creating "STDIN": configmaps "settings" already exists"#), "{err}");
+
+    let err = c.kubectl_fails(
+        &["create", "-f", "-"],
+        Some(&configmap("Bad_Name", "default")),
+    );
+    assert!(err.contains(r#"The ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain"#), "{err}");
+
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(&configmap("x", "missing")));
+    assert!(
+        err.contains(r#"Error from server (NotFound): error when creating "STDIN": namespaces "missing" not found"#),
+        "{err}"
+    );
+
+    // The raw API answers a Status with the right code.
+    let out = c.kubectl_raw(
+        &["get", "--raw", "/api/v1/namespaces/default/configmaps/nope"],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NotFound"), "{stderr}");
+    let out = c.kubectl_raw(&["get", "--raw", "/apis/nothing.example.com/v1"], None);
+    assert!(!out.status.success());
+
+    // Wrong credentials are refused.
+    let out = c.kubectl_raw(
+        &[
+            "--kubeconfig=/dev/null",
+            "--server",
+            &c.server_url(),
+            "--insecure-skip-tls-verify",
+            "--token",
+            "wrong",
+            "get",
+            "ns",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+}
+
+#[test]
+fn node_token_authenticates_and_certificates_are_reused_across_restarts() {
+    let Some(mut c) = common::start() else { return };
+    let token = std::fs::read_to_string(c.data_dir().join("node-token")).unwrap();
+    let ca = c.data_dir().join("tls/ca.crt");
+    let args = |server: &str| {
+        vec![
+            "--kubeconfig=/dev/null".to_owned(),
+            format!("--server={server}"),
+            format!("--certificate-authority={}", ca.display()),
+            format!("--token={}", token.trim()),
+            "get".into(),
+            "ns".into(),
+            "-o".into(),
+            "name".into(),
+        ]
+    };
+    let a = args(&c.server_url());
+    let out = c.kubectl_raw(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The serving certificate names localhost too.
+    let a = args(&format!("https://localhost:{}", c.port));
+    let out = c.kubectl_raw(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    c.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&configmap("survivor", "default")),
+    );
+    let kubeconfig_before = std::fs::read_to_string(c.kubeconfig()).unwrap();
+    let ca_before = std::fs::read_to_string(&ca).unwrap();
+    c.kill();
+    c.boot();
+    assert_eq!(
+        std::fs::read_to_string(&ca).unwrap(),
+        ca_before,
+        "the CA was remade"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.kubeconfig()).unwrap(),
+        kubeconfig_before
+    );
+    assert_eq!(
+        c.kubectl(&["get", "cm", "survivor", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
+}
+
+#[test]
+fn apply_scale_and_paging() {
+    let Some(c) = common::start() else { return };
+    let deployment = |image: &str| {
+        format!(
+            "
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox
+"
+        )
+    };
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment("nginx:1")));
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment("nginx:1")));
+    assert_eq!(out.trim(), "deployment.apps/web unchanged");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment("nginx:2")));
+    assert_eq!(out.trim(), "deployment.apps/web configured");
+    let d = json(&c.kubectl(&["get", "deploy", "web", "-o", "json"]));
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    assert_eq!(containers[0]["image"], "nginx:2");
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    c.kubectl(&["scale", "deployment/web", "--replicas=5"]);
+    assert_eq!(
+        c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    let scale = json(&c.kubectl(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]));
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    // Dry run changes nothing.
+    c.kubectl_stdin(
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&configmap("ghost", "default")),
+    );
+    assert!(
+        !c.kubectl_raw(&["get", "cm", "ghost"], None)
+            .status
+            .success()
+    );
+
+    // Paging: 25 objects read 10 at a time.
+    for i in 0..25 {
+        c.kubectl_stdin(
+            &["create", "-f", "-"],
+            Some(&configmap(&format!("page-{i:02}"), "default")),
+        );
+    }
+    let page = json(&c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=10",
+    ]));
+    assert_eq!(page["items"].as_array().unwrap().len(), 10);
+    let token = page["metadata"]["continue"].as_str().unwrap();
+    let next = json(&c.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/configmaps?limit=10&continue={token}"),
+    ]));
+    assert_eq!(next["items"][0]["metadata"]["name"], "page-10");
+    let names = c.kubectl(&["get", "cm", "--chunk-size=10", "-o", "name"]);
+    assert_eq!(
+        names
+            .lines()
+            .filter(|l| l.starts_with("configmap/page-"))
+            .count(),
+        25
+    );
+}
+
+#[test]
+fn get_watch_sees_changes() {
+    let Some(c) = common::start() else { return };
+    let mut watch = c.kubectl_spawn(&["get", "cm", "-w", "-o", "name"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    c.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some(&configmap("watched", "default")),
+    );
+    c.kubectl(&["delete", "configmap", "watched"]);
+    let mut stdout = watch.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.matches("configmap/watched").count() >= 2 {
+                break;
+            }
+        }
+        seen
+    });
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let seen = reader.join().unwrap();
+    assert!(
+        seen.matches("configmap/watched").count() >= 2,
+        "watch printed {seen:?}"
+    );
+}
