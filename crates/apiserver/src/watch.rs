@@ -113,7 +113,13 @@ pub async fn serve(
         let mut events = match subscription {
             Ok(events) => events,
             Err(err) => {
-                let err = ApiError::from(err);
+                let err = match err {
+                    // kube-apiserver names the version the client asked for.
+                    rkube_store::StoreError::Compacted { compacted, .. } => {
+                        ApiError::expired(start, compacted)
+                    }
+                    other => ApiError::from(other),
+                };
                 let _ = tx.send(line("ERROR", &err.status())).await;
                 return;
             }

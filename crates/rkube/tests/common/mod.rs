@@ -23,10 +23,16 @@ pub struct Cluster {
     pub port: u16,
     child: Option<Child>,
     kubectl: PathBuf,
+    extra_args: Vec<String>,
 }
 
 /// Starts a server, or returns `None` (after saying so) when kubectl is absent outside CI.
 pub fn start() -> Option<Cluster> {
+    start_with(&[])
+}
+
+/// Starts a server with extra `rkube server` arguments.
+pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
     let Some(kubectl) = kubectl_path() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -46,6 +52,7 @@ pub fn start() -> Option<Cluster> {
         port,
         child: None,
         kubectl,
+        extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
     };
     cluster.boot();
     Some(cluster)
@@ -73,6 +80,7 @@ impl Cluster {
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

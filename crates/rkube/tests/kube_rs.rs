@@ -1,0 +1,172 @@
+//! End to end: kube-rs (typed API, watcher, reflector) against a real `rkube server`.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Config, ResourceExt};
+
+async fn client(c: &common::Cluster) -> Client {
+    let kubeconfig = Kubeconfig::read_from(c.kubeconfig()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn configmap(name: &str, value: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([("suite".to_owned(), "kube-rs".to_owned())])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("value".to_owned(), value.to_owned())])),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_api_round_trip() {
+    let Some(c) = common::start() else { return };
+    let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+    let created = api
+        .create(&PostParams::default(), &configmap("one", "1"))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    let mut fetched = api.get("one").await.unwrap();
+    assert_eq!(fetched.data.as_ref().unwrap()["value"], "1");
+
+    fetched.data = Some(BTreeMap::from([("value".to_owned(), "2".to_owned())]));
+    let replaced = api
+        .replace("one", &PostParams::default(), &fetched)
+        .await
+        .unwrap();
+    assert_ne!(replaced.resource_version(), created.resource_version());
+    // Replacing again with the now stale object is a 409.
+    match api.replace("one", &PostParams::default(), &fetched).await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (409, "Conflict")),
+        other => panic!("stale replace gave {other:?}"),
+    }
+    let list = api
+        .list(&ListParams::default().labels("suite=kube-rs"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    api.delete("one", &DeleteParams::default()).await.unwrap();
+    match api.get("one").await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (404, "NotFound")),
+        other => panic!("get after delete gave {other:?}"),
+    }
+}
+
+/// Waits until the watcher yields the object called `name`.
+async fn seen<S>(stream: &mut S, name: &str)
+where
+    S: futures_util::Stream<Item = Result<ConfigMap, watcher::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(cm)) if cm.name_any() == name => return,
+                Some(_) => {} // other objects, or a restart in progress: the watcher retries
+                None => panic!("watcher ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("watcher never saw {name}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_and_reflector_follow_changes_across_a_restart() {
+    let Some(mut c) = common::start() else { return };
+    let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+    api.create(&PostParams::default(), &configmap("before", "0"))
+        .await
+        .unwrap();
+
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
+    let mut stream = Box::pin(stream);
+    seen(&mut stream, "before").await;
+    api.create(&PostParams::default(), &configmap("during", "1"))
+        .await
+        .unwrap();
+    seen(&mut stream, "during").await;
+    assert!(
+        reader
+            .get(&reflector::ObjectRef::new("during").within("default"))
+            .is_some()
+    );
+
+    // The server goes away and comes back; the watcher resumes and sees new objects.
+    c.kill();
+    c.boot();
+    let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+    api.create(&PostParams::default(), &configmap("after", "2"))
+        .await
+        .unwrap();
+    seen(&mut stream, "after").await;
+    let names: Vec<String> = reader.state().iter().map(|cm| cm.name_any()).collect();
+    for name in ["before", "during", "after"] {
+        assert!(names.contains(&name.to_owned()), "{names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_compacted_version_is_410_gone() {
+    let Some(c) = common::start_with(&["--compaction-retention-secs", "1"]) else {
+        return;
+    };
+    let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+    let first = api
+        .create(&PostParams::default(), &configmap("old", "0"))
+        .await
+        .unwrap();
+    let old_version = first.resource_version().unwrap();
+    let mut latest = first;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for round in 1.. {
+        latest.data = Some(BTreeMap::from([("value".to_owned(), round.to_string())]));
+        latest = api
+            .replace("old", &PostParams::default(), &latest)
+            .await
+            .unwrap();
+        let mut events = api
+            .watch(&WatchParams::default(), &old_version)
+            .await
+            .unwrap()
+            .boxed();
+        let first_event = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+        if let Ok(Some(Ok(WatchEvent::Error(e)))) = first_event {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert!(
+                e.message
+                    .starts_with(&format!("too old resource version: {old_version} (")),
+                "{}",
+                e.message
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never compacted: {first_event:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A fresh list works and the watcher relists from it.
+    let list = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+}
