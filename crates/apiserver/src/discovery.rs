@@ -31,8 +31,93 @@ fn groups(state: &State) -> Vec<(String, Vec<String>)> {
     groups
 }
 
+/// The media type of aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for
+/// first so that one request describes every group.
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers
+        .get(http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+    else {
+        return false;
+    };
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        ["g=apidiscovery.k8s.io", "v=v2", "as=APIGroupDiscoveryList"]
+            .iter()
+            .all(|p| params.contains(p))
+    })
+}
+
+fn aggregated_resource(r: &Resource) -> Value {
+    let subresources: Vec<Value> = r
+        .subresources
+        .iter()
+        .map(|sub| {
+            let (group, version, kind) = sub.speaks.unwrap_or((&r.group, &r.version, &r.kind));
+            json!({
+                "subresource": sub.name,
+                "responseKind": {"group": group, "version": version, "kind": kind},
+                "verbs": sub.verbs,
+            })
+        })
+        .collect();
+    let mut entry = json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": r.verbs,
+    });
+    if !r.short_names.is_empty() {
+        entry["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        entry["categories"] = json!(r.categories);
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
+    }
+    entry
+}
+
+fn aggregated(state: &State, legacy: bool) -> Response<Body> {
+    let items: Vec<Value> = groups(state)
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == legacy)
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = state
+                        .resources
+                        .iter()
+                        .filter(|r| r.group == group && r.version == *v)
+                        .map(aggregated_resource)
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    let mut response = http_util::json(
+        200,
+        &json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}),
+    );
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(AGGREGATED),
+    );
+    response
+}
+
 /// `/api`.
-pub fn legacy_root(state: &State, _headers: &HeaderMap) -> Response<Body> {
+pub fn legacy_root(state: &State, headers: &HeaderMap) -> Response<Body> {
+    if wants_aggregated(headers) {
+        return aggregated(state, true);
+    }
     http_util::json(
         200,
         &json!({
@@ -60,7 +145,10 @@ fn api_group(group: &str, versions: &[String]) -> Value {
 }
 
 /// `/apis`.
-pub fn groups_root(state: &State, _headers: &HeaderMap) -> Response<Body> {
+pub fn groups_root(state: &State, headers: &HeaderMap) -> Response<Body> {
+    if wants_aggregated(headers) {
+        return aggregated(state, false);
+    }
     let groups: Vec<Value> = groups(state)
         .iter()
         .filter(|(g, _)| !g.is_empty())

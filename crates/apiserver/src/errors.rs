@@ -170,6 +170,16 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message)
     }
 
+    /// A patch that cannot be applied, with the code kube-apiserver answers.
+    pub fn from_patch(err: rkube_api::patch::PatchError) -> Self {
+        match err.code {
+            413 => Self::new(413, "RequestEntityTooLarge", err.message),
+            422 => Self::new(422, "Invalid", err.message),
+            500 => Self::internal(err.message),
+            _ => Self::bad_request(err.message),
+        }
+    }
+
     /// A store error on one object.
     pub fn from_store(err: StoreError, group: &str, plural: &str, name: &str) -> Self {
         match err {

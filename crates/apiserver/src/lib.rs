@@ -8,12 +8,14 @@ pub mod auth;
 mod discovery;
 pub mod errors;
 mod http_util;
+pub mod metrics;
 mod objects;
 mod openapi;
 pub mod pki;
 mod routes;
 mod table;
 mod time_util;
+mod typed;
 mod watch;
 
 use std::collections::HashMap;
@@ -49,6 +51,7 @@ pub(crate) struct State {
     pub node_token: String,
     pub ready: AtomicBool,
     pub server_address: String,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl State {
@@ -108,8 +111,14 @@ impl ApiServer {
         })?;
         let local_addr = listener.local_addr()?;
         let tls = Arc::new(auth::server_tls_config(&pki)?);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let store: Arc<dyn Store> = Arc::new(metrics::InstrumentedStore {
+            inner: config.store,
+            metrics: metrics.clone(),
+        });
         let state = Arc::new(State {
-            store: config.store,
+            store,
+            metrics,
             resources: builtin_resources(),
             hubs: tokio::sync::Mutex::new(HashMap::new()),
             node_token: pki.node_token.clone(),

@@ -21,6 +21,7 @@ use crate::auth::User;
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::routes::ResourcePath;
+use crate::typed::{self, FieldValidation};
 use crate::{table, time_util, watch};
 
 /// The namespaces every cluster has.
@@ -55,6 +56,10 @@ struct Call<'a> {
     path: ResourcePath,
     query: HashMap<String, String>,
     user: User,
+    /// What to do about unknown fields in the request's object.
+    validation: FieldValidation,
+    /// `Warning` headers for the answer.
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Call<'_> {
@@ -99,13 +104,37 @@ pub async fn serve(
     let (parts, body) = req.into_parts();
     let query = http_util::query(parts.uri.query());
     let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1") || path.legacy_watch;
+    let validation = FieldValidation::from_query(query.get("fieldValidation").map(String::as_str))?;
     let call = Call {
         state: &state,
         resource,
         path,
         query,
         user,
+        validation,
+        warnings: std::sync::Mutex::new(Vec::new()),
     };
+    let mut response = dispatch(&call, parts, body, is_watch).await?;
+    let warnings = call.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+    for warning in warnings {
+        let text = format!(
+            "299 - \"{}\"",
+            warning.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn dispatch(
+    call: &Call<'_>,
+    parts: http::request::Parts,
+    body: hyper::body::Incoming,
+    is_watch: bool,
+) -> Result<Response<Body>, ApiError> {
+    let state = call.state;
     let accept = parts
         .headers
         .get(http::header::ACCEPT)
@@ -122,18 +151,18 @@ pub async fn serve(
     let method = parts.method.clone();
 
     if let Some(sub) = call.path.subresource.clone() {
-        return subresource(&call, &method, &sub, body, &content_type).await;
+        return subresource(call, &method, &sub, body, &content_type).await;
     }
     if !call.resource.stored {
         return match method {
-            Method::POST => review(&call, body).await,
+            Method::POST => review(call, body).await,
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         };
     }
     match (method, call.path.name.is_some()) {
         (Method::GET, false) if is_watch => {
             watch::serve(
-                &state,
+                state,
                 &call.resource,
                 call.namespace(),
                 &call.query,
@@ -147,10 +176,10 @@ pub async fn serve(
                 "fieldSelector".into(),
                 format!("metadata.name={}", call.name()),
             );
-            watch::serve(&state, &call.resource, call.namespace(), &query, as_table).await
+            watch::serve(state, &call.resource, call.namespace(), &query, as_table).await
         }
         (Method::GET, false) => {
-            let list = list(&call).await?;
+            let list = list(call).await?;
             if as_table {
                 Ok(http_util::json(
                     200,
@@ -161,7 +190,7 @@ pub async fn serve(
             }
         }
         (Method::GET, true) => {
-            let object = get(&call).await?;
+            let object = get(call).await?;
             if as_table {
                 let list = json!({"metadata": {"resourceVersion": object["metadata"]["resourceVersion"]}, "items": [object]});
                 Ok(http_util::json(
@@ -174,29 +203,29 @@ pub async fn serve(
         }
         (Method::POST, false) => {
             let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
-            let created = create(&call, object).await?;
+            let created = create(call, object).await?;
             Ok(http_util::json(201, &created))
         }
         (Method::PUT, true) => {
             let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
-            let updated = update(&call, object, Part::Main).await?;
+            let updated = update(call, object, Part::Main).await?;
             Ok(http_util::json(200, &updated))
         }
         (Method::PATCH, true) => {
             let bytes = http_util::read_body(body).await?;
-            let patched = patch(&call, &bytes, &content_type, Part::Main).await?;
+            let patched = patch(call, &bytes, &content_type, Part::Main).await?;
             Ok(http_util::json(200, &patched))
         }
         (Method::DELETE, true) => {
             let bytes = http_util::read_body(body).await?;
             let options = delete_options(&bytes)?;
-            let (code, object) = delete(&call, call.name(), &options).await?;
+            let (code, object) = delete(call, call.name(), &options).await?;
             Ok(http_util::json(code, &object))
         }
         (Method::DELETE, false) => {
             let bytes = http_util::read_body(body).await?;
             let options = delete_options(&bytes)?;
-            delete_collection(&call, &options).await
+            delete_collection(call, &options).await
         }
         (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
     }
@@ -463,8 +492,21 @@ async fn get(call: &Call<'_>) -> Result<Value, ApiError> {
     from_kv(&kv)
 }
 
+impl Call<'_> {
+    /// Decodes the object against its built-in type, keeping the warnings for the answer.
+    fn check_typed(&self, object: &mut Value) -> Result<(), ApiError> {
+        let r = &self.resource;
+        let warnings = typed::check(&r.group, &r.version, &r.kind, object, self.validation)?;
+        if let Ok(mut w) = self.warnings.lock() {
+            w.extend(warnings);
+        }
+        Ok(())
+    }
+}
+
 async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     check_type(&call.resource, &mut object)?;
+    call.check_typed(&mut object)?;
     let namespace = call.namespace().map(str::to_owned);
     {
         let meta = meta_mut(&mut object);
@@ -634,6 +676,7 @@ async fn write_update(
     part: Part,
     revision: Revision,
 ) -> Result<Value, ApiError> {
+    call.check_typed(&mut new)?;
     merge_for_update(&call.resource, old, &mut new, part);
     validate(&call.resource, &new)?;
     if call.dry_run() {
@@ -697,8 +740,8 @@ async fn patch(
             .await?
             .ok_or_else(|| call.not_found())?;
         let old = from_kv(&kv)?;
-        let mut new = apply_patch(&old, bytes, kind, &builtin_list_strategy)
-            .map_err(|e| ApiError::bad_request(e.message))?;
+        let mut new =
+            apply_patch(&old, bytes, kind, &builtin_list_strategy).map_err(ApiError::from_patch)?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the patch did not produce an object"));
         }
@@ -846,6 +889,8 @@ async fn delete_collection(
             },
             query: call.query.clone(),
             user: call.user.clone(),
+            validation: call.validation,
+            warnings: std::sync::Mutex::new(Vec::new()),
         };
         match delete(&per_item, &name, options).await {
             Ok((_, object)) => deleted.push(object),
@@ -1152,8 +1197,7 @@ async fn scale(
         } else {
             let kind = PatchType::from_content_type(content_type)
                 .ok_or_else(|| ApiError::unsupported_media(content_type))?;
-            apply_patch(&current, bytes, kind, &|_| None)
-                .map_err(|e| ApiError::bad_request(e.message))?
+            apply_patch(&current, bytes, kind, &|_| None).map_err(ApiError::from_patch)?
         };
         if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()

@@ -15,6 +15,7 @@ use crate::State;
 use crate::auth::{User, user_from_token};
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
+use crate::metrics::RequestLabels;
 use crate::{discovery, objects, openapi};
 
 /// A parsed resource path.
@@ -35,6 +36,7 @@ pub struct ResourcePath {
 pub enum Route {
     Health,
     Version,
+    Metrics,
     LegacyRoot,
     GroupsRoot,
     Group(String),
@@ -50,6 +52,7 @@ pub fn parse(path: &str) -> Route {
     match segments.as_slice() {
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
         ["version"] => Route::Version,
+        ["metrics"] => Route::Metrics,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         ["api"] => Route::LegacyRoot,
         ["apis"] => Route::GroupsRoot,
@@ -123,6 +126,8 @@ pub async fn handle(
     let Some(user) = user else {
         return http_util::error(&ApiError::unauthorized());
     };
+    let started = std::time::Instant::now();
+    let labels = request_labels(&route, req.method(), req.uri().query());
     let result = match route {
         Route::LegacyRoot => Ok(discovery::legacy_root(&state, req.headers())),
         Route::GroupsRoot => Ok(discovery::groups_root(&state, req.headers())),
@@ -132,9 +137,44 @@ pub async fn handle(
             openapi::serve(&state, &rest).map(|doc| http_util::json(200, &doc))
         }
         Route::Resource(path) => objects::serve(state.clone(), user, path, req).await,
+        Route::Metrics => Ok(http_util::text(200, state.metrics.render())),
         Route::NotFound | Route::Health | Route::Version => Err(ApiError::no_route()),
     };
-    result.unwrap_or_else(|err| http_util::error(&err))
+    let response = result.unwrap_or_else(|err| http_util::error(&err));
+    if let Some(labels) = labels {
+        state
+            .metrics
+            .request(labels, response.status().as_u16(), started.elapsed());
+    }
+    response
+}
+
+/// The metric labels of a resource request.
+fn request_labels(
+    route: &Route,
+    method: &http::Method,
+    query: Option<&str>,
+) -> Option<RequestLabels> {
+    let Route::Resource(path) = route else {
+        return None;
+    };
+    let watch = path.legacy_watch
+        || http_util::query(query)
+            .get("watch")
+            .is_some_and(|w| w == "true" || w == "1");
+    let verb = match (method.as_str(), path.name.is_some()) {
+        ("GET", _) if watch => "WATCH",
+        ("GET", false) => "LIST",
+        ("DELETE", false) => "DELETECOLLECTION",
+        (m, _) => m,
+    };
+    Some(RequestLabels {
+        verb: verb.to_owned(),
+        group: path.group.clone(),
+        version: path.version.clone(),
+        resource: path.plural.clone(),
+        subresource: path.subresource.clone().unwrap_or_default(),
+    })
 }
 
 fn health(state: &State, path: &str) -> Response<Body> {

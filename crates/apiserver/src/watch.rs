@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::State;
 use crate::errors::ApiError;
 use crate::http_util::Body;
+use crate::metrics::RequestLabels;
 use crate::objects::{Filter, from_kv, set_resource_version};
 use crate::table;
 
@@ -29,6 +30,18 @@ fn line(kind: &str, object: &Value) -> Bytes {
         serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
+}
+
+/// Counts an open watch until dropped.
+struct OpenWatch {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    labels: RequestLabels,
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.metrics.watch(&self.labels, -1);
+    }
 }
 
 /// Starts a watch.
@@ -102,7 +115,17 @@ pub async fn serve(
         send_initial && query.get("sendInitialEvents").is_some_and(|s| s == "true");
     let api_version = resource.api_version();
     let kind = resource.kind.clone();
+    let metrics = state.metrics.clone();
+    let labels = RequestLabels {
+        verb: "WATCH".into(),
+        group: resource.group.clone(),
+        version: resource.version.clone(),
+        resource: resource.plural.clone(),
+        subresource: String::new(),
+    };
     tokio::spawn(async move {
+        metrics.watch(&labels, 1);
+        let _open = OpenWatch { metrics, labels };
         let render = |object: &Value| {
             if as_table {
                 table::watch_table(&resource, object)

@@ -92,6 +92,21 @@ fn version_discovery_and_health() {
             .lines()
             .any(|l| l.starts_with("default ") && l.contains("Active"))
     );
+
+    // Metrics count what was just done.
+    let metrics = c.kubectl(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains(r#"apiserver_request_total{verb="LIST",group="",version="v1",resource="namespaces",subresource="",code="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("apiserver_request_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"etcd_request_duration_seconds_count{operation="create"}"#),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -259,6 +274,24 @@ fn errors_carry_kubernetes_codes_and_messages() {
         err.contains(r#"Error from server (NotFound): error when creating "STDIN": namespaces "missing" not found"#),
         "{err}"
     );
+
+    // Unknown fields: refused by default (kubectl asks for Strict), a warning with --validate=warn.
+    let bogus = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"bogus"},"bogus":1,"data":{"k":"v"}}"#;
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(bogus));
+    assert!(
+        err.contains(r#"Error from server (BadRequest): error when creating "STDIN": ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus""#),
+        "{err}"
+    );
+    let out = c.kubectl_raw(&["create", "--validate=warn", "-f", "-"], Some(bogus));
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"Warning: unknown field "bogus""#),
+        "{out:?}"
+    );
+    let wrong_type =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"typed"},"data":{"k":5}}"#;
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(wrong_type));
+    assert!(err.contains("cannot be handled as a ConfigMap"), "{err}");
 
     // The raw API answers a Status with the right code.
     let out = c.kubectl_raw(
