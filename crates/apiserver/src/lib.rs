@@ -5,6 +5,7 @@
 //! watch on the store) -> a JSON answer or a `metav1.Status` ([`errors`]).
 
 pub mod auth;
+mod cache;
 mod discovery;
 pub mod errors;
 mod http_util;
@@ -52,6 +53,7 @@ pub(crate) struct State {
     pub ready: AtomicBool,
     pub server_address: String,
     pub metrics: Arc<metrics::Metrics>,
+    pub cacher: Arc<cache::Cacher>,
 }
 
 impl State {
@@ -116,7 +118,11 @@ impl ApiServer {
             inner: config.store,
             metrics: metrics.clone(),
         });
+        let cacher = cache::Cacher::start(store.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
         let state = Arc::new(State {
+            cacher,
             store,
             metrics,
             resources: builtin_resources(),

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -18,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::State;
 use crate::auth::User;
+use crate::cache::Cached;
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::routes::ResourcePath;
@@ -179,14 +181,20 @@ async fn dispatch(
             watch::serve(state, &call.resource, call.namespace(), &query, as_table).await
         }
         (Method::GET, false) => {
-            let list = list(call).await?;
+            let result = list(call).await?;
             if as_table {
+                let list = result.to_value(&call.resource);
                 Ok(http_util::json(
                     200,
                     &table::list_table(&call.resource, &list, &call.query),
                 ))
             } else {
-                Ok(http_util::json(200, &list))
+                let mut response = Response::new(http_util::full(result.to_bytes(&call.resource)));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Ok(response)
             }
         }
         (Method::GET, true) => {
@@ -874,7 +882,7 @@ async fn delete_collection(
     call: &Call<'_>,
     options: &DeleteOptions,
 ) -> Result<Response<Body>, ApiError> {
-    let list = list(call).await?;
+    let list = list(call).await?.to_value(&call.resource);
     let mut deleted = Vec::new();
     for item in list["items"].as_array().into_iter().flatten() {
         let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
@@ -1027,7 +1035,74 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
 }
 
 /// Lists objects: selectors, paging with limit and continue, and resourceVersion semantics.
-async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
+/// A LIST's answer.
+pub(crate) struct ListResult {
+    items: Vec<Arc<Cached>>,
+    revision: Revision,
+    continue_token: Option<String>,
+}
+
+impl ListResult {
+    fn metadata(&self) -> Value {
+        let mut metadata = json!({"resourceVersion": self.revision.to_string()});
+        if let Some(token) = &self.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        metadata
+    }
+
+    /// The list as a JSON value.
+    fn to_value(&self, resource: &Resource) -> Value {
+        let items: Vec<Value> = self
+            .items
+            .iter()
+            .map(|c| {
+                let mut v = c.value.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("kind");
+                    o.remove("apiVersion");
+                }
+                v
+            })
+            .collect();
+        json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": self.metadata(),
+            "items": items,
+        })
+    }
+
+    /// The list serialized, from the items' cached bytes.
+    fn to_bytes(&self, resource: &Resource) -> Bytes {
+        let head = json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": self.metadata(),
+        })
+        .to_string();
+        let size: usize = self.items.iter().map(|c| c.item.len() + 1).sum();
+        let mut out = Vec::with_capacity(head.len() + size + 16);
+        // `head` is a JSON object; reopen it to append the items.
+        out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, c) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&c.item);
+        }
+        out.extend_from_slice(b"]}");
+        Bytes::from(out)
+    }
+}
+
+/// How long a LIST waits for the watch cache to catch up before reading the store.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
+/// Lists objects: selectors, paging with limit and continue, and resourceVersion
+/// semantics. Served from the watch cache unless an exact or continued read needs history.
+async fn list(call: &Call<'_>) -> Result<ListResult, ApiError> {
     let filter = Filter::from_query(&call.resource, &call.query)?;
     let limit: usize = match call.query.get("limit") {
         Some(l) if !l.is_empty() => l
@@ -1037,8 +1112,13 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
         _ => 0,
     };
     let prefix = call.resource.namespace_prefix(call.namespace());
-    let (mut revision, mut start_after) = match call.query.get("continue").filter(|c| !c.is_empty())
-    {
+    let keep = |v: &Value| filter.matches(&call.resource, v);
+    let rv_param = call
+        .query
+        .get("resourceVersion")
+        .map(String::as_str)
+        .filter(|r| !r.is_empty());
+    let (revision, start_after) = match call.query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (rv, start) = decode_continue(token)?;
             if !start.starts_with(&prefix) {
@@ -1049,14 +1129,14 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
             (rv, Some(start))
         }
         None => {
-            let rv = match (
-                call.query.get("resourceVersion").map(String::as_str),
+            let exact = match (
+                rv_param,
                 call.query.get("resourceVersionMatch").map(String::as_str),
             ) {
-                (Some(rv), Some("Exact")) => rv.parse().map_err(|_| {
+                (Some(rv), Some("Exact")) => Some(rv.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
-                })?,
-                (Some(_), Some("NotOlderThan") | None) | (None, None) => 0,
+                })?),
+                (_, None) | (Some(_), Some("NotOlderThan")) => None,
                 (None, Some(m)) => {
                     return Err(ApiError::bad_request(format!(
                         "resourceVersionMatch {m} is forbidden unless resourceVersion is provided"
@@ -1068,9 +1148,62 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
                     )));
                 }
             };
-            (rv, None)
+            match exact {
+                Some(rv) => (rv, None),
+                None => {
+                    // From the cache, once it is as new as the request needs.
+                    let cacher = &call.state.cacher;
+                    let fresh = match rv_param {
+                        None => cacher.wait_until_current(CACHE_WAIT).await?,
+                        Some("0") => true,
+                        Some(rv) => {
+                            let rv: Revision = rv.parse().map_err(|_| {
+                                ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                            })?;
+                            if !cacher.wait_for(rv, CACHE_WAIT).await {
+                                return Err(ApiError::from(StoreError::FutureRevision {
+                                    requested: rv,
+                                    current: cacher.revision(),
+                                }));
+                            }
+                            true
+                        }
+                    };
+                    if fresh {
+                        let page = cacher.page(
+                            &call.resource.storage_prefix(),
+                            &prefix,
+                            None,
+                            limit,
+                            &keep,
+                        );
+                        let continue_token = match (page.more, &page.last_key) {
+                            (true, Some(last)) => Some(encode_continue(page.revision, last)),
+                            _ => None,
+                        };
+                        return Ok(ListResult {
+                            items: page.items,
+                            revision: page.revision,
+                            continue_token,
+                        });
+                    }
+                    (0, None)
+                }
+            }
         }
     };
+    list_from_store(call, &prefix, revision, start_after, limit, &keep).await
+}
+
+/// A LIST read from the store (continued and exact reads, which need history).
+async fn list_from_store(
+    call: &Call<'_>,
+    prefix: &str,
+    mut revision: Revision,
+    mut start_after: Option<String>,
+    limit: usize,
+    keep: &(dyn Fn(&Value) -> bool + Sync),
+) -> Result<ListResult, ApiError> {
     let mut items = Vec::new();
     let mut more = false;
     let mut last_key = None;
@@ -1079,7 +1212,7 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
             .state
             .store
             .range(RangeRequest {
-                prefix: prefix.clone(),
+                prefix: prefix.to_owned(),
                 start_after: start_after.clone(),
                 limit: if limit == 0 {
                     0
@@ -1105,15 +1238,13 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
                 break;
             }
             last_key = Some(kv.key.clone());
-            let mut object = from_kv(kv)?;
-            if !filter.matches(&call.resource, &object) {
-                continue;
+            let value: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key))
+            })?;
+            let cached = Cached::new(value, kv.mod_revision);
+            if keep(&cached.value) {
+                items.push(Arc::new(cached));
             }
-            if let Some(o) = object.as_object_mut() {
-                o.remove("kind");
-                o.remove("apiVersion");
-            }
-            items.push(object);
         }
         if limit > 0 && items.len() == limit {
             more = page_more;
@@ -1124,16 +1255,15 @@ async fn list(call: &Call<'_>) -> Result<Value, ApiError> {
         }
         start_after = last_key.clone();
     }
-    let mut metadata = json!({"resourceVersion": revision.to_string()});
-    if more && let Some(last) = last_key {
-        metadata["continue"] = json!(encode_continue(revision, &last));
-    }
-    Ok(json!({
-        "kind": format!("{}List", call.resource.kind),
-        "apiVersion": call.resource.api_version(),
-        "metadata": metadata,
-        "items": items,
-    }))
+    let continue_token = match (more, &last_key) {
+        (true, Some(last)) => Some(encode_continue(revision, last)),
+        _ => None,
+    };
+    Ok(ListResult {
+        items,
+        revision,
+        continue_token,
+    })
 }
 
 impl ApiError {

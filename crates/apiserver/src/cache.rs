@@ -1,0 +1,275 @@
+//! The watch cache: every object of every resource in memory, kept current by one store
+//! watch over `/registry/`, so LIST is answered without reading the store (as
+//! kube-apiserver's cacher does).
+//!
+//! Each object is kept parsed (for selectors and tables) and as the JSON bytes of a list
+//! item, so a LIST of many objects is a concatenation, not a serialization.
+//!
+//! Consistency: the cache knows the revision of the last event it applied. Because every
+//! write is an event under `/registry/`, that is the store's revision once the cache has
+//! caught up; a LIST that must be current (no resourceVersion) waits for that.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rkube_store::{EventKind, RangeRequest, Revision, Store, StoreError};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::objects::set_resource_version;
+
+/// The root of every key the API server writes.
+pub const ROOT: &str = "/registry/";
+
+/// One object as the cache holds it.
+pub struct Cached {
+    /// The object, with its resourceVersion.
+    pub value: Value,
+    /// The object as a list item (no kind/apiVersion), serialized.
+    pub item: Bytes,
+}
+
+impl Cached {
+    pub(crate) fn new(mut value: Value, revision: Revision) -> Self {
+        set_resource_version(&mut value, revision);
+        let mut item = value.clone();
+        if let Some(o) = item.as_object_mut() {
+            o.remove("kind");
+            o.remove("apiVersion");
+        }
+        let item = Bytes::from(serde_json::to_vec(&item).unwrap_or_default());
+        Self { value, item }
+    }
+}
+
+/// The resource prefix of a key: `/registry/<group>/<plural>/`.
+fn resource_prefix(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(ROOT)?;
+    let mut slashes = rest.match_indices('/');
+    slashes.next()?;
+    let (second, _) = slashes.next()?;
+    Some(&key[..ROOT.len() + second + 1])
+}
+
+/// The cache of all objects.
+pub struct Cacher {
+    store: Arc<dyn Store>,
+    resources: RwLock<HashMap<String, BTreeMap<String, Arc<Cached>>>>,
+    revision: watch::Sender<Revision>,
+}
+
+/// A page read from the cache.
+pub struct Page {
+    /// The objects, in key order.
+    pub items: Vec<Arc<Cached>>,
+    /// The revision they were read at.
+    pub revision: Revision,
+    /// Whether more matched after the last one.
+    pub more: bool,
+    /// The last key looked at (for a continue token).
+    pub last_key: Option<String>,
+}
+
+impl Cacher {
+    /// Loads every object and starts following the store.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        let cacher = Arc::new(Self {
+            store,
+            resources: RwLock::new(HashMap::new()),
+            revision: watch::channel(0).0,
+        });
+        let revision = cacher.load().await?;
+        tokio::spawn(follow(Arc::downgrade(&cacher), revision));
+        Ok(cacher)
+    }
+
+    /// Replaces the cache's contents with the store's at its current revision.
+    async fn load(&self) -> Result<Revision, StoreError> {
+        let mut fresh: HashMap<String, BTreeMap<String, Arc<Cached>>> = HashMap::new();
+        let mut start_after = None;
+        let mut revision = 0;
+        loop {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: ROOT.into(),
+                    start_after: start_after.clone(),
+                    limit: 2000,
+                    revision,
+                })
+                .await?;
+            revision = page.revision;
+            for kv in page.kvs {
+                let Some(prefix) = resource_prefix(&kv.key) else {
+                    continue;
+                };
+                let Ok(value) = serde_json::from_slice::<Value>(&kv.value) else {
+                    continue;
+                };
+                fresh.entry(prefix.to_owned()).or_default().insert(
+                    kv.key.clone(),
+                    Arc::new(Cached::new(value, kv.mod_revision)),
+                );
+                start_after = Some(kv.key);
+            }
+            if !page.more {
+                break;
+            }
+        }
+        if let Ok(mut resources) = self.resources.write() {
+            *resources = fresh;
+        }
+        self.revision.send_replace(revision);
+        Ok(revision)
+    }
+
+    fn apply(&self, kind: EventKind, key: &str, value: &[u8], revision: Revision) {
+        let Some(prefix) = resource_prefix(key) else {
+            self.revision.send_replace(revision);
+            return;
+        };
+        if let Ok(mut resources) = self.resources.write() {
+            let objects = resources.entry(prefix.to_owned()).or_default();
+            match kind {
+                EventKind::Delete => {
+                    objects.remove(key);
+                }
+                EventKind::Put => {
+                    if let Ok(v) = serde_json::from_slice::<Value>(value) {
+                        objects.insert(key.to_owned(), Arc::new(Cached::new(v, revision)));
+                    }
+                }
+            }
+        }
+        self.revision.send_replace(revision);
+    }
+
+    /// The revision of the last change applied.
+    pub fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache has applied `revision`; false after `timeout`.
+    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
+        let mut rx = self.revision.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the cache is as current as the store is now.
+    pub async fn wait_until_current(&self, timeout: Duration) -> Result<bool, StoreError> {
+        let current = self.store.current_revision().await?;
+        Ok(self.wait_for(current, timeout).await)
+    }
+
+    /// Up to `limit` objects (0: all) under `prefix` after `start_after` that `keep` accepts.
+    pub fn page(
+        &self,
+        resource_prefix: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Page {
+        // Read the revision before the objects: the objects are then at least that new, and
+        // the lock makes the read a snapshot.
+        let Ok(resources) = self.resources.read() else {
+            return Page {
+                items: vec![],
+                revision: self.revision(),
+                more: false,
+                last_key: None,
+            };
+        };
+        let revision = self.revision();
+        let mut page = Page {
+            items: Vec::new(),
+            revision,
+            more: false,
+            last_key: None,
+        };
+        let Some(objects) = resources.get(resource_prefix) else {
+            return page;
+        };
+        let lower = match start_after {
+            Some(after) => Bound::Excluded(after.to_owned()),
+            None => Bound::Included(prefix.to_owned()),
+        };
+        for (key, object) in objects.range((lower, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if limit > 0 && page.items.len() == limit {
+                page.more = true;
+                break;
+            }
+            page.last_key = Some(key.clone());
+            if keep(&object.value) {
+                page.items.push(object.clone());
+            }
+        }
+        page
+    }
+}
+
+/// Follows the store from `revision`, reloading if the watch breaks.
+async fn follow(cacher: std::sync::Weak<Cacher>, mut revision: Revision) {
+    loop {
+        let Some(strong) = cacher.upgrade() else {
+            return;
+        };
+        let mut events = match strong.store.watch(ROOT, revision).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::warn!(error = %err, "watch cache cannot watch the store; reloading");
+                drop(strong);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Some(c) = cacher.upgrade()
+                    && let Ok(r) = c.load().await
+                {
+                    revision = r;
+                }
+                continue;
+            }
+        };
+        drop(strong);
+        while let Some(event) = events.next().await {
+            let Some(c) = cacher.upgrade() else { return };
+            match event {
+                Ok(event) => {
+                    revision = event.revision();
+                    c.apply(event.kind, &event.kv.key, &event.kv.value, revision);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "watch cache lost the store watch; reloading");
+                    if let Ok(r) = c.load().await {
+                        revision = r;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_map_to_resource_prefixes() {
+        assert_eq!(
+            super::resource_prefix("/registry/core/pods/ns/a"),
+            Some("/registry/core/pods/")
+        );
+        assert_eq!(
+            super::resource_prefix("/registry/core/namespaces/a"),
+            Some("/registry/core/namespaces/")
+        );
+        assert_eq!(super::resource_prefix("/registry/x"), None);
+        assert_eq!(super::resource_prefix("/other/a/b/c"), None);
+    }
+}
