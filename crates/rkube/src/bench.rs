@@ -226,7 +226,7 @@ async fn reopen(name: &str, dir: &Path, keys: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -234,6 +234,6 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[index]
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -2,6 +2,7 @@
 //! measures it.
 
 mod bench;
+mod bench_api;
 mod server;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
 enum BenchTarget {
     /// The store: embedded and etcd side by side (etcd when it is installed).
     Store(bench::StoreBenchArgs),
+    /// The API server over HTTPS: creates, gets, LIST of many pods, watch fan-out.
+    Api(bench_api::ApiBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 target: BenchTarget::Store(args),
             } => bench::store(args).await,
+            Command::Bench {
+                target: BenchTarget::Api(args),
+            } => bench_api::api(args).await,
         }
     });
     match result {
