@@ -62,7 +62,39 @@ pub fn user_from_connection(conn: &rustls::ServerConnection) -> Option<User> {
     Some(User::new(name, groups))
 }
 
-/// The user of a bearer token.
+/// The user of a bearer token: the node join token, or a service-account token whose
+/// service account still exists (with the same uid) and whose audience is this server.
+pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Option<User> {
+    if let Some(user) = user_from_token(token, &state.node_token) {
+        return Some(user);
+    }
+    let claims = state.signer.verify(token)?;
+    if !claims
+        .audiences
+        .iter()
+        .any(|a| a == crate::sa_token::ISSUER)
+    {
+        return None;
+    }
+    let key = format!(
+        "/registry/core/serviceaccounts/{}/{}",
+        claims.namespace, claims.name
+    );
+    let kv = state.store.get(&key).await.ok()??;
+    let account: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+    if !claims.uid.is_empty() && account["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
+        return None;
+    }
+    Some(User::new(
+        format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
+        vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{}", claims.namespace),
+        ],
+    ))
+}
+
+/// The user of the node join token.
 pub fn user_from_token(token: &str, node_token: &str) -> Option<User> {
     if !node_token.is_empty() && constant_time_eq(token.as_bytes(), node_token.as_bytes()) {
         return Some(User::new(

@@ -14,6 +14,7 @@ mod objects;
 mod openapi;
 pub mod pki;
 mod routes;
+pub mod sa_token;
 mod table;
 mod time_util;
 mod typed;
@@ -54,6 +55,7 @@ pub(crate) struct State {
     pub server_address: String,
     pub metrics: Arc<metrics::Metrics>,
     pub cacher: Arc<cache::Cacher>,
+    pub signer: Arc<sa_token::TokenSigner>,
 }
 
 impl State {
@@ -121,7 +123,9 @@ impl ApiServer {
         let cacher = cache::Cacher::start(store.clone())
             .await
             .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
+        let signer = Arc::new(sa_token::TokenSigner::load_or_create(&config.data_dir)?);
         let state = Arc::new(State {
+            signer,
             cacher,
             store,
             metrics,

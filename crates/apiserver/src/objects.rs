@@ -285,6 +285,10 @@ async fn subresource(
             let binding = parse_body(&http_util::read_body(body).await?, content_type)?;
             bind(call, &binding).await
         }
+        (SubresourceKind::Action, Method::POST) if sub == "token" => {
+            let request = parse_body(&http_util::read_body(body).await?, content_type)?;
+            token_request(call, request).await
+        }
         _ => Err(ApiError::method_not_allowed(method.as_str())),
     }
 }
@@ -1438,6 +1442,69 @@ async fn bind(call: &Call<'_>, binding: &Value) -> Result<Response<Body>, ApiErr
     ))
 }
 
+/// `serviceaccounts/token`: a signed token for the service account (a TokenRequest).
+async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<Body>, ApiError> {
+    let name = call.name().to_owned();
+    let kind = request["kind"].as_str().unwrap_or("TokenRequest");
+    if kind != "TokenRequest" {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind (TokenRequest)"
+        )));
+    }
+    let account = get(call).await?;
+    let expiration = request["spec"]["expirationSeconds"]
+        .as_i64()
+        .unwrap_or(3600);
+    if expiration < 600 {
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            &name,
+            format!(
+                "TokenRequest.authentication.k8s.io \"{name}\" is invalid: spec.expirationSeconds: Invalid value: {expiration}: may not specify a duration less than 10 minutes"
+            ),
+            vec![
+                json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes"), "field": "spec.expirationSeconds"}),
+            ],
+        ));
+    }
+    let expiration = expiration.min(48 * 3600);
+    let audiences: Vec<String> = match request["spec"]["audiences"].as_array() {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![crate::sa_token::ISSUER.to_owned()],
+    };
+    let bound = request["spec"]
+        .get("boundObjectRef")
+        .filter(|b| b.is_object())
+        .cloned();
+    let (token, expires) = call
+        .state
+        .signer
+        .issue(
+            call.namespace().unwrap_or(""),
+            &name,
+            account["metadata"]["uid"].as_str().unwrap_or(""),
+            &audiences,
+            expiration,
+            bound.as_ref(),
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let expires = time::OffsetDateTime::from_unix_timestamp(expires)
+        .map(time_util::format)
+        .unwrap_or_default();
+    request["apiVersion"] = json!("authentication.k8s.io/v1");
+    request["kind"] = json!("TokenRequest");
+    request["metadata"] =
+        json!({"name": name, "namespace": call.namespace(), "creationTimestamp": time_util::now()});
+    request["spec"]["audiences"] = json!(audiences);
+    request["spec"]["expirationSeconds"] = json!(expiration);
+    request["status"] = json!({"token": token, "expirationTimestamp": expires});
+    Ok(http_util::json(201, &request))
+}
+
 /// Reviews: answered from the request, never stored.
 async fn review(call: &Call<'_>, body: hyper::body::Incoming) -> Result<Response<Body>, ApiError> {
     let mut object = parse_body(&http_util::read_body(body).await?, "application/json")?;
@@ -1460,7 +1527,7 @@ async fn review(call: &Call<'_>, body: hyper::body::Incoming) -> Result<Response
         }
         "TokenReview" => {
             let token = object["spec"]["token"].as_str().unwrap_or("");
-            object["status"] = match crate::auth::user_from_token(token, &call.state.node_token) {
+            object["status"] = match crate::auth::authenticate_token(call.state, token).await {
                 Some(u) => {
                     json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
                 }

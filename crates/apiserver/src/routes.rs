@@ -12,7 +12,7 @@ use http::{Request, Response};
 use serde_json::json;
 
 use crate::State;
-use crate::auth::{User, user_from_token};
+use crate::auth::{User, authenticate_token};
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::metrics::RequestLabels;
@@ -114,15 +114,17 @@ pub async fn handle(
         Route::Version => return http_util::json(200, &version()),
         _ => {}
     }
-    let user = cert_user.or_else(|| {
-        let header = req
-            .headers()
-            .get(http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let token = header.strip_prefix("Bearer ")?.trim();
-        user_from_token(token, &state.node_token)
-    });
+    let bearer = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let user = match (cert_user, bearer) {
+        (Some(user), _) => Some(user),
+        (None, Some(token)) => authenticate_token(&state, &token).await,
+        (None, None) => None,
+    };
     let Some(user) = user else {
         return http_util::error(&ApiError::unauthorized());
     };

@@ -511,3 +511,88 @@ fn get_watch_sees_changes() {
         "watch printed {seen:?}"
     );
 }
+
+#[test]
+fn service_account_tokens_authenticate_until_the_account_is_gone() {
+    let Some(c) = common::start() else { return };
+    let account = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"builder"}}"#;
+    c.kubectl_stdin(&["create", "-f", "-"], Some(account));
+    let request = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#;
+    let answer = json(&c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/builder/token",
+            "-f",
+            "-",
+        ],
+        Some(request),
+    ));
+    let token = answer["status"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+    assert!(
+        answer["status"]["expirationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let ca = c.data_dir().join("tls/ca.crt");
+    let as_account = |args: &[&str]| {
+        let mut all = vec![
+            "--kubeconfig=/dev/null".to_owned(),
+            format!("--server={}", c.server_url()),
+            format!("--certificate-authority={}", ca.display()),
+            format!("--token={token}"),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    };
+    let out = as_account(&["get", "ns", "-o", "name"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let review = format!(
+        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#
+    );
+    let reviewed = json(&c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "-f",
+            "-",
+        ],
+        Some(&review),
+    ));
+    assert_eq!(reviewed["status"]["authenticated"], true);
+    assert_eq!(
+        reviewed["status"]["user"]["username"],
+        "system:serviceaccount:default:builder"
+    );
+
+    // Too short a lifetime is refused as kube-apiserver does.
+    let short = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":60}}"#;
+    let err = c.kubectl_fails(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/builder/token",
+            "-f",
+            "-",
+        ],
+        Some(short),
+    );
+    assert!(
+        err.contains("may not specify a duration less than 10 minutes"),
+        "{err}"
+    );
+
+    c.kubectl(&["delete", "serviceaccount", "builder"]);
+    let out = as_account(&["get", "ns"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+}
