@@ -50,18 +50,31 @@ pub fn error(err: &ApiError) -> Response<Body> {
     json(err.code, &err.status())
 }
 
-/// Reads a request body of at most [`MAX_BODY_BYTES`].
-pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::too_large(MAX_BODY_BYTES))
+/// Beyond this, an oversized body is no longer read to its end: the connection is dropped.
+const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]. A larger body is read to its end
+/// (up to a bound) and discarded, so the client receives the 413 rather than a reset.
+pub async fn read_body(mut body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|err| ApiError::bad_request(format!("cannot read the request body: {err}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= MAX_BODY_BYTES {
+            collected.extend_from_slice(&data);
+        } else if seen > MAX_DRAIN_BYTES {
+            break;
         }
-        Err(err) => Err(ApiError::bad_request(format!(
-            "cannot read the request body: {err}"
-        ))),
     }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    Ok(Bytes::from(collected))
 }
 
 /// Parses a query string into its parameters (the last value of a repeated one wins).

@@ -94,7 +94,7 @@ pub async fn serve(
     state: Arc<State>,
     user: User,
     path: ResourcePath,
-    req: Request<hyper::body::Incoming>,
+    req: Request<Bytes>,
 ) -> Result<Response<Body>, ApiError> {
     let resource = state
         .resource(&path.group, &path.version, &path.plural)
@@ -133,7 +133,7 @@ pub async fn serve(
 async fn dispatch(
     call: &Call<'_>,
     parts: http::request::Parts,
-    body: hyper::body::Incoming,
+    body: Bytes,
     is_watch: bool,
 ) -> Result<Response<Body>, ApiError> {
     let state = call.state;
@@ -210,28 +210,28 @@ async fn dispatch(
             }
         }
         (Method::POST, false) => {
-            let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
+            let object = parse_body(&body.clone(), &content_type)?;
             let created = create(call, object).await?;
             Ok(http_util::json(201, &created))
         }
         (Method::PUT, true) => {
-            let object = parse_body(&http_util::read_body(body).await?, &content_type)?;
+            let object = parse_body(&body.clone(), &content_type)?;
             let updated = update(call, object, Part::Main).await?;
             Ok(http_util::json(200, &updated))
         }
         (Method::PATCH, true) => {
-            let bytes = http_util::read_body(body).await?;
+            let bytes = body.clone();
             let patched = patch(call, &bytes, &content_type, Part::Main).await?;
             Ok(http_util::json(200, &patched))
         }
         (Method::DELETE, true) => {
-            let bytes = http_util::read_body(body).await?;
+            let bytes = body.clone();
             let options = delete_options(&bytes)?;
             let (code, object) = delete(call, call.name(), &options).await?;
             Ok(http_util::json(code, &object))
         }
         (Method::DELETE, false) => {
-            let bytes = http_util::read_body(body).await?;
+            let bytes = body.clone();
             let options = delete_options(&bytes)?;
             delete_collection(call, &options).await
         }
@@ -252,7 +252,7 @@ async fn subresource(
     call: &Call<'_>,
     method: &Method,
     sub: &str,
-    body: hyper::body::Incoming,
+    body: Bytes,
     content_type: &str,
 ) -> Result<Response<Body>, ApiError> {
     let Some(info) = call.resource.subresource(sub).copied() else {
@@ -261,14 +261,14 @@ async fn subresource(
     match (info.kind, method.clone()) {
         (SubresourceKind::Status, Method::GET) => Ok(http_util::json(200, &get(call).await?)),
         (SubresourceKind::Status, Method::PUT) => {
-            let object = parse_body(&http_util::read_body(body).await?, content_type)?;
+            let object = parse_body(&body.clone(), content_type)?;
             Ok(http_util::json(
                 200,
                 &update(call, object, Part::Status).await?,
             ))
         }
         (SubresourceKind::Status, Method::PATCH) => {
-            let bytes = http_util::read_body(body).await?;
+            let bytes = body.clone();
             Ok(http_util::json(
                 200,
                 &patch(call, &bytes, content_type, Part::Status).await?,
@@ -278,15 +278,15 @@ async fn subresource(
             Ok(http_util::json(200, &scale_of(&get(call).await?)))
         }
         (SubresourceKind::Scale, Method::PUT | Method::PATCH) => {
-            let bytes = http_util::read_body(body).await?;
+            let bytes = body.clone();
             scale(call, method, &bytes, content_type).await
         }
         (SubresourceKind::Action, Method::POST) if sub == "binding" => {
-            let binding = parse_body(&http_util::read_body(body).await?, content_type)?;
+            let binding = parse_body(&body.clone(), content_type)?;
             bind(call, &binding).await
         }
         (SubresourceKind::Action, Method::POST) if sub == "token" => {
-            let request = parse_body(&http_util::read_body(body).await?, content_type)?;
+            let request = parse_body(&body.clone(), content_type)?;
             token_request(call, request).await
         }
         _ => Err(ApiError::method_not_allowed(method.as_str())),
@@ -296,17 +296,22 @@ async fn subresource(
 /// Parses a JSON request body (YAML bodies are accepted when they are JSON, its subset).
 fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if !matches!(
-        media,
-        "application/json" | "application/yaml" | "application/apply-patch+yaml" | "*/*" | ""
-    ) {
-        return Err(ApiError::unsupported_media(content_type));
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let malformed = |e: String| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized or malformed: {e}"
         ))
-    })?;
+    };
+    let value: Value = match media {
+        "application/json" | "*/*" | "" => {
+            serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?
+        }
+        // serde_yaml refuses alias expansion past a repetition limit and deep nesting, so
+        // a "billion laughs" body is an error, not an out-of-memory.
+        "application/yaml" => {
+            serde_yaml::from_slice(bytes).map_err(|e| malformed(e.to_string()))?
+        }
+        _ => return Err(ApiError::unsupported_media(content_type)),
+    };
     if !value.is_object() {
         return Err(ApiError::bad_request(
             "the object provided is not a JSON object",
@@ -1506,8 +1511,8 @@ async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<B
 }
 
 /// Reviews: answered from the request, never stored.
-async fn review(call: &Call<'_>, body: hyper::body::Incoming) -> Result<Response<Body>, ApiError> {
-    let mut object = parse_body(&http_util::read_body(body).await?, "application/json")?;
+async fn review(call: &Call<'_>, body: Bytes) -> Result<Response<Body>, ApiError> {
+    let mut object = parse_body(&body.clone(), "application/json")?;
     check_type(&call.resource, &mut object)?;
     let user = &call.user;
     match call.resource.kind.as_str() {

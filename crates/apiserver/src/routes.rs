@@ -138,7 +138,18 @@ pub async fn handle(
         Route::OpenApiV3(rest) => {
             openapi::serve(&state, &rest).map(|doc| http_util::json(200, &doc))
         }
-        Route::Resource(path) => objects::serve(state.clone(), user, path, req).await,
+        Route::Resource(path) => {
+            // The whole body is read before answering, even an error, so that HTTP/2 clients
+            // get the answer instead of a reset stream.
+            let (parts, body) = req.into_parts();
+            match http_util::read_body(body).await {
+                Ok(bytes) => {
+                    objects::serve(state.clone(), user, path, Request::from_parts(parts, bytes))
+                        .await
+                }
+                Err(err) => Err(err),
+            }
+        }
         Route::Metrics => Ok(http_util::text(200, state.metrics.render())),
         Route::NotFound | Route::Health | Route::Version => Err(ApiError::no_route()),
     };

@@ -596,3 +596,51 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
 }
+
+#[test]
+fn bodies_yaml_and_hostile_input() {
+    let Some(c) = common::start() else { return };
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let (code, body) = c.curl("POST", cms, "application/yaml", CONFIGMAP.as_bytes());
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(json(&body)["data"]["color"], "blue");
+
+    // A YAML alias bomb is refused at once.
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
+    let mut prev = "a";
+    for n in names {
+        bomb.push_str(&format!(
+            "{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
+        prev = n;
+    }
+    let started = Instant::now();
+    let (code, body) = c.curl("POST", cms, "application/yaml", bomb.as_bytes());
+    assert_eq!(code, 400, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Deep nesting, a body over 3 MiB, an unknown media type, a bad method.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (code, body) = c.curl("POST", cms, "application/json", deep.as_bytes());
+    assert_eq!(code, 400, "{body}");
+    let big = vec![b' '; 4 * 1024 * 1024];
+    let (code, body) = c.curl("POST", cms, "application/json", &big);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(json(&body)["reason"], "RequestEntityTooLarge");
+    let (code, body) = c.curl("POST", cms, "text/plain", b"{}");
+    assert_eq!(code, 415, "{body}");
+    assert_eq!(json(&body)["reason"], "UnsupportedMediaType");
+    let (code, body) = c.curl("PUT", cms, "application/json", b"{}");
+    assert_eq!(code, 405, "{body}");
+    let (code, _) = c.curl("POST", cms, "application/json", b"{not json");
+    assert_eq!(code, 400);
+    // A value over the store's 1.5 MiB limit (but under the 3 MiB body limit) is a 413 too.
+    let huge = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"}, "data": {"k": "x".repeat(2 * 1024 * 1024)}});
+    let (code, body) = c.curl("POST", cms, "application/json", huge.to_string().as_bytes());
+    assert_eq!(code, 413, "{body}");
+    // The server is still healthy.
+    assert_eq!(c.kubectl(&["get", "--raw", "/readyz"]).trim(), "ok");
+}

@@ -185,6 +185,30 @@ impl Cluster {
             .unwrap()
     }
 
+    /// Sends a raw HTTPS request with the admin certificate: (status code, body).
+    pub fn curl(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let tls = self.dir.path().join("tls");
+        let body_file = self.dir.path().join("curl-body");
+        std::fs::write(&body_file, body).unwrap();
+        let out = Command::new("curl")
+            .args(["-sS", "-X", method, "-o", "-", "-w", "\n%{http_code}"])
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .args(["-H", &format!("Content-Type: {content_type}")])
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(format!("{}{path}", self.server_url()))
+            .output()
+            .expect("curl is installed (scripts/setup-debian)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
     pub fn kubectl_path(&self) -> &Path {
         &self.kubectl
     }
