@@ -106,6 +106,86 @@ pub struct Resource {
     pub storage_group: String,
     /// Whether objects are stored at all (reviews are not).
     pub stored: bool,
+    /// For a custom resource: what its CustomResourceDefinition says.
+    pub custom: Option<std::sync::Arc<CustomInfo>>,
+}
+
+/// The parts of a CustomResourceDefinition version the server acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomInfo {
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd_name: String,
+    /// The version's `openAPIV3Schema`.
+    pub schema: Option<serde_json::Value>,
+    /// `additionalPrinterColumns`.
+    pub printer_columns: Vec<serde_json::Value>,
+    /// `subresources.scale`: specReplicasPath, statusReplicasPath, labelSelectorPath.
+    pub scale: Option<serde_json::Value>,
+}
+
+impl CustomInfo {
+    /// The resources a CustomResourceDefinition serves: one per served version.
+    pub fn resources_of(crd: &serde_json::Value) -> Vec<Resource> {
+        let spec = &crd["spec"];
+        let str_of = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        };
+        let group = str_of(&spec["group"]);
+        let names = &spec["names"];
+        let plural = str_of(&names["plural"]);
+        let kind = str_of(&names["kind"]);
+        if group.is_empty() || plural.is_empty() || kind.is_empty() {
+            return Vec::new();
+        }
+        let singular = match names["singular"].as_str() {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => kind.to_ascii_lowercase(),
+        };
+        spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"].as_bool().unwrap_or(false))
+            .map(|v| {
+                let mut subresources = Vec::new();
+                if v["subresources"].get("status").is_some() {
+                    subresources.push(STATUS);
+                }
+                let scale = v["subresources"].get("scale").cloned();
+                if scale.is_some() {
+                    subresources.push(SCALE);
+                }
+                Resource {
+                    group: group.clone(),
+                    version: str_of(&v["name"]),
+                    kind: kind.clone(),
+                    plural: plural.clone(),
+                    singular: singular.clone(),
+                    namespaced: spec["scope"].as_str() != Some("Cluster"),
+                    short_names: strings(&names["shortNames"]),
+                    categories: strings(&names["categories"]),
+                    verbs: STANDARD_VERBS.iter().map(|s| (*s).to_owned()).collect(),
+                    subresources,
+                    storage_group: group.clone(),
+                    stored: true,
+                    custom: Some(std::sync::Arc::new(CustomInfo {
+                        crd_name: str_of(&crd["metadata"]["name"]),
+                        schema: v["schema"].get("openAPIV3Schema").cloned(),
+                        printer_columns: v["additionalPrinterColumns"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default(),
+                        scale,
+                    })),
+                }
+            })
+            .collect()
+    }
 }
 
 impl Resource {
@@ -474,6 +554,7 @@ impl Builtin {
             subresources: self.sub.to_vec(),
             storage_group: self.group.to_owned(),
             stored: !self.create_only,
+            custom: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::http_util::{self, Body};
 
 fn groups(state: &State) -> Vec<(String, Vec<String>)> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for r in &state.resources {
+    for r in state.resources().iter() {
         match groups.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) if !versions.contains(&r.version) => {
                 versions.push(r.version.clone())
@@ -91,7 +91,7 @@ fn aggregated(state: &State, legacy: bool) -> Response<Body> {
                 .iter()
                 .map(|v| {
                     let resources: Vec<Value> = state
-                        .resources
+                        .resources()
                         .iter()
                         .filter(|r| r.group == group && r.version == *v)
                         .map(aggregated_resource)
@@ -213,7 +213,7 @@ pub fn group_version(
     version: &str,
 ) -> Result<Response<Body>, ApiError> {
     let resources: Vec<Value> = state
-        .resources
+        .resources()
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .flat_map(resource_entries)

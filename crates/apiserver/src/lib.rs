@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod cache;
+mod crd;
 mod discovery;
 pub mod errors;
 mod http_util;
@@ -48,7 +49,7 @@ pub struct Config {
 /// Shared state of every request.
 pub(crate) struct State {
     pub store: Arc<dyn Store>,
-    pub resources: Vec<Resource>,
+    pub resources: std::sync::RwLock<Arc<Vec<Resource>>>,
     pub hubs: tokio::sync::Mutex<HashMap<String, Arc<WatchHub>>>,
     pub node_token: String,
     pub ready: AtomicBool,
@@ -59,11 +60,20 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The resource served at group/version/plural.
-    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+    /// Every resource served now (built-in and custom).
+    pub fn resources(&self) -> Arc<Vec<Resource>> {
         self.resources
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| Arc::new(builtin_resources()))
+    }
+
+    /// The resource served at group/version/plural.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<Resource> {
+        self.resources()
             .iter()
             .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
     }
 
     /// The watch hub of a resource, started on first use.
@@ -129,7 +139,7 @@ impl ApiServer {
             cacher,
             store,
             metrics,
-            resources: builtin_resources(),
+            resources: std::sync::RwLock::new(Arc::new(builtin_resources())),
             hubs: tokio::sync::Mutex::new(HashMap::new()),
             node_token: pki.node_token.clone(),
             ready: AtomicBool::new(false),
@@ -138,6 +148,10 @@ impl ApiServer {
         objects::ensure_system_namespaces(&state)
             .await
             .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+        crd::load(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading CustomResourceDefinitions: {e}"))?;
+        crd::spawn(Arc::downgrade(&state));
         state.ready.store(true, Ordering::Release);
         let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state));
         Ok(Self {

@@ -13,7 +13,7 @@ use http::{Method, Request, Response};
 use rkube_api::patch::{PatchType, apply_patch, builtin_list_strategy};
 use rkube_api::registry::{Resource, SubresourceKind};
 use rkube_api::selector::{FieldSelector, LabelSelector};
-use rkube_api::validation;
+use rkube_api::{validate_types, validation};
 use rkube_store::{KeyValue, RangeRequest, Revision, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -32,7 +32,7 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 
 /// Creates the system namespaces that do not exist yet.
 pub async fn ensure_system_namespaces(state: &State) -> Result<(), ApiError> {
-    let Some(ns) = state.resource("", "v1", "namespaces").cloned() else {
+    let Some(ns) = state.resource("", "v1", "namespaces") else {
         return Ok(());
     };
     for name in SYSTEM_NAMESPACES {
@@ -98,7 +98,6 @@ pub async fn serve(
 ) -> Result<Response<Body>, ApiError> {
     let resource = state
         .resource(&path.group, &path.version, &path.plural)
-        .cloned()
         .ok_or_else(ApiError::no_route)?;
     if path.namespace.is_some() && !resource.namespaced {
         return Err(ApiError::no_route());
@@ -274,9 +273,10 @@ async fn subresource(
                 &patch(call, &bytes, content_type, Part::Status).await?,
             ))
         }
-        (SubresourceKind::Scale, Method::GET) => {
-            Ok(http_util::json(200, &scale_of(&get(call).await?)))
-        }
+        (SubresourceKind::Scale, Method::GET) => Ok(http_util::json(
+            200,
+            &scale_of(&call.resource, &get(call).await?),
+        )),
         (SubresourceKind::Scale, Method::PUT | Method::PATCH) => {
             let bytes = body.clone();
             scale(call, method, &bytes, content_type).await
@@ -381,6 +381,9 @@ fn new_uid() -> String {
 
 /// Whether objects of this resource carry `metadata.generation`.
 fn has_generation(resource: &Resource, object: &Value) -> bool {
+    if resource.custom.is_some() {
+        return true;
+    }
     object.get("spec").is_some()
         && !matches!(
             resource.plural.as_str(),
@@ -408,6 +411,9 @@ fn prepare_new(resource: &Resource, object: &mut Value) {
     } else {
         meta.remove("generation");
     }
+    if resource.group == "batch" && resource.kind == "Job" {
+        generate_job_selector(object);
+    }
     if resource.plural == "namespaces" && resource.group.is_empty() {
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});
@@ -424,6 +430,35 @@ fn prepare_new(resource: &Resource, object: &mut Value) {
             o.remove("status");
         }
     }
+}
+
+/// A Job's selector and pod labels, as kube-apiserver's Job strategy generates them from
+/// the Job's uid (unless `spec.manualSelector` is true).
+fn generate_job_selector(job: &mut Value) {
+    if job["spec"]["manualSelector"] == true {
+        return;
+    }
+    let uid = job["metadata"]["uid"].clone();
+    let name = job["metadata"]["name"].clone();
+    if !job["spec"].is_object() {
+        return;
+    }
+    job["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let template = &mut job["spec"]["template"];
+    if !template.is_object() {
+        return;
+    }
+    if !template["metadata"].is_object() {
+        template["metadata"] = json!({});
+    }
+    if !template["metadata"]["labels"].is_object() {
+        template["metadata"]["labels"] = json!({});
+    }
+    let labels = &mut template["metadata"]["labels"];
+    labels["batch.kubernetes.io/controller-uid"] = uid.clone();
+    labels["batch.kubernetes.io/job-name"] = name.clone();
+    labels["controller-uid"] = uid;
+    labels["job-name"] = name;
 }
 
 fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
@@ -451,13 +486,73 @@ fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    if resource.kind == "CustomResourceDefinition" {
+        let name = object["metadata"]["name"].as_str().unwrap_or("");
+        let spec = &object["spec"];
+        let plural = spec["names"]["plural"].as_str().unwrap_or("");
+        let group = spec["group"].as_str().unwrap_or("");
+        let mut errors = Vec::new();
+        if name != format!("{plural}.{group}") {
+            errors.push(validation::FieldError::invalid(
+                "metadata.name",
+                name,
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
+        }
+        let versions = spec["versions"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if versions.is_empty() {
+            errors.push(validation::FieldError::required(
+                "spec.versions",
+                "must have exactly one version marked as storage version",
+            ));
+        } else if versions.iter().filter(|v| v["storage"] == true).count() != 1 {
+            errors.push(validation::FieldError::invalid(
+                "spec.versions",
+                "",
+                "must have exactly one version marked as storage version",
+            ));
+        }
+        for (i, v) in versions.iter().enumerate() {
+            if let Some(schema) = v["schema"].get("openAPIV3Schema") {
+                errors.extend(rkube_api::schema::check_structural(
+                    schema,
+                    &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            let causes = errors
+                .iter()
+                .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+                .collect();
+            return Err(ApiError::invalid(
+                &resource.group,
+                &resource.kind,
+                name,
+                validation::invalid_message(
+                    "CustomResourceDefinition.apiextensions.k8s.io",
+                    name,
+                    &errors,
+                ),
+                causes,
+            ));
+        }
+    }
     let name_rule: fn(&str) -> Vec<String> = match resource.plural.as_str() {
         "namespaces" | "services" => validation::is_dns1123_label,
         _ => validation::is_dns1123_subdomain,
     };
     let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
-    let errors = validation::validate_object_meta(&meta, resource.namespaced, name_rule);
+    let mut errors = validation::validate_object_meta(&meta, resource.namespaced, name_rule);
+    let (g, v, k) = (&resource.group, &resource.version, &resource.kind);
+    errors.extend(match old {
+        None => validate_types::validate_create(g, v, k, object),
+        Some(old) => validate_types::validate_update(g, v, k, object, old),
+    });
     if errors.is_empty() {
         return Ok(());
     }
@@ -470,7 +565,15 @@ fn validate(resource: &Resource, object: &Value) -> Result<(), ApiError> {
         &resource.group,
         &resource.kind,
         name,
-        validation::invalid_message(&resource.kind, name, &errors),
+        validation::invalid_message(
+            &if resource.group.is_empty() {
+                resource.kind.clone()
+            } else {
+                format!("{}.{}", resource.kind, resource.group)
+            },
+            name,
+            &errors,
+        ),
         causes,
     ))
 }
@@ -513,11 +616,63 @@ impl Call<'_> {
     /// Decodes the object against its built-in type, keeping the warnings for the answer.
     fn check_typed(&self, object: &mut Value) -> Result<(), ApiError> {
         let r = &self.resource;
+        if let Some(schema) = r.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+            return self.check_custom(object, schema);
+        }
         let warnings = typed::check(&r.group, &r.version, &r.kind, object, self.validation)?;
+        rkube_api::defaults::apply_defaults(&r.group, &r.version, &r.kind, object);
         if let Ok(mut w) = self.warnings.lock() {
             w.extend(warnings);
         }
         Ok(())
+    }
+}
+
+impl Call<'_> {
+    /// A custom object against its CRD's structural schema: unknown fields pruned (per
+    /// fieldValidation), defaults applied, then validated.
+    fn check_custom(&self, object: &mut Value, schema: &Value) -> Result<(), ApiError> {
+        let r = &self.resource;
+        let unknown = rkube_api::schema::prune(object, schema);
+        if !unknown.is_empty() {
+            let described: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            match self.validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        described.join(", "),
+                        kind = r.kind,
+                        version = r.version,
+                    )));
+                }
+                FieldValidation::Warn => {
+                    if let Ok(mut w) = self.warnings.lock() {
+                        w.extend(described);
+                    }
+                }
+                FieldValidation::Ignore => {}
+            }
+        }
+        rkube_api::schema::apply_defaults(object, schema);
+        let errors = rkube_api::schema::validate(object, schema);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let causes = errors
+            .iter()
+            .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+            .collect();
+        Err(ApiError::invalid(
+            &r.group,
+            &r.kind,
+            &name,
+            validation::invalid_message(&format!("{}.{}", r.kind, r.group), &name, &errors),
+            causes,
+        ))
     }
 }
 
@@ -552,7 +707,7 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
             meta.insert("name".into(), json!(name));
         }
     }
-    validate(&call.resource, &object)?;
+    validate(&call.resource, &object, None)?;
     if let Some(ns) = &namespace {
         check_namespace(call, ns).await?;
     }
@@ -695,7 +850,7 @@ async fn write_update(
 ) -> Result<Value, ApiError> {
     call.check_typed(&mut new)?;
     merge_for_update(&call.resource, old, &mut new, part);
-    validate(&call.resource, &new)?;
+    validate(&call.resource, &new, Some(old))?;
     if call.dry_run() {
         set_resource_version(&mut new, revision);
         return Ok(new);
@@ -851,6 +1006,19 @@ async fn delete(
         return Ok((200, object));
     }
     let is_namespace = call.resource.plural == "namespaces" && call.resource.group.is_empty();
+    if call.resource.kind == "CustomResourceDefinition"
+        && object["metadata"].get("deletionTimestamp").is_none()
+    {
+        // Its objects are deleted first (crd.rs), then this finalizer goes.
+        let finalizers = meta_mut(&mut object)
+            .entry("finalizers")
+            .or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER)
+        {
+            list.push(json!(crate::crd::CLEANUP_FINALIZER));
+        }
+    }
     let has_finalizers = object["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty())
@@ -1285,7 +1453,62 @@ impl ApiError {
 }
 
 /// The autoscaling/v1 Scale of an object with `.spec.replicas`.
-fn scale_of(object: &Value) -> Value {
+/// Where a resource keeps its replica counts: `.spec.replicas`, `.status.replicas` and the
+/// selector for built-ins; what `subresources.scale` says for custom resources.
+fn scale_paths(resource: &Resource) -> (String, String, Option<String>) {
+    match resource.custom.as_ref().and_then(|c| c.scale.clone()) {
+        Some(scale) => (
+            scale["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .to_owned(),
+            scale["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .to_owned(),
+            scale["labelSelectorPath"].as_str().map(str::to_owned),
+        ),
+        None => (".spec.replicas".into(), ".status.replicas".into(), None),
+    }
+}
+
+fn path_get<'a>(object: &'a Value, path: &str) -> &'a Value {
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(object, |cur, key| &cur[key])
+}
+
+fn path_set(object: &mut Value, path: &str, value: Value) {
+    let mut cur = object;
+    for key in path.trim_start_matches('.').split('.') {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = &mut cur[key];
+    }
+    *cur = value;
+}
+
+fn scale_of(resource: &Resource, object: &Value) -> Value {
+    let (spec_path, status_path, selector_path) = scale_paths(resource);
+    if resource.custom.is_some() {
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": object["metadata"]["name"],
+                "namespace": object["metadata"]["namespace"],
+                "uid": object["metadata"]["uid"],
+                "resourceVersion": object["metadata"]["resourceVersion"],
+                "creationTimestamp": object["metadata"]["creationTimestamp"],
+            },
+            "spec": {"replicas": path_get(object, &spec_path).as_i64().unwrap_or(0)},
+            "status": {
+                "replicas": path_get(object, &status_path).as_i64().unwrap_or(0),
+                "selector": selector_path.map(|p| path_get(object, &p).clone()).unwrap_or(json!("")),
+            },
+        });
+    }
     let selector = object["spec"]["selector"]
         .get("matchLabels")
         .or_else(|| object["spec"].get("selector"))
@@ -1330,7 +1553,7 @@ async fn scale(
             .await?
             .ok_or_else(|| call.not_found())?;
         let object = from_kv(&kv)?;
-        let current = scale_of(&object);
+        let current = scale_of(&call.resource, &object);
         let wanted = if *method == Method::PUT {
             parse_body(bytes, content_type)?
         } else {
@@ -1374,11 +1597,11 @@ async fn scale(
             ));
         }
         let mut new = object.clone();
-        new["spec"]["replicas"] = json!(replicas);
+        path_set(&mut new, &scale_paths(&call.resource).0, json!(replicas));
         match write_update(call, &name, &object, new, Part::Main, kv.mod_revision).await {
             Err(e) if e.reason == "Conflict" => continue,
             Err(e) => return Err(e),
-            Ok(updated) => return Ok(http_util::json(200, &scale_of(&updated))),
+            Ok(updated) => return Ok(http_util::json(200, &scale_of(&call.resource, &updated))),
         }
     }
     Err(ApiError::conflict(

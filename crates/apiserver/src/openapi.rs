@@ -41,7 +41,7 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 pub fn root(state: &State) -> Value {
     let mut paths = Map::new();
     let mut seen = Vec::new();
-    for r in &state.resources {
+    for r in state.resources().iter() {
         let path = doc_path(&r.group, &r.version);
         if seen.contains(&path) {
             continue;
@@ -63,7 +63,7 @@ pub fn document(state: &State, group: &str, version: &str) -> Result<Value, ApiE
     let mut schemas = Map::new();
     let mut paths = Map::new();
     for r in state
-        .resources
+        .resources()
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {

@@ -9,24 +9,75 @@ use serde_json::{Value, json};
 use crate::time_util;
 
 struct Column {
-    name: &'static str,
-    kind: &'static str,
+    name: String,
+    kind: String,
     priority: u8,
-    cell: fn(&Value) -> Value,
+    description: String,
+    cell: Box<dyn Fn(&Value) -> Value + Send + Sync>,
 }
 
-const fn col(
-    name: &'static str,
-    kind: &'static str,
-    priority: u8,
-    cell: fn(&Value) -> Value,
-) -> Column {
+fn col(name: &'static str, kind: &'static str, priority: u8, cell: fn(&Value) -> Value) -> Column {
     Column {
-        name,
-        kind,
+        name: name.to_owned(),
+        kind: kind.to_owned(),
         priority,
-        cell,
+        description: name.to_owned(),
+        cell: Box::new(cell),
     }
+}
+
+/// Evaluates the simple JSONPath of a printer column (`.spec.replicas`, `.status.conditions[0].type`).
+fn json_path<'a>(object: &'a Value, path: &str) -> &'a Value {
+    let mut cur = object;
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        let mut pieces = part.split('[');
+        cur = &cur[pieces.next().unwrap_or("")];
+        for index in pieces {
+            match index.trim_end_matches(']').parse::<usize>() {
+                Ok(i) => cur = &cur[i],
+                Err(_) => return &Value::Null,
+            }
+        }
+    }
+    cur
+}
+
+fn age_of(value: &Value) -> Value {
+    match value.as_str().and_then(time_util::parse) {
+        Some(t) => json!(human_duration(
+            (time::OffsetDateTime::now_utc() - t).whole_seconds()
+        )),
+        None => Value::Null,
+    }
+}
+
+/// A CRD's additionalPrinterColumns (or Age when it has none).
+fn custom_columns(info: &rkube_api::registry::CustomInfo) -> Vec<Column> {
+    let mut cols = vec![col("Name", "string", 0, name)];
+    if info.printer_columns.is_empty() {
+        cols.push(col("Age", "date", 0, age));
+        return cols;
+    }
+    for c in &info.printer_columns {
+        let path = c["jsonPath"].as_str().unwrap_or("").to_owned();
+        let kind = c["type"].as_str().unwrap_or("string").to_owned();
+        let is_date = kind == "date";
+        cols.push(Column {
+            name: c["name"].as_str().unwrap_or("").to_owned(),
+            kind,
+            priority: c["priority"].as_u64().unwrap_or(0).min(255) as u8,
+            description: c["description"].as_str().unwrap_or("").to_owned(),
+            cell: Box::new(move |o| {
+                let v = json_path(o, &path);
+                if is_date { age_of(v) } else { v.clone() }
+            }),
+        });
+    }
+    cols
 }
 
 /// Age as kubectl shows it (apimachinery's `duration.HumanDuration`).
@@ -171,6 +222,9 @@ fn selector_string(v: &Value) -> Value {
 }
 
 fn columns(resource: &Resource) -> Vec<Column> {
+    if let Some(info) = &resource.custom {
+        return custom_columns(info);
+    }
     let mut cols = vec![col("Name", "string", 0, name)];
     let extra: Vec<Column> = match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "pods") => vec![
@@ -327,7 +381,7 @@ fn definitions(columns: &[Column]) -> Vec<Value> {
     columns
         .iter()
         .map(|c| {
-            let mut d = json!({"name": c.name, "type": c.kind, "format": "", "description": c.name, "priority": c.priority});
+            let mut d = json!({"name": c.name, "type": c.kind, "format": "", "description": c.description, "priority": c.priority});
             if c.name == "Name" {
                 d["format"] = json!("name");
                 d["description"] = json!("Name must be unique within a namespace. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names");

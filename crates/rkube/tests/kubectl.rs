@@ -637,10 +637,187 @@ fn bodies_yaml_and_hostile_input() {
     assert_eq!(code, 405, "{body}");
     let (code, _) = c.curl("POST", cms, "application/json", b"{not json");
     assert_eq!(code, 400);
-    // A value over the store's 1.5 MiB limit (but under the 3 MiB body limit) is a 413 too.
+    // ConfigMap data over 1 MiB is refused by validation, as kube-apiserver does (422).
     let huge = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"}, "data": {"k": "x".repeat(2 * 1024 * 1024)}});
     let (code, body) = c.curl("POST", cms, "application/json", huge.to_string().as_bytes());
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("1048576 bytes"), "{body}");
+    // Any object over the store's 1.5 MiB value limit (but under the 3 MiB body limit) is a 413.
+    let huge = serde_json::json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "huge"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox", "args": ["x".repeat(2 * 1024 * 1024)]}]}}});
+    let (code, body) = c.curl(
+        "POST",
+        "/api/v1/namespaces/default/podtemplates",
+        "application/json",
+        huge.to_string().as_bytes(),
+    );
     assert_eq!(code, 413, "{body}");
     // The server is still healthy.
     assert_eq!(c.kubectl(&["get", "--raw", "/readyz"]).trim(), "ok");
+}
+
+const CRONTAB_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    singular: crontab
+    kind: CronTab
+    shortNames: [ct]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [cronSpec]
+            properties:
+              cronSpec: {type: string}
+              image: {type: string}
+              replicas: {type: integer, minimum: 0, maximum: 10, default: 1}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+"#;
+
+#[test]
+fn custom_resource_definition_round_trip() {
+    let Some(c) = common::start() else { return };
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(CRONTAB_CRD));
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=20s",
+        "crd/crontabs.stable.example.com",
+    ]);
+    let resources = c.kubectl(&["api-resources", "--api-group=stable.example.com"]);
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["crontabs", "ct", "stable.example.com/v1", "true", "CronTab"]),
+        "{resources}"
+    );
+
+    let crontab = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: nightly\nspec:\n  cronSpec: '0 3 * * *'\n  image: backup\n";
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(crontab));
+    assert_eq!(out.trim(), "crontab.stable.example.com/nightly created");
+    let object = json(&c.kubectl(&["get", "ct", "nightly", "-o", "json"]));
+    assert_eq!(
+        object["spec"]["replicas"], 1,
+        "the schema default was not applied"
+    );
+    assert_eq!(object["metadata"]["generation"], 1);
+    let table = c.kubectl(&["get", "crontabs"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SPEC", "REPLICAS", "AGE"], "{table}");
+    assert!(table.contains("0 3 * * *"), "{table}");
+
+    // Schema validation and strict field validation.
+    let bad = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: bad\nspec:\n  cronSpec: x\n  replicas: 50\n";
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(bad));
+    assert!(
+        err.contains("Invalid") && err.contains("spec.replicas"),
+        "{err}"
+    );
+    let unknown = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: odd\nspec:\n  cronSpec: x\n  bogus: 1\n";
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(unknown));
+    assert!(err.contains(r#"unknown field "spec.bogus""#), "{err}");
+    let missing = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: missing\nspec:\n  image: x\n";
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(missing));
+    assert!(err.contains("spec.cronSpec: Required value"), "{err}");
+
+    // Scale and status subresources change only their part.
+    c.kubectl(&["scale", "crontab/nightly", "--replicas=3"]);
+    assert_eq!(
+        c.kubectl(&["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    c.kubectl(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":3}}"#,
+    ]);
+    c.kubectl(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":9}}"#,
+    ]);
+    assert_eq!(
+        c.kubectl(&["get", "ct", "nightly", "-o", "jsonpath={.status.replicas}"]),
+        "3"
+    );
+
+    // Deleting the CRD deletes its objects and stops serving it.
+    c.kubectl(&[
+        "delete",
+        "crd",
+        "crontabs.stable.example.com",
+        "--timeout=30s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.kubectl_raw(
+            &[
+                "get",
+                "--raw",
+                "/apis/stable.example.com/v1/namespaces/default/crontabs",
+            ],
+            None,
+        );
+        if !out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "crontabs still served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = c.kubectl_raw(&["get", "crd", "crontabs.stable.example.com"], None);
+    assert!(!out.status.success(), "the CRD is still there");
+    // Its objects went with it: recreating the CRD shows none.
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(CRONTAB_CRD));
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=20s",
+        "crd/crontabs.stable.example.com",
+    ]);
+    let list = json(&c.kubectl(&[
+        "get",
+        "--raw",
+        "/apis/stable.example.com/v1/namespaces/default/crontabs",
+    ]));
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
 }
