@@ -94,6 +94,24 @@ impl ApiError {
         }))
     }
 
+    /// 422 for an options object (`DeleteOptions.meta.k8s.io "" is invalid: ...`), one field.
+    pub fn invalid_simple(kind: &str, field: &str, detail: &str) -> Self {
+        Self::invalid(
+            "meta.k8s.io",
+            kind,
+            "",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+            vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
+        )
+    }
+
+    /// 429 TooManyRequests with one cause (an eviction a disruption budget refuses).
+    pub fn too_many_requests(message: &str, cause: &str) -> Self {
+        Self::new(429, "TooManyRequests", message).with_details(json!({
+            "causes": [{"reason": "DisruptionBudget", "message": cause}],
+        }))
+    }
+
     /// 403 Forbidden.
     pub fn forbidden(group: &str, plural: &str, name: &str, message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message).with_details(details(group, plural, name))

@@ -7,6 +7,7 @@
 pub mod auth;
 mod cache;
 mod crd;
+mod deletion;
 mod discovery;
 pub mod errors;
 mod http_util;

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::State;
 use crate::auth::User;
 use crate::cache::Cached;
+use crate::deletion::{self, DeleteOptions, Plan};
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::routes::ResourcePath;
@@ -225,13 +226,13 @@ async fn dispatch(
         }
         (Method::DELETE, true) => {
             let bytes = body.clone();
-            let options = delete_options(&bytes)?;
+            let options = DeleteOptions::parse(&bytes, &call.query)?;
             let (code, object) = delete(call, call.name(), &options).await?;
             Ok(http_util::json(code, &object))
         }
         (Method::DELETE, false) => {
             let bytes = body.clone();
-            let options = delete_options(&bytes)?;
+            let options = DeleteOptions::parse(&bytes, &call.query)?;
             delete_collection(call, &options).await
         }
         (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
@@ -245,6 +246,8 @@ enum Part {
     Main,
     /// Only status.
     Status,
+    /// Only a namespace's `spec.finalizers` (namespaces/finalize).
+    Finalize,
 }
 
 async fn subresource(
@@ -284,6 +287,17 @@ async fn subresource(
         (SubresourceKind::Action, Method::POST) if sub == "binding" => {
             let binding = parse_body(&body.clone(), content_type)?;
             bind(call, &binding).await
+        }
+        (SubresourceKind::Action, Method::PUT) if sub == "finalize" => {
+            let object = parse_body(&body.clone(), content_type)?;
+            Ok(http_util::json(
+                200,
+                &update(call, object, Part::Finalize).await?,
+            ))
+        }
+        (SubresourceKind::Action, Method::POST) if sub == "eviction" => {
+            let eviction = parse_body(&body.clone(), content_type)?;
+            evict(call, &eviction).await
         }
         (SubresourceKind::Action, Method::POST) if sub == "token" => {
             let request = parse_body(&body.clone(), content_type)?;
@@ -728,6 +742,30 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
 
 /// Carries the server-owned fields of `old` into `new`, per the part being written.
 fn merge_for_update(resource: &Resource, old: &Value, new: &mut Value, part: Part) {
+    let is_namespace = resource.group.is_empty() && resource.plural == "namespaces";
+    if part == Part::Finalize {
+        let finalizers = new["spec"]["finalizers"].clone();
+        *new = old.clone();
+        if finalizers.is_null() {
+            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        } else {
+            new["spec"]["finalizers"] = finalizers;
+        }
+        return;
+    }
+    if is_namespace {
+        // spec.finalizers change only through namespaces/finalize.
+        match old["spec"].get("finalizers") {
+            Some(f) => new["spec"]["finalizers"] = f.clone(),
+            None => {
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("finalizers");
+                }
+            }
+        }
+    }
     if part == Part::Status {
         // Only status changes; everything else is the old object's.
         let status = new.get("status").cloned();
@@ -856,11 +894,7 @@ async fn write_update(
         return Ok(new);
     }
     // An object being deleted goes once its last finalizer is removed.
-    let deleting = new["metadata"].get("deletionTimestamp").is_some();
-    let finalizers_left = new["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
-    if deleting && !finalizers_left {
+    if deletion::should_delete_during_update(&call.resource, &new) {
         let kv = call
             .state
             .store
@@ -942,41 +976,70 @@ async fn patch(
     ))
 }
 
-#[derive(Default)]
-struct DeleteOptions {
-    uid: Option<String>,
-    resource_version: Option<String>,
-    dry_run: bool,
-}
-
-fn delete_options(bytes: &Bytes) -> Result<DeleteOptions, ApiError> {
-    if bytes.is_empty() {
-        return Ok(DeleteOptions::default());
-    }
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
-    Ok(DeleteOptions {
-        uid: v["preconditions"]["uid"].as_str().map(str::to_owned),
-        resource_version: v["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(str::to_owned),
-        dry_run: v["dryRun"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|x| x == "All")),
-    })
-}
-
 async fn delete(
     call: &Call<'_>,
     name: &str,
     options: &DeleteOptions,
 ) -> Result<(u16, Value), ApiError> {
     let key = call.key(name);
-    let kv =
-        call.state.store.get(&key).await?.ok_or_else(|| {
+    // Like kube's GuaranteedUpdate: a write that raced ours is read again and decided anew.
+    for _ in 0..16 {
+        let kv = call.state.store.get(&key).await?.ok_or_else(|| {
             ApiError::not_found(&call.resource.group, &call.resource.plural, name)
         })?;
-    let mut object = from_kv(&kv)?;
+        let mut object = from_kv(&kv)?;
+        check_preconditions(call, name, options, &object, kv.mod_revision)?;
+        if options.dry_run || call.dry_run() {
+            return Ok((200, object));
+        }
+        if call.resource.kind == "CustomResourceDefinition"
+            && object["metadata"].get("deletionTimestamp").is_none()
+        {
+            // Its objects are deleted first (crd.rs), then this finalizer goes.
+            let finalizers = meta_mut(&mut object)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = finalizers.as_array_mut()
+                && !list.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER)
+            {
+                list.push(json!(crate::crd::CLEANUP_FINALIZER));
+            }
+        }
+        let result = match deletion::plan(&call.resource, &mut object, options) {
+            Plan::Unchanged => return Ok((200, object)),
+            // Marked for deletion; it goes when its finalizers and grace period are done.
+            Plan::Mark => {
+                call.state
+                    .store
+                    .update(&key, to_bytes(&object), kv.mod_revision)
+                    .await
+            }
+            Plan::Delete => call.state.store.delete(&key, Some(kv.mod_revision)).await,
+        };
+        match result {
+            Ok(written) => {
+                set_resource_version(&mut object, written.mod_revision);
+                return Ok((200, object));
+            }
+            Err(StoreError::Conflict { .. }) if options.resource_version.is_none() => continue,
+            Err(e) => return Err(call.store_error(e, name)),
+        }
+    }
+    Err(ApiError::conflict(
+        &call.resource.group,
+        &call.resource.plural,
+        name,
+        "too many concurrent writes; try again",
+    ))
+}
+
+fn check_preconditions(
+    call: &Call<'_>,
+    name: &str,
+    options: &DeleteOptions,
+    object: &Value,
+    revision: Revision,
+) -> Result<(), ApiError> {
     let precondition_failed = |what: &str, want: &str, have: &str| {
         ApiError::conflict(
             &call.resource.group,
@@ -994,65 +1057,15 @@ async fn delete(
         }
     }
     if let Some(rv) = &options.resource_version
-        && *rv != kv.mod_revision.to_string()
+        && *rv != revision.to_string()
     {
         return Err(precondition_failed(
             "ResourceVersion",
             rv,
-            &kv.mod_revision.to_string(),
+            &revision.to_string(),
         ));
     }
-    if options.dry_run || call.dry_run() {
-        return Ok((200, object));
-    }
-    let is_namespace = call.resource.plural == "namespaces" && call.resource.group.is_empty();
-    if call.resource.kind == "CustomResourceDefinition"
-        && object["metadata"].get("deletionTimestamp").is_none()
-    {
-        // Its objects are deleted first (crd.rs), then this finalizer goes.
-        let finalizers = meta_mut(&mut object)
-            .entry("finalizers")
-            .or_insert_with(|| json!([]));
-        if let Some(list) = finalizers.as_array_mut()
-            && !list.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER)
-        {
-            list.push(json!(crate::crd::CLEANUP_FINALIZER));
-        }
-    }
-    let has_finalizers = object["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty())
-        || (is_namespace
-            && object["spec"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty()));
-    if has_finalizers {
-        // Marked for deletion; it goes when the last finalizer is removed.
-        if object["metadata"].get("deletionTimestamp").is_none() {
-            let meta = meta_mut(&mut object);
-            meta.insert("deletionTimestamp".into(), json!(time_util::now()));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if is_namespace {
-                object["status"]["phase"] = json!("Terminating");
-            }
-            let updated = call
-                .state
-                .store
-                .update(&key, to_bytes(&object), kv.mod_revision)
-                .await
-                .map_err(|e| call.store_error(e, name))?;
-            set_resource_version(&mut object, updated.mod_revision);
-        }
-        return Ok((200, object));
-    }
-    let deleted = call
-        .state
-        .store
-        .delete(&key, Some(kv.mod_revision))
-        .await
-        .map_err(|e| call.store_error(e, name))?;
-    set_resource_version(&mut object, deleted.mod_revision);
-    Ok((200, object))
+    Ok(())
 }
 
 async fn delete_collection(
@@ -1667,6 +1680,129 @@ async fn bind(call: &Call<'_>, binding: &Value) -> Result<Response<Body>, ApiErr
     Ok(http_util::json(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `pods/eviction`: deletes the pod unless that would violate a PodDisruptionBudget
+/// (`pkg/registry/core/pod/storage/eviction.go`): 429 while the budget allows no disruption
+/// or has not been processed by its controller yet.
+async fn evict(call: &Call<'_>, eviction: &Value) -> Result<Response<Body>, ApiError> {
+    let name = call.name().to_owned();
+    let namespace = call.namespace().unwrap_or("default").to_owned();
+    let options_bytes = Bytes::from(to_bytes(&eviction["deleteOptions"]).to_vec());
+    let options = if eviction["deleteOptions"].is_object() {
+        DeleteOptions::parse(&options_bytes, &call.query)?
+    } else {
+        DeleteOptions::parse(&Bytes::new(), &call.query)?
+    };
+    let success = || {
+        http_util::json(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )
+    };
+    for _ in 0..16 {
+        let pod = get(call).await?;
+        let terminal = matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
+        // A finished or already terminating pod needs no budget.
+        if terminal || pod["metadata"].get("deletionTimestamp").is_some() {
+            delete(call, &name, &options).await?;
+            return Ok(success());
+        }
+        let Some(pdbs) = call.state.resource("policy", "v1", "poddisruptionbudgets") else {
+            delete(call, &name, &options).await?;
+            return Ok(success());
+        };
+        let listed = call
+            .state
+            .store
+            .range(RangeRequest {
+                prefix: pdbs.namespace_prefix(Some(&namespace)),
+                ..RangeRequest::default()
+            })
+            .await?;
+        let empty = Map::new();
+        let labels = pod["metadata"]["labels"].as_object().unwrap_or(&empty);
+        let mut matching = Vec::new();
+        for kv in &listed.kvs {
+            let pdb = from_kv(kv)?;
+            let Ok(selector) = LabelSelector::from_label_selector_json(&pdb["spec"]["selector"])
+            else {
+                continue;
+            };
+            if !selector.is_empty() && selector.matches(labels) {
+                matching.push((kv.mod_revision, pdb));
+            }
+        }
+        let (revision, mut pdb) = match matching.len() {
+            0 => {
+                delete(call, &name, &options).await?;
+                return Ok(success());
+            }
+            1 => matching.remove(0),
+            _ => {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+        };
+        let pdb_name = pdb["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let observed = pdb["status"]["observedGeneration"].as_i64().unwrap_or(0);
+        let generation = pdb["metadata"]["generation"].as_i64().unwrap_or(1);
+        if observed < generation {
+            return Err(ApiError::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                &format!(
+                    "The disruption budget {pdb_name} is still being processed by the server."
+                ),
+            ));
+        }
+        let allowed = pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0);
+        if allowed <= 0 {
+            let healthy = pdb["status"]["currentHealthy"].as_i64().unwrap_or(0);
+            let desired = pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0);
+            return Err(ApiError::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                &format!(
+                    "The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"
+                ),
+            ));
+        }
+        if call.dry_run() || options.dry_run {
+            return Ok(success());
+        }
+        // Spend one disruption, then delete; a racing eviction re-reads the budget.
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        pdb["status"]["disruptedPods"][&name] = json!(time_util::now());
+        let key = pdbs.storage_key(Some(&namespace), &pdb_name);
+        match call
+            .state
+            .store
+            .update(&key, to_bytes(&pdb), revision)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => {
+                return Err(ApiError::from_store(
+                    e,
+                    "policy",
+                    "poddisruptionbudgets",
+                    &pdb_name,
+                ));
+            }
+        }
+        delete(call, &name, &options).await?;
+        return Ok(success());
+    }
+    Err(ApiError::conflict(
+        "",
+        "pods",
+        &name,
+        "too many concurrent evictions; try again",
     ))
 }
 

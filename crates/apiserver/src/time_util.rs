@@ -8,6 +8,11 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
+/// Now plus some seconds, as `2026-11-22T10:00:30Z`.
+pub fn after_seconds(seconds: i64) -> String {
+    format(OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+}
+
 /// A time, as `2026-11-22T10:00:00Z`.
 pub fn format(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0)
