@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_api;
+mod controller_manager;
 mod server;
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Runs the control plane: the store, the API server and the control loops.
     Server(server::ServerArgs),
+    /// Runs the control loops against an API server (they run inside `rkube server` too).
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::Bench {
                 target: BenchTarget::Store(args),
             } => bench::store(args).await,

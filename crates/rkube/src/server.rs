@@ -28,6 +28,11 @@ pub struct ServerArgs {
     /// How many seconds of store history to keep before compacting (kube-apiserver keeps 5 minutes).
     #[arg(long, default_value_t = 300)]
     pub compaction_retention_secs: u64,
+    /// Run the API server only: no controller manager in this process.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    #[command(flatten)]
+    pub controllers: crate::controller_manager::CommonArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -52,10 +57,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig = %api.admin_kubeconfig.display(),
         "API server ready"
     );
+    let (stop_handle, stop) = rkube_controllers::Stop::new();
+    let mut control_loops = Vec::new();
+    if !args.disable_controller_manager {
+        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let root_ca = std::fs::read_to_string(args.data_dir.join("tls").join("ca.crt")).ok();
+        let common = args.controllers.clone();
+        let stop = stop.clone();
+        control_loops.push(tokio::spawn(async move {
+            crate::controller_manager::run_elected(client, &common, root_ca, stop).await;
+        }));
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for a shutdown signal")?;
     tracing::info!("shutting down");
+    stop_handle.stop();
+    for task in control_loops {
+        // Leaders give their leases up, so another server takes over at once.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     Ok(())
 }
 

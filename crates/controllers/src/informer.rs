@@ -1,0 +1,268 @@
+//! Shared informers: one LIST+WATCH per resource, an in-memory cache of its objects, and
+//! change notifications to every controller that subscribed (client-go's SharedInformer).
+//!
+//! Controllers read objects only from these caches and learn of changes only from these
+//! notifications; each notification carries the old and the new object so a handler can
+//! decide which keys to enqueue.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{Api, ResourceExt};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use crate::Stop;
+
+/// What changed in an informer's cache.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// A new object, or one seen again after a relist.
+    Added(Arc<K>),
+    /// An object changed: old and new.
+    Updated(Arc<K>, Arc<K>),
+    /// An object is gone (its last known state).
+    Deleted(Arc<K>),
+}
+
+impl<K> Change<K> {
+    /// The object as it is now (or was last, when deleted).
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Change::Added(o) | Change::Updated(_, o) | Change::Deleted(o) => o,
+        }
+    }
+}
+
+/// `namespace/name`, or `name` for cluster-scoped objects: the key of the cache and the queues.
+pub fn key_of<K: Resource>(object: &K) -> String {
+    let name = object.meta().name.clone().unwrap_or_default();
+    match &object.meta().namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name,
+    }
+}
+
+/// Splits a key back into namespace and name.
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, key),
+    }
+}
+
+struct Shared<K> {
+    objects: RwLock<HashMap<String, Arc<K>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change<K>>>>>,
+}
+
+/// A cache of one resource kept in step with the API server.
+pub struct Informer<K> {
+    shared: Arc<Shared<K>>,
+    synced: watch::Receiver<bool>,
+}
+
+impl<K> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            synced: self.synced.clone(),
+        }
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    /// Starts watching every object of the resource, in all namespaces, until `stop`.
+    pub fn start(client: Client, stop: Stop) -> Self {
+        Self::start_with(Api::all(client), watcher::Config::default(), stop)
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Starts watching the objects an `Api` and a watcher config select, until `stop`.
+    pub fn start_with(api: Api<K>, config: watcher::Config, stop: Stop) -> Self {
+        let shared = Arc::new(Shared {
+            objects: RwLock::new(HashMap::new()),
+            subscribers: Mutex::new(Vec::new()),
+        });
+        let (synced_tx, synced) = watch::channel(false);
+        let task_shared = shared.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher::watcher(api, config).boxed();
+            let mut relist: Option<HashMap<String, Arc<K>>> = None;
+            let mut failures = 0u32;
+            loop {
+                let event = tokio::select! {
+                    event = stream.next() => event,
+                    () = stop.stopped() => None,
+                };
+                let Some(event) = event else { break };
+                let event = match event {
+                    Ok(event) => {
+                        failures = 0;
+                        event
+                    }
+                    Err(err) => {
+                        // The watcher relists by itself; wait a little so a dead server is
+                        // not hammered.
+                        failures = failures.saturating_add(1);
+                        tracing::debug!(kind = std::any::type_name::<K>(), "watch failed: {err}");
+                        let delay = Duration::from_millis(100 * u64::from(failures.min(50)));
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                };
+                match event {
+                    Event::Init => relist = Some(HashMap::new()),
+                    Event::InitApply(object) => {
+                        if let Some(buffer) = relist.as_mut() {
+                            buffer.insert(key_of(&object), Arc::new(object));
+                        }
+                    }
+                    Event::InitDone => {
+                        if let Some(fresh) = relist.take() {
+                            task_shared.replace_all(fresh);
+                        }
+                        let _ = synced_tx.send(true);
+                    }
+                    Event::Apply(object) => task_shared.apply(Arc::new(object)),
+                    Event::Delete(object) => task_shared.delete(&key_of(&object), object),
+                }
+            }
+        });
+        Self { shared, synced }
+    }
+}
+
+impl<K: Resource> Shared<K> {
+    fn notify(&self, change: Change<K>) {
+        let change = Arc::new(change);
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    fn apply(&self, object: Arc<K>) {
+        let key = key_of(object.as_ref());
+        let old = {
+            let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            objects.insert(key, object.clone())
+        };
+        match old {
+            Some(old) => self.notify(Change::Updated(old, object)),
+            None => self.notify(Change::Added(object)),
+        }
+    }
+
+    fn delete(&self, key: &str, last: K) {
+        let old = {
+            let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            objects.remove(key)
+        };
+        self.notify(Change::Deleted(old.unwrap_or_else(|| Arc::new(last))));
+    }
+
+    fn replace_all(&self, fresh: HashMap<String, Arc<K>>) {
+        let old = {
+            let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *objects, fresh.clone())
+        };
+        for (key, object) in &fresh {
+            match old.get(key) {
+                Some(previous)
+                    if previous.meta().resource_version == object.meta().resource_version => {}
+                Some(previous) => self.notify(Change::Updated(previous.clone(), object.clone())),
+                None => self.notify(Change::Added(object.clone())),
+            }
+        }
+        for (key, object) in old {
+            if !fresh.contains_key(&key) {
+                self.notify(Change::Deleted(object));
+            }
+        }
+    }
+}
+
+impl<K: Resource + Clone> Informer<K> {
+    /// Receives every change from now on, after an `Added` for each object already cached.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Change<K>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let objects = self
+            .shared
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for object in objects.values() {
+            let _ = tx.send(Arc::new(Change::Added(object.clone())));
+        }
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Waits until the first LIST has filled the cache.
+    pub async fn synced(&self) {
+        let mut synced = self.synced.clone();
+        let _ = synced.wait_for(|s| *s).await;
+    }
+
+    /// Whether the first LIST has filled the cache.
+    pub fn has_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<K>> {
+        self.shared
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// One object by namespace and name.
+    pub fn get_in(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        match namespace {
+            Some(ns) => self.get(&format!("{ns}/{name}")),
+            None => self.get(name),
+        }
+    }
+
+    /// Every cached object.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        self.shared
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The cached objects of one namespace.
+    pub fn list_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.shared
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .cloned()
+            .collect()
+    }
+}

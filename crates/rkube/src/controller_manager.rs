@@ -1,0 +1,134 @@
+//! `rkube controller-manager`: the control loops, alone or inside `rkube server`, each time
+//! this process holds the `kube-controller-manager` Lease.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use kube::Client;
+use rkube_controllers::{Options, Stop, leader};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerManagerArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// A PEM file with the cluster CA, published in each namespace as kube-root-ca.crt
+    /// (default: the kubeconfig's certificate-authority-data).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The flags `rkube server` shares with `rkube controller-manager`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Workers per controller.
+    #[arg(long, default_value_t = 4)]
+    pub concurrent_workers: usize,
+    /// Elect a leader through a Lease, so only one controller manager acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// How long a leader's lease lasts without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub leader_elect_lease_duration: u64,
+    /// How long a leader keeps trying to renew before it gives up, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub leader_elect_renew_deadline: u64,
+    /// How often candidates try and leaders renew, in seconds.
+    #[arg(long, default_value_t = 2)]
+    pub leader_elect_retry_period: u64,
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read the kubeconfig {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .with_context(|| format!("the kubeconfig {} is not usable", kubeconfig.display()))?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Runs the controllers under leader election until `stop`.
+pub async fn run_elected(
+    client: Client,
+    common: &CommonArgs,
+    root_ca_pem: Option<String>,
+    stop: Stop,
+) {
+    let options = Options {
+        workers: common.concurrent_workers,
+        root_ca_pem,
+    };
+    let election_client = client.clone();
+    let lead = move |leading: Stop| {
+        let client = client.clone();
+        let options = options.clone();
+        async move {
+            match rkube_controllers::start(client, options, leading.clone()).await {
+                Ok(_ctx) => leading.stopped().await,
+                Err(err) => tracing::error!("controller manager failed to start: {err:#}"),
+            }
+        }
+    };
+    if !common.leader_elect {
+        lead(stop).await;
+        return;
+    }
+    let mut config = leader::Config::new("kube-controller-manager", &leader::identity());
+    config.lease_duration = std::time::Duration::from_secs(common.leader_elect_lease_duration);
+    config.renew_deadline = std::time::Duration::from_secs(common.leader_elect_renew_deadline);
+    config.retry_period = std::time::Duration::from_secs(common.leader_elect_retry_period);
+    leader::run(election_client, config, stop, lead).await;
+}
+
+/// `rkube controller-manager`.
+pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let client = client_from(&args.kubeconfig).await?;
+    let root_ca_pem = match &args.root_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+        ),
+        None => kubeconfig_ca(&args.kubeconfig),
+    };
+    let (handle, stop) = Stop::new();
+    let work = tokio::spawn({
+        let common = args.common.clone();
+        async move { run_elected(client, &common, root_ca_pem, stop).await }
+    });
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for a shutdown signal")?;
+    handle.stop();
+    let _ = work.await;
+    Ok(())
+}
+
+/// The CA of a kubeconfig's current cluster, as PEM.
+pub fn kubeconfig_ca(path: &Path) -> Option<String> {
+    use base64::Engine as _;
+    let config = kube::config::Kubeconfig::read_from(path).ok()?;
+    let context = config.current_context.clone()?;
+    let cluster = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let data = config
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)?
+        .cluster
+        .as_ref()?
+        .certificate_authority_data
+        .clone()?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    String::from_utf8(pem).ok()
+}

@@ -1,0 +1,478 @@
+//! The controller manager end to end: a real `rkube server` (and standalone
+//! `rkube controller-manager` processes), driven by real kubectl.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+
+/// Polls until `check` holds, or fails the test with what it last saw.
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if started.elapsed() > timeout => {
+                panic!("{what}: still not true after {timeout:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn names(c: &Cluster, args: &[&str]) -> Vec<String> {
+    let mut full = vec!["get", "-o", "name"];
+    full.extend_from_slice(args);
+    c.kubectl(&full).lines().map(str::to_owned).collect()
+}
+
+fn configmap_owned_by(name: &str, owner: &str, uid: &str, block: bool) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: \"{uid}\", blockOwnerDeletion: {block}}}\n"
+    )
+}
+
+fn make_owner(c: &Cluster, name: &str) -> String {
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n"
+        )),
+    );
+    c.kubectl(&["get", "cm", name, "-o", "jsonpath={.metadata.uid}"])
+}
+
+#[test]
+fn every_namespace_gets_a_default_account_and_the_root_ca() {
+    let Some(c) = common::start() else { return };
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"),
+    );
+    eventually(
+        "default service account in team",
+        Duration::from_secs(10),
+        || {
+            let out = c.kubectl_raw(&["-n", "team", "get", "sa", "default", "-o", "name"], None);
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+        },
+    );
+    let ca = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap();
+    eventually("kube-root-ca.crt in team", Duration::from_secs(10), || {
+        let out = c.kubectl_raw(
+            &[
+                "-n",
+                "team",
+                "get",
+                "cm",
+                "kube-root-ca.crt",
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ],
+            None,
+        );
+        (String::from_utf8_lossy(&out.stdout) == ca)
+            .then_some(())
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    // Deleted or changed, both come back as they were.
+    c.kubectl(&["-n", "team", "delete", "sa", "default"]);
+    c.kubectl(&[
+        "-n",
+        "team",
+        "patch",
+        "cm",
+        "kube-root-ca.crt",
+        "-p",
+        r#"{"data":{"ca.crt":"tampered"}}"#,
+    ]);
+    eventually(
+        "default account and CA restored",
+        Duration::from_secs(10),
+        || {
+            let sa = c.kubectl_raw(&["-n", "team", "get", "sa", "default"], None);
+            let ca_now = c.kubectl(&[
+                "-n",
+                "team",
+                "get",
+                "cm",
+                "kube-root-ca.crt",
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ]);
+            (sa.status.success() && ca_now == ca)
+                .then_some(())
+                .ok_or_else(|| format!("ca: {ca_now:.40}"))
+        },
+    );
+}
+
+#[test]
+fn garbage_collection_with_each_propagation_policy() {
+    let Some(c) = common::start() else { return };
+    // Background (kubectl's default): the owner goes at once, then its dependents.
+    let uid = make_owner(&c, "bg");
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&configmap_owned_by("bg-dep", "bg", &uid, false)),
+    );
+    c.kubectl(&["delete", "cm", "bg"]);
+    eventually(
+        "background dependent collected",
+        Duration::from_secs(10),
+        || {
+            let left = names(&c, &["cm"]);
+            (!left.contains(&"configmap/bg-dep".to_owned()))
+                .then_some(())
+                .ok_or(format!("{left:?}"))
+        },
+    );
+
+    // Foreground: the owner waits, with the foregroundDeletion finalizer, for its blocking
+    // dependents; a dependent's own finalizer holds the whole chain.
+    let uid = make_owner(&c, "fg");
+    let held = configmap_owned_by("fg-held", "fg", &uid, true).replace(
+        "metadata:\n",
+        "metadata:\n  finalizers: [example.com/hold]\n",
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&held));
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&configmap_owned_by("fg-dep", "fg", &uid, true)),
+    );
+    c.kubectl(&["delete", "cm", "fg", "--cascade=foreground", "--wait=false"]);
+    eventually(
+        "foreground: free dependent gone, owner waiting",
+        Duration::from_secs(10),
+        || {
+            let left = names(&c, &["cm"]);
+            let owner = c.kubectl(&["get", "cm", "fg", "-o", "jsonpath={.metadata.finalizers}"]);
+            (!left.contains(&"configmap/fg-dep".to_owned()) && owner.contains("foregroundDeletion"))
+                .then_some(())
+                .ok_or(format!("{left:?} {owner}"))
+        },
+    );
+    assert!(
+        c.kubectl(&[
+            "get",
+            "cm",
+            "fg-held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .len()
+            > 10
+    );
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "fg-held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    eventually(
+        "foreground owner gone after its last dependent",
+        Duration::from_secs(10),
+        || {
+            let left = names(&c, &["cm"]);
+            (!left.contains(&"configmap/fg".to_owned())
+                && !left.contains(&"configmap/fg-held".to_owned()))
+            .then_some(())
+            .ok_or(format!("{left:?}"))
+        },
+    );
+
+    // Orphan: the dependents stay, without the owner reference.
+    let uid = make_owner(&c, "or");
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&configmap_owned_by("or-dep", "or", &uid, true)),
+    );
+    c.kubectl(&["delete", "cm", "or", "--cascade=orphan"]);
+    eventually(
+        "orphaned dependent released",
+        Duration::from_secs(10),
+        || {
+            let refs = c.kubectl(&[
+                "get",
+                "cm",
+                "or-dep",
+                "-o",
+                "jsonpath={.metadata.ownerReferences}",
+            ]);
+            let left = names(&c, &["cm"]);
+            (refs.is_empty() && !left.contains(&"configmap/or".to_owned()))
+                .then_some(())
+                .ok_or(format!("{refs} {left:?}"))
+        },
+    );
+
+    // Two owners: only the dangling reference goes while the other owner lives.
+    let a = make_owner(&c, "two-a");
+    let b = make_owner(&c, "two-b");
+    let both = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two-dep\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: two-a, uid: \"{a}\"}}\n  - {{apiVersion: v1, kind: ConfigMap, name: two-b, uid: \"{b}\"}}\n"
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&both));
+    c.kubectl(&["delete", "cm", "two-a"]);
+    eventually(
+        "dangling reference removed",
+        Duration::from_secs(10),
+        || {
+            let refs = c.kubectl(&[
+                "get",
+                "cm",
+                "two-dep",
+                "-o",
+                "jsonpath={.metadata.ownerReferences[*].name}",
+            ]);
+            (refs == "two-b").then_some(()).ok_or(refs)
+        },
+    );
+    // An owner that never existed (wrong uid) is dangling too.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&configmap_owned_by(
+            "ghost-dep",
+            "two-b",
+            "00000000-0000-0000-0000-000000000000",
+            false,
+        )),
+    );
+    eventually(
+        "dependent of a ghost collected",
+        Duration::from_secs(10),
+        || {
+            let left = names(&c, &["cm"]);
+            (!left.contains(&"configmap/ghost-dep".to_owned()))
+                .then_some(())
+                .ok_or(format!("{left:?}"))
+        },
+    );
+}
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+#[test]
+fn deleting_a_namespace_deletes_everything_in_it() {
+    let Some(c) = common::start() else { return };
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(WIDGET_CRD));
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=20s",
+    ]);
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: doomed}\n"),
+    );
+    let content = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: doomed}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: doomed}\nspec: {containers: [{name: c, image: busybox}]}\n---\n\
+        apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: doomed, finalizers: [example.com/hold]}\n";
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(content));
+    c.kubectl(&["delete", "ns", "doomed", "--wait=false"]);
+    // The widget's finalizer keeps the namespace Terminating, with the reason in a condition.
+    eventually(
+        "namespace terminating, content gone but the held widget",
+        Duration::from_secs(15),
+        || {
+            let phase = c.kubectl(&["get", "ns", "doomed", "-o", "jsonpath={.status.phase}"]);
+            let left = names(&c, &["-n", "doomed", "cm,pods,widgets"]);
+            (phase == "Terminating" && left == ["widget.example.com/w"])
+                .then_some(())
+                .ok_or(format!("{phase} {left:?}"))
+        },
+    );
+    let refused = c.kubectl_fails(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: doomed}\n"),
+    );
+    assert!(
+        refused.contains("because it is being terminated"),
+        "{refused}"
+    );
+    eventually(
+        "NamespaceContentRemaining condition",
+        Duration::from_secs(10),
+        || {
+            let conditions =
+                c.kubectl(&["get", "ns", "doomed", "-o", "jsonpath={.status.conditions}"]);
+            conditions
+                .contains("NamespaceContentRemaining")
+                .then_some(())
+                .ok_or(conditions)
+        },
+    );
+    c.kubectl(&[
+        "-n",
+        "doomed",
+        "patch",
+        "widget",
+        "w",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually("namespace gone", Duration::from_secs(15), || {
+        let out = c.kubectl_raw(&["get", "ns", "doomed"], None);
+        (!out.status.success())
+            .then_some(())
+            .ok_or_else(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+}
+
+fn controller_manager(c: &Cluster, log: &str) -> Child {
+    let log = std::fs::File::create(c.data_dir().join(log)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args(["controller-manager", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .args([
+            "--leader-elect-lease-duration",
+            "3",
+            "--leader-elect-renew-deadline",
+            "2",
+            "--leader-elect-retry-period",
+            "1",
+        ])
+        .env("RKUBE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_controller_managers_only_the_leader_acts() {
+    let Some(c) = common::start_with(&["--disable-controller-manager"]) else {
+        return;
+    };
+    // No controller manager yet: a new namespace gets no service account.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: one}\n"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(names(&c, &["-n", "one", "sa"]).is_empty());
+
+    let mut first = controller_manager(&c, "cm1.log");
+    let mut second = controller_manager(&c, "cm2.log");
+    let holder = || {
+        c.kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+    };
+    let mut leader = String::new();
+    eventually("a leader", Duration::from_secs(15), || {
+        let out = c.kubectl_raw(
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "lease",
+                "kube-controller-manager",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        );
+        leader = String::from_utf8_lossy(&out.stdout).into_owned();
+        (!leader.is_empty())
+            .then_some(())
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    eventually("the leader acts", Duration::from_secs(10), || {
+        (names(&c, &["-n", "one", "sa"]) == ["serviceaccount/default"])
+            .then_some(())
+            .ok_or_default()
+    });
+    // Exactly one of the two logs says it leads.
+    let leading = |log: &str| {
+        std::fs::read_to_string(c.data_dir().join(log))
+            .unwrap_or_default()
+            .contains("became leader")
+    };
+    assert_eq!(
+        u8::from(leading("cm1.log")) + u8::from(leading("cm2.log")),
+        1
+    );
+
+    // Kill the leader without a chance to release: the other takes over after the lease ends.
+    let (dead, alive_log) = if leading("cm1.log") {
+        (&mut first, "cm2.log")
+    } else {
+        (&mut second, "cm1.log")
+    };
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    eventually("the other takes over", Duration::from_secs(20), || {
+        let now = holder();
+        (now != leader && !now.is_empty() && leading(alive_log))
+            .then_some(())
+            .ok_or(now)
+    });
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: two}\n"),
+    );
+    eventually("the new leader acts", Duration::from_secs(10), || {
+        (names(&c, &["-n", "two", "sa"]) == ["serviceaccount/default"])
+            .then_some(())
+            .ok_or_default()
+    });
+    let transitions = c.kubectl(&[
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        "kube-controller-manager",
+        "-o",
+        "jsonpath={.spec.leaseTransitions}",
+    ]);
+    assert_eq!(transitions, "1");
+    let _ = first.kill();
+    let _ = second.kill();
+    let _ = first.wait();
+    let _ = second.wait();
+}
+
+trait OkOrDefault {
+    fn ok_or_default(self) -> Result<(), String>;
+}
+
+impl OkOrDefault for Option<()> {
+    fn ok_or_default(self) -> Result<(), String> {
+        self.ok_or_else(String::new)
+    }
+}
