@@ -7,6 +7,7 @@
 //! with back-off. Controllers that create objects keep expectations so they never act twice
 //! on a cache that has not seen their own writes yet.
 
+pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod informer;
@@ -206,5 +207,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     namespace::start(&ctx, &options);
     serviceaccount::start(&ctx, &options);
     gc::start(&ctx, &options).await?;
+    endpoints::start(&ctx, &options);
     Ok(ctx)
 }

@@ -476,3 +476,147 @@ impl OkOrDefault for Option<()> {
         self.ok_or_else(String::new)
     }
 }
+
+fn pod_with_ip(c: &Cluster, name: &str, app: &str, ip: &str, ready: bool) {
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports: [{{name: web, containerPort: 8080}}]\n"
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&pod));
+    let status = format!(
+        r#"{{"status":{{"phase":"Running","podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"conditions":[{{"type":"Ready","status":"{}"}}]}}}}"#,
+        if ready { "True" } else { "False" }
+    );
+    c.kubectl(&[
+        "patch",
+        "pod",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ]);
+}
+
+#[test]
+fn services_get_endpoints_and_slices_of_the_pods_they_select() {
+    let Some(c) = common::start() else { return };
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, labels: {tier: front}}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: web}]\n";
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(service));
+    c.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Service\nmetadata: {name: manual}\nspec:\n  ports: [{port: 80}]\n"));
+    pod_with_ip(&c, "web-1", "web", "10.42.0.11", true);
+    pod_with_ip(&c, "web-2", "web", "10.42.0.12", false);
+    pod_with_ip(&c, "other", "db", "10.42.0.13", true);
+    eventually(
+        "endpoints with ready and not-ready addresses",
+        Duration::from_secs(10),
+        || {
+            let ready = c.kubectl(&[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[0].addresses[*].ip}",
+            ]);
+            let not_ready = c.kubectl(&[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[0].notReadyAddresses[*].ip}",
+            ]);
+            let port = c.kubectl(&[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[0].ports[0].port}",
+            ]);
+            (ready == "10.42.0.11" && not_ready == "10.42.0.12" && port == "8080")
+                .then_some(())
+                .ok_or(format!("{ready}|{not_ready}|{port}"))
+        },
+    );
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "endpoints",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.tier}"
+        ]),
+        "front"
+    );
+    eventually(
+        "an endpoint slice owned by the service",
+        Duration::from_secs(10),
+        || {
+            let out = c.kubectl(&[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}",
+            ]);
+            (out.trim() == "10.42.0.11=true 10.42.0.12=false")
+                .then_some(())
+                .ok_or(out)
+        },
+    );
+    let owner = c.kubectl(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "jsonpath={.items[0].metadata.ownerReferences[0].kind}",
+    ]);
+    assert_eq!(owner, "Service");
+    // The pod turns ready, another leaves the selector: both views follow.
+    c.kubectl(&[
+        "patch",
+        "pod",
+        "web-2",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    c.kubectl(&["label", "pod", "web-1", "app=gone", "--overwrite"]);
+    eventually("endpoints follow pods", Duration::from_secs(10), || {
+        let ready = c.kubectl(&[
+            "get",
+            "endpoints",
+            "web",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ]);
+        let sliced = c.kubectl(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ]);
+        (ready == "10.42.0.12" && sliced == "10.42.0.12")
+            .then_some(())
+            .ok_or(format!("{ready}|{sliced}"))
+    });
+    // A service without a selector gets no endpoints from the controller.
+    let manual = c.kubectl_raw(&["get", "endpoints", "manual"], None);
+    assert!(!manual.status.success());
+    // Deleting the service removes its endpoints and (through the collector) its slices.
+    c.kubectl(&["delete", "svc", "web"]);
+    eventually(
+        "endpoints and slices gone with the service",
+        Duration::from_secs(10),
+        || {
+            let left = names(&c, &["endpoints,endpointslices"]);
+            left.iter()
+                .all(|n| !n.contains("/web"))
+                .then_some(())
+                .ok_or(format!("{left:?}"))
+        },
+    );
+}
