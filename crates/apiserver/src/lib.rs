@@ -4,6 +4,7 @@
 //! [`routes`] (which resource) -> [`objects`] (create, read, update, patch, delete, list,
 //! watch on the store) -> a JSON answer or a `metav1.Status` ([`errors`]).
 
+pub mod admission;
 pub mod auth;
 mod cache;
 mod crd;
@@ -45,6 +46,8 @@ pub struct Config {
     pub bind_address: IpAddr,
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Admission plugin settings.
+    pub admission: admission::AdmissionConfig,
 }
 
 /// Shared state of every request.
@@ -58,6 +61,7 @@ pub(crate) struct State {
     pub metrics: Arc<metrics::Metrics>,
     pub cacher: Arc<cache::Cacher>,
     pub signer: Arc<sa_token::TokenSigner>,
+    pub admission: admission::AdmissionConfig,
 }
 
 impl State {
@@ -136,6 +140,7 @@ impl ApiServer {
             .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
         let signer = Arc::new(sa_token::TokenSigner::load_or_create(&config.data_dir)?);
         let state = Arc::new(State {
+            admission: config.admission.clone(),
             signer,
             cacher,
             store,
@@ -149,6 +154,9 @@ impl ApiServer {
         objects::ensure_system_namespaces(&state)
             .await
             .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+        admission::ensure_system_priority_classes(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the system priority classes: {}", e.message))?;
         crd::load(&state)
             .await
             .map_err(|e| anyhow::anyhow!("loading CustomResourceDefinitions: {e}"))?;

@@ -367,7 +367,7 @@ fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
-fn random_suffix(n: usize) -> String {
+pub(crate) fn random_suffix(n: usize) -> String {
     use rand::Rng;
     // kube-apiserver's alphabet: no vowels, no confusable characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -411,7 +411,7 @@ fn has_generation(resource: &Resource, object: &Value) -> bool {
 }
 
 /// Sets what the server owns on a new object: uid, creation time, generation, defaults.
-fn prepare_new(resource: &Resource, object: &mut Value) {
+pub(crate) fn prepare_new(resource: &Resource, object: &mut Value) {
     let generation = has_generation(resource, object);
     let meta = meta_mut(object);
     meta.insert("uid".into(), json!(new_uid()));
@@ -720,6 +720,9 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
             let name = format!("{prefix}{}", random_suffix(5));
             meta.insert("name".into(), json!(name));
         }
+    }
+    if call.resource.group.is_empty() && call.resource.plural == "pods" {
+        crate::admission::admit_pod(call.state, &call.state.admission, &mut object).await?;
     }
     validate(&call.resource, &object, None)?;
     if let Some(ns) = &namespace {

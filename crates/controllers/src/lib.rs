@@ -13,6 +13,7 @@ pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod queue;
 pub mod serviceaccount;
 
@@ -190,6 +191,8 @@ pub struct Options {
     pub workers: usize,
     /// The PEM of the cluster CA, published in each namespace as kube-root-ca.crt.
     pub root_ca_pem: Option<String>,
+    /// Node lifecycle and IPAM.
+    pub nodes: nodelifecycle::NodeOptions,
 }
 
 impl Default for Options {
@@ -197,6 +200,7 @@ impl Default for Options {
         Self {
             workers: 4,
             root_ca_pem: None,
+            nodes: nodelifecycle::NodeOptions::default(),
         }
     }
 }
@@ -208,5 +212,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     serviceaccount::start(&ctx, &options);
     gc::start(&ctx, &options).await?;
     endpoints::start(&ctx, &options);
+    nodelifecycle::start(&ctx, &options);
     Ok(ctx)
 }

@@ -126,6 +126,7 @@ pub async fn api(args: ApiBenchArgs) -> anyhow::Result<()> {
         https_port: 0,
         bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
         store,
+        admission: rkube_apiserver::admission::AdmissionConfig::default(),
     })
     .await?;
     let target = Target::new(dir.path(), server.local_addr)?;

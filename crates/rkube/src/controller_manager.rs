@@ -2,6 +2,7 @@
 //! this process holds the `kube-controller-manager` Lease.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use kube::Client;
@@ -38,6 +39,53 @@ pub struct CommonArgs {
     /// How often candidates try and leaders renew, in seconds.
     #[arg(long, default_value_t = 2)]
     pub leader_elect_retry_period: u64,
+    /// How often node health is checked (e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long a node may be silent before it is marked Unknown (e.g. 50s).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// Give each node a pod CIDR from --cluster-cidr.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allocate_node_cidrs: bool,
+    /// The pods' address range.
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = rkube_controllers::nodelifecycle::parse_cidr)]
+    pub cluster_cidr: (std::net::Ipv4Addr, u8),
+    /// The size of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+}
+
+/// A duration as kube's flags take it: `50s`, `5m`, `1h30m`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected e.g. 50s, 5m, 1h30m"))?;
+        let seconds = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
+        };
+        total += Duration::from_secs_f64(seconds);
+        rest = tail;
+    }
+    Ok(total)
 }
 
 /// A client from a kubeconfig file.
@@ -60,6 +108,12 @@ pub async fn run_elected(
     let options = Options {
         workers: common.concurrent_workers,
         root_ca_pem,
+        nodes: rkube_controllers::nodelifecycle::NodeOptions {
+            monitor_period: common.node_monitor_period,
+            grace_period: common.node_monitor_grace_period,
+            cluster_cidr: common.allocate_node_cidrs.then_some(common.cluster_cidr),
+            node_cidr_mask: common.node_cidr_mask_size,
+        },
     };
     let election_client = client.clone();
     let lead = move |leading: Stop| {
@@ -77,9 +131,9 @@ pub async fn run_elected(
         return;
     }
     let mut config = leader::Config::new("kube-controller-manager", &leader::identity());
-    config.lease_duration = std::time::Duration::from_secs(common.leader_elect_lease_duration);
-    config.renew_deadline = std::time::Duration::from_secs(common.leader_elect_renew_deadline);
-    config.retry_period = std::time::Duration::from_secs(common.leader_elect_retry_period);
+    config.lease_duration = Duration::from_secs(common.leader_elect_lease_duration);
+    config.renew_deadline = Duration::from_secs(common.leader_elect_renew_deadline);
+    config.retry_period = Duration::from_secs(common.leader_elect_retry_period);
     leader::run(election_client, config, stop, lead).await;
 }
 

@@ -28,6 +28,12 @@ pub struct ServerArgs {
     /// How many seconds of store history to keep before compacting (kube-apiserver keeps 5 minutes).
     #[arg(long, default_value_t = 300)]
     pub compaction_retention_secs: u64,
+    /// Toleration seconds added to pods for node.kubernetes.io/not-ready:NoExecute.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// Toleration seconds added to pods for node.kubernetes.io/unreachable:NoExecute.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     /// Run the API server only: no controller manager in this process.
     #[arg(long)]
     pub disable_controller_manager: bool,
@@ -50,6 +56,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         https_port: args.https_port,
         bind_address: args.bind_address,
         store,
+        admission: rkube_apiserver::admission::AdmissionConfig {
+            not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        },
     })
     .await?;
     tracing::info!(

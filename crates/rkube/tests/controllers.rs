@@ -620,3 +620,198 @@ fn services_get_endpoints_and_slices_of_the_pods_they_select() {
         },
     );
 }
+
+fn node(c: &Cluster, name: &str) {
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{kubernetes.io/hostname: {name}}}}}\n")));
+    let now = c.kubectl(&[
+        "get",
+        "node",
+        name,
+        "-o",
+        "jsonpath={.metadata.creationTimestamp}",
+    ]);
+    let status = format!(
+        r#"{{"status":{{"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":"{now}","lastTransitionTime":"{now}"}}],"capacity":{{"cpu":"4","memory":"8Gi","pods":"110"}},"allocatable":{{"cpu":"4","memory":"8Gi","pods":"110"}}}}}}"#
+    );
+    c.kubectl(&[
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ]);
+}
+
+fn renew_lease(c: &Cluster, name: &str) {
+    let now = time_now_micro();
+    let lease = format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: {name}, namespace: kube-node-lease}}\nspec: {{holderIdentity: {name}, leaseDurationSeconds: 40, renewTime: \"{now}\"}}\n"
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&lease));
+}
+
+fn time_now_micro() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
+    let Some(c) = common::start_with(&[
+        "--node-monitor-period",
+        "1s",
+        "--node-monitor-grace-period",
+        "4s",
+        "--default-unreachable-toleration-seconds",
+        "2",
+    ]) else {
+        return;
+    };
+    node(&c, "alive");
+    node(&c, "silent");
+    renew_lease(&c, "alive");
+    renew_lease(&c, "silent");
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: on-silent}\nspec: {nodeName: silent, containers: [{name: c, image: busybox}]}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: stays}\nspec:\n  nodeName: silent\n  containers: [{name: c, image: busybox}]\n  tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}]\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: on-alive}\nspec: {nodeName: alive, containers: [{name: c, image: busybox}]}\n";
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(pods));
+    // The API server's DefaultTolerationSeconds admission.
+    let tolerations = c.kubectl(&[
+        "get",
+        "pod",
+        "on-silent",
+        "-o",
+        "jsonpath={.spec.tolerations[*].tolerationSeconds}",
+    ]);
+    assert_eq!(tolerations, "300 2");
+    // Each node gets its own pod CIDR.
+    eventually("pod CIDRs assigned", Duration::from_secs(10), || {
+        let cidrs = c.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]);
+        let list: Vec<&str> = cidrs.split_whitespace().collect();
+        (list.len() == 2
+            && list[0] != list[1]
+            && list
+                .iter()
+                .all(|c| c.starts_with("10.42.") && c.ends_with("/24")))
+        .then_some(())
+        .ok_or(cidrs)
+    });
+    // Only "alive" keeps renewing.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut went_unknown = false;
+    while Instant::now() < deadline {
+        renew_lease(&c, "alive");
+        let ready = c.kubectl(&[
+            "get",
+            "node",
+            "silent",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        let evicted = c.kubectl(&[
+            "get",
+            "pod",
+            "on-silent",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ]);
+        if ready == "Unknown" && !evicted.is_empty() {
+            went_unknown = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        went_unknown,
+        "the silent node never went Unknown with its pod evicted:\n{}",
+        c.kubectl(&["get", "nodes,pods", "-o", "wide"])
+    );
+    let message = c.kubectl(&[
+        "get",
+        "node",
+        "silent",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
+    assert_eq!(message, "Kubelet stopped posting node status.");
+    let taints = c.kubectl(&[
+        "get",
+        "node",
+        "silent",
+        "-o",
+        "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}",
+    ]);
+    assert_eq!(
+        taints.trim(),
+        "node.kubernetes.io/unreachable:NoSchedule node.kubernetes.io/unreachable:NoExecute"
+    );
+    // The pod that tolerates the taint forever stays, not ready; the healthy node is untouched.
+    assert!(
+        c.kubectl(&[
+            "get",
+            "pod",
+            "stays",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty()
+    );
+    assert!(
+        c.kubectl(&["get", "node", "alive", "-o", "jsonpath={.spec.taints}"])
+            .is_empty()
+    );
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "node",
+            "alive",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
+        ]),
+        "True"
+    );
+    assert!(
+        c.kubectl(&[
+            "get",
+            "pod",
+            "on-alive",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty()
+    );
+    let events = c.kubectl(&["get", "events", "-o", "jsonpath={.items[*].reason}"]);
+    assert!(
+        events.contains("TaintManagerEviction") && events.contains("NodeNotReady"),
+        "{events}"
+    );
+    // The node comes back: taints go.
+    let back = format!(
+        r#"{{"status":{{"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":"{}"}}]}}}}"#,
+        time_now_micro().split('.').next().unwrap().to_owned() + "Z"
+    );
+    c.kubectl(&[
+        "patch",
+        "node",
+        "silent",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &back,
+    ]);
+    renew_lease(&c, "silent");
+    eventually(
+        "taints removed when the node is back",
+        Duration::from_secs(10),
+        || {
+            renew_lease(&c, "silent");
+            let taints = c.kubectl(&["get", "node", "silent", "-o", "jsonpath={.spec.taints}"]);
+            taints.is_empty().then_some(()).ok_or(taints)
+        },
+    );
+}

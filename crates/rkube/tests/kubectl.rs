@@ -139,7 +139,8 @@ fn configmap_round_trip_in_every_output_format() {
         "{yaml}"
     );
     assert_eq!(
-        c.kubectl(&["get", "cm", "-o", "name"]).trim(),
+        c.kubectl(&["get", "cm", "-l", "app=web", "-o", "name"])
+            .trim(),
         "configmap/settings"
     );
     assert_eq!(
@@ -149,6 +150,8 @@ fn configmap_round_trip_in_every_output_format() {
     let custom = c.kubectl(&[
         "get",
         "cm",
+        "-l",
+        "app=web",
         "-o",
         "custom-columns=N:.metadata.name,C:.data.color",
     ]);
@@ -161,7 +164,7 @@ fn configmap_round_trip_in_every_output_format() {
             .collect::<Vec<_>>(),
         ["settings", "blue"]
     );
-    let table = c.kubectl(&["get", "cm"]);
+    let table = c.kubectl(&["get", "cm", "-l", "app=web"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "DATA", "AGE"]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
@@ -463,7 +466,14 @@ spec:
         "--raw",
         &format!("/api/v1/namespaces/default/configmaps?limit=10&continue={token}"),
     ]));
-    assert_eq!(next["items"][0]["metadata"]["name"], "page-10");
+    // The second page starts where the first ended, in key order (kube-root-ca.crt, which
+    // the controller manager publishes, sorts before the pages).
+    let all = json(&c.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]));
+    assert_eq!(
+        next["items"][0]["metadata"]["name"],
+        all["items"][10]["metadata"]["name"]
+    );
+    assert_eq!(all["items"].as_array().unwrap().len(), 26);
     let names = c.kubectl(&["get", "cm", "--chunk-size=10", "-o", "name"]);
     assert_eq!(
         names
