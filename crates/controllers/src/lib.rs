@@ -14,6 +14,7 @@ pub mod informer;
 pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod queue;
 pub mod serviceaccount;
 
@@ -193,6 +194,10 @@ pub struct Options {
     pub root_ca_pem: Option<String>,
     /// Node lifecycle and IPAM.
     pub nodes: nodelifecycle::NodeOptions,
+    /// Terminated pods kept before the oldest are deleted (0: never).
+    pub terminated_pod_gc_threshold: usize,
+    /// How often pod garbage collection runs.
+    pub pod_gc_period: Duration,
 }
 
 impl Default for Options {
@@ -201,6 +206,8 @@ impl Default for Options {
             workers: 4,
             root_ca_pem: None,
             nodes: nodelifecycle::NodeOptions::default(),
+            terminated_pod_gc_threshold: 12_500,
+            pod_gc_period: podgc::DEFAULT_PERIOD,
         }
     }
 }
@@ -213,5 +220,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     gc::start(&ctx, &options).await?;
     endpoints::start(&ctx, &options);
     nodelifecycle::start(&ctx, &options);
+    podgc::start(&ctx, &options);
     Ok(ctx)
 }

@@ -54,6 +54,12 @@ pub struct CommonArgs {
     /// The size of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before the oldest are deleted (0: never).
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// How often pod garbage collection runs (kube: 20s, not a flag there).
+    #[arg(long, default_value = "20s", value_parser = parse_duration, hide = true)]
+    pub pod_gc_period: Duration,
 }
 
 /// A duration as kube's flags take it: `50s`, `5m`, `1h30m`, `500ms`, or plain seconds.
@@ -114,6 +120,8 @@ pub async fn run_elected(
             cluster_cidr: common.allocate_node_cidrs.then_some(common.cluster_cidr),
             node_cidr_mask: common.node_cidr_mask_size,
         },
+        terminated_pod_gc_threshold: common.terminated_pod_gc_threshold,
+        pod_gc_period: common.pod_gc_period,
     };
     let election_client = client.clone();
     let lead = move |leading: Stop| {

@@ -815,3 +815,41 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         },
     );
 }
+
+#[test]
+fn pod_garbage_collection() {
+    let Some(c) = common::start_with(&[
+        "--pod-gc-period",
+        "1s",
+        "--terminated-pod-gc-threshold",
+        "2",
+    ]) else {
+        return;
+    };
+    for i in 0..4 {
+        c.kubectl_stdin(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: done-{i}}}\nspec: {{containers: [{{name: c, image: busybox}}]}}\n")));
+        c.kubectl(&[
+            "patch",
+            "pod",
+            &format!("done-{i}"),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Succeeded"}}"#,
+        ]);
+        // Distinct creation seconds, so "oldest" is well defined.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    c.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: on-ghost}\nspec: {nodeName: ghost, containers: [{name: c, image: busybox}]}\n"));
+    c.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: pending}\nspec: {containers: [{name: c, image: busybox}]}\n"));
+    eventually(
+        "terminated pods over the threshold and orphans collected",
+        Duration::from_secs(15),
+        || {
+            let left = names(&c, &["pods"]);
+            (left == ["pod/done-2", "pod/done-3", "pod/pending"])
+                .then_some(())
+                .ok_or(format!("{left:?}"))
+        },
+    );
+}
