@@ -998,7 +998,7 @@ fn labels_of(v: Option<&Value>) -> Map<String, Value> {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum QuantityFormat {
+pub enum QuantityFormat {
     DecimalSI,
     BinarySI,
     DecimalExponent,
@@ -1007,7 +1007,7 @@ enum QuantityFormat {
 /// A parsed `resource.Quantity`: `mantissa * 10^exponent`, with its format and, when Go keeps
 /// the original text (already canonical), that text.
 #[derive(Clone, Debug)]
-struct Quantity {
+pub struct Quantity {
     mantissa: i128,
     exponent: i32,
     format: QuantityFormat,
@@ -1168,7 +1168,7 @@ fn cmp_scaled(a: i128, ea: i32, b: i128, eb: i32) -> Ordering {
 }
 
 impl Quantity {
-    fn zero() -> Quantity {
+    pub fn zero() -> Quantity {
         Quantity {
             mantissa: 0,
             exponent: 0,
@@ -1178,7 +1178,7 @@ impl Quantity {
     }
 
     /// `resource.ParseQuantity`.
-    fn parse(s: &str) -> Result<Quantity, &'static str> {
+    pub fn parse(s: &str) -> Result<Quantity, &'static str> {
         if s.is_empty() {
             return Err(QUANTITY_FORMAT_ERR);
         }
@@ -1307,6 +1307,11 @@ impl Quantity {
         cmp_scaled(self.mantissa, self.exponent, other.mantissa, other.exponent)
     }
 
+    /// Whether this quantity is larger than `other`.
+    pub fn greater_than(&self, other: &Quantity) -> bool {
+        self.cmp(other) == Ordering::Greater
+    }
+
     /// The integer value when the quantity has no fractional part.
     fn as_integer(&self) -> Option<i128> {
         if self.mantissa == 0 {
@@ -1338,8 +1343,33 @@ impl Quantity {
         self.as_integer().is_some() || self.exponent >= 0
     }
 
+    /// `Quantity.Add`: the sum, in the receiver's format (the other's when this is zero).
+    pub fn add(&self, other: &Quantity) -> Quantity {
+        let exponent = self.exponent.min(other.exponent);
+        let scale = |q: &Quantity| {
+            u32::try_from(q.exponent - exponent)
+                .ok()
+                .and_then(pow10)
+                .and_then(|p| q.mantissa.checked_mul(p))
+        };
+        let mantissa = match (scale(self), scale(other)) {
+            (Some(a), Some(b)) => a.saturating_add(b),
+            _ => i128::MAX,
+        };
+        Quantity {
+            mantissa,
+            exponent,
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+            cached: None,
+        }
+    }
+
     /// Go's `Quantity.String()`: the canonical form (`1000m` is `1`, `1024Mi` is `1Gi`).
-    fn to_go_string(&self) -> String {
+    pub fn to_go_string(&self) -> String {
         if let Some(c) = &self.cached {
             return c.clone();
         }

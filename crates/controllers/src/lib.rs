@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;
+pub mod resourcequota;
 pub mod serviceaccount;
 
 use std::any::{Any, TypeId};
@@ -221,5 +222,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     endpoints::start(&ctx, &options);
     nodelifecycle::start(&ctx, &options);
     podgc::start(&ctx, &options);
+    resourcequota::start(&ctx, &options);
     Ok(ctx)
 }

@@ -853,3 +853,65 @@ fn pod_garbage_collection() {
         },
     );
 }
+
+#[test]
+fn resource_quota_usage_is_counted() {
+    let Some(c) = common::start() else { return };
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: \"10\", requests.cpu: \"2\", requests.memory: 1Gi, limits.memory: 2Gi, configmaps: \"5\", services: \"3\", count/deployments.apps: \"4\"}\n";
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(quota));
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: busybox, resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 128Mi}}}]}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec: {containers: [{name: c, image: busybox, resources: {requests: {cpu: 500m, memory: 64Mi}}}]}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n";
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(pods));
+    let used = |r: &str| {
+        c.kubectl(&[
+            "get",
+            "resourcequota",
+            "q",
+            "-o",
+            &format!("jsonpath={{.status.used.{}}}", r.replace('.', "\\.")),
+        ])
+    };
+    eventually("quota usage", Duration::from_secs(10), || {
+        let got = [
+            "pods",
+            "requests.cpu",
+            "requests.memory",
+            "limits.memory",
+            "configmaps",
+            "services",
+            "count/deployments.apps",
+        ]
+        .map(used);
+        // kube-root-ca.crt is the namespace's one ConfigMap.
+        (got == ["2", "750m", "128Mi", "128Mi", "1", "1", "0"])
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    });
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "resourcequota",
+            "q",
+            "-o",
+            "jsonpath={.status.hard.pods}"
+        ]),
+        "10"
+    );
+    // A finished pod no longer counts.
+    c.kubectl(&[
+        "patch",
+        "pod",
+        "b",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Succeeded"}}"#,
+    ]);
+    eventually("finished pods released", Duration::from_secs(10), || {
+        let got = [used("pods"), used("requests.cpu")];
+        (got == ["1", "250m"])
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    });
+}
