@@ -225,6 +225,9 @@ fn columns(resource: &Resource) -> Vec<Column> {
     if let Some(info) = &resource.custom {
         return custom_columns(info);
     }
+    if resource.group.is_empty() && resource.plural == "events" {
+        return event_columns();
+    }
     let mut cols = vec![col("Name", "string", 0, name)];
     let extra: Vec<Column> = match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "pods") => vec![
@@ -350,12 +353,474 @@ fn columns(resource: &Resource) -> Vec<Column> {
             }),
             col("Age", "string", 0, age),
         ],
+        ("", "endpoints") => vec![
+            col("Endpoints", "string", 0, endpoints_list),
+            col("Age", "string", 0, age),
+        ],
+        ("discovery.k8s.io", "endpointslices") => vec![
+            col("AddressType", "string", 0, |e| e["addressType"].clone()),
+            col("Ports", "string", 0, |e| {
+                let ports: Vec<String> = e["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["port"].as_i64().map(|n| n.to_string()))
+                    .collect();
+                json!(if ports.is_empty() {
+                    "<unset>".to_owned()
+                } else {
+                    ports.join(",")
+                })
+            }),
+            col("Endpoints", "string", 0, |e| {
+                let ips: Vec<String> = e["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|ep| ep["addresses"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                json!(limited_list(&ips))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("coordination.k8s.io", "leases") => vec![
+            col("Holder", "string", 0, |l| {
+                json!(l["spec"]["holderIdentity"].as_str().unwrap_or(""))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("", "persistentvolumeclaims") => vec![
+            col("Status", "string", 0, |c| c["status"]["phase"].clone()),
+            col("Volume", "string", 0, |c| {
+                json!(c["spec"]["volumeName"].as_str().unwrap_or(""))
+            }),
+            col("Capacity", "string", 0, |c| {
+                json!(c["status"]["capacity"]["storage"].as_str().unwrap_or(""))
+            }),
+            col("Access Modes", "string", 0, |c| {
+                access_modes(&c["status"]["accessModes"])
+            }),
+            col("StorageClass", "string", 0, |c| {
+                json!(c["spec"]["storageClassName"].as_str().unwrap_or(""))
+            }),
+            col("VolumeAttributesClass", "string", 0, |c| {
+                or_unset(&c["spec"]["volumeAttributesClassName"])
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("", "persistentvolumes") => vec![
+            col("Capacity", "string", 0, |v| {
+                json!(v["spec"]["capacity"]["storage"].as_str().unwrap_or(""))
+            }),
+            col("Access Modes", "string", 0, |v| {
+                access_modes(&v["spec"]["accessModes"])
+            }),
+            col("Reclaim Policy", "string", 0, |v| {
+                json!(
+                    v["spec"]["persistentVolumeReclaimPolicy"]
+                        .as_str()
+                        .unwrap_or("Retain")
+                )
+            }),
+            col("Status", "string", 0, |v| v["status"]["phase"].clone()),
+            col("Claim", "string", 0, |v| {
+                let r = &v["spec"]["claimRef"];
+                json!(match (r["namespace"].as_str(), r["name"].as_str()) {
+                    (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                    _ => String::new(),
+                })
+            }),
+            col("StorageClass", "string", 0, |v| {
+                json!(v["spec"]["storageClassName"].as_str().unwrap_or(""))
+            }),
+            col("VolumeAttributesClass", "string", 0, |v| {
+                or_unset(&v["spec"]["volumeAttributesClassName"])
+            }),
+            col("Reason", "string", 0, |v| {
+                json!(v["status"]["reason"].as_str().unwrap_or(""))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("", "resourcequotas") => vec![
+            col("Age", "string", 0, age),
+            col("Request", "string", 0, |q| quota_usage(q, false)),
+            col("Limit", "string", 0, |q| quota_usage(q, true)),
+        ],
+        ("apps", "statefulsets") => vec![
+            col("Ready", "string", 0, |s| {
+                json!(format!(
+                    "{}/{}",
+                    s["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    s["spec"]["replicas"].as_i64().unwrap_or(1)
+                ))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("apps", "daemonsets") => vec![
+            col("Desired", "integer", 0, |d| {
+                int(&d["status"]["desiredNumberScheduled"])
+            }),
+            col("Current", "integer", 0, |d| {
+                int(&d["status"]["currentNumberScheduled"])
+            }),
+            col("Ready", "integer", 0, |d| int(&d["status"]["numberReady"])),
+            col("Up-to-date", "integer", 0, |d| {
+                int(&d["status"]["updatedNumberScheduled"])
+            }),
+            col("Available", "integer", 0, |d| {
+                int(&d["status"]["numberAvailable"])
+            }),
+            col("Node Selector", "string", 0, |d| {
+                selector_string(&d["spec"]["template"]["spec"]["nodeSelector"])
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("apps", "controllerrevisions") => vec![
+            col("Controller", "string", 0, |r| {
+                let owner = r["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["controller"] == true);
+                json!(owner.map_or(String::new(), |o| {
+                    format!(
+                        "{}/{}",
+                        o["kind"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_lowercase()
+                            .replace("statefulset", "statefulset.apps")
+                            .replace("daemonset", "daemonset.apps"),
+                        o["name"].as_str().unwrap_or("")
+                    )
+                }))
+            }),
+            col("Revision", "integer", 0, |r| int(&r["revision"])),
+            col("Age", "string", 0, age),
+        ],
+        ("batch", "jobs") => vec![
+            col("Status", "string", 0, job_status),
+            col("Completions", "string", 0, |j| {
+                let want = j["spec"]["completions"].as_i64();
+                let done = j["status"]["succeeded"].as_i64().unwrap_or(0);
+                json!(match want {
+                    Some(n) => format!("{done}/{n}"),
+                    None => format!(
+                        "{done}/1 of {}",
+                        j["spec"]["parallelism"].as_i64().unwrap_or(1)
+                    ),
+                })
+            }),
+            col("Duration", "string", 0, |j| {
+                let start = j["status"]["startTime"].as_str().and_then(time_util::parse);
+                let end = j["status"]["completionTime"]
+                    .as_str()
+                    .and_then(time_util::parse)
+                    .unwrap_or_else(time::OffsetDateTime::now_utc);
+                json!(start.map_or(String::new(), |s| human_duration((end - s).whole_seconds())))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("batch", "cronjobs") => vec![
+            col("Schedule", "string", 0, |c| c["spec"]["schedule"].clone()),
+            col("Timezone", "string", 0, |c| or_none(&c["spec"]["timeZone"])),
+            col("Suspend", "boolean", 0, |c| {
+                json!(c["spec"]["suspend"].as_bool().unwrap_or(false))
+            }),
+            col("Active", "integer", 0, |c| {
+                json!(c["status"]["active"].as_array().map_or(0, Vec::len))
+            }),
+            col("Last Schedule", "string", 0, |c| {
+                let t = age_of(&c["status"]["lastScheduleTime"]);
+                if t.is_null() { json!("<none>") } else { t }
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("policy", "poddisruptionbudgets") => vec![
+            col("Min Available", "string", 0, |p| {
+                int_or_string_or_na(&p["spec"]["minAvailable"])
+            }),
+            col("Max Unavailable", "string", 0, |p| {
+                int_or_string_or_na(&p["spec"]["maxUnavailable"])
+            }),
+            col("Allowed Disruptions", "integer", 0, |p| {
+                int(&p["status"]["disruptionsAllowed"])
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("scheduling.k8s.io", "priorityclasses") => vec![
+            col("Value", "integer", 0, |p| int(&p["value"])),
+            col("Global-Default", "boolean", 0, |p| {
+                json!(p["globalDefault"].as_bool().unwrap_or(false))
+            }),
+            col("Age", "string", 0, age),
+            col("PreemptionPolicy", "string", 0, |p| {
+                json!(
+                    p["preemptionPolicy"]
+                        .as_str()
+                        .unwrap_or("PreemptLowerPriority")
+                )
+            }),
+        ],
+        ("networking.k8s.io", "ingresses") => vec![
+            col("Class", "string", 0, |i| {
+                or_none(&i["spec"]["ingressClassName"])
+            }),
+            col("Hosts", "string", 0, |i| {
+                let hosts: Vec<String> = i["spec"]["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["host"].as_str().map(str::to_owned))
+                    .collect();
+                json!(if hosts.is_empty() {
+                    "*".to_owned()
+                } else {
+                    hosts.join(",")
+                })
+            }),
+            col("Address", "string", 0, |i| {
+                let ips: Vec<String> = i["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| {
+                        e["ip"]
+                            .as_str()
+                            .or_else(|| e["hostname"].as_str())
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                json!(ips.join(","))
+            }),
+            col("Ports", "string", 0, |i| {
+                json!(
+                    if i["spec"]["tls"].as_array().is_some_and(|t| !t.is_empty()) {
+                        "80, 443"
+                    } else {
+                        "80"
+                    }
+                )
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("networking.k8s.io", "ingressclasses") => vec![
+            col("Controller", "string", 0, |c| {
+                c["spec"]["controller"].clone()
+            }),
+            col("Parameters", "string", 0, |c| {
+                or_none(&c["spec"]["parameters"]["name"])
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("storage.k8s.io", "storageclasses") => vec![
+            col("Provisioner", "string", 0, |c| c["provisioner"].clone()),
+            col("ReclaimPolicy", "string", 0, |c| {
+                json!(c["reclaimPolicy"].as_str().unwrap_or("Delete"))
+            }),
+            col("VolumeBindingMode", "string", 0, |c| {
+                json!(c["volumeBindingMode"].as_str().unwrap_or("Immediate"))
+            }),
+            col("AllowVolumeExpansion", "string", 0, |c| {
+                json!(c["allowVolumeExpansion"].as_bool().unwrap_or(false))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
+            col("Role", "string", 0, |b| {
+                json!(format!(
+                    "{}/{}",
+                    b["roleRef"]["kind"].as_str().unwrap_or(""),
+                    b["roleRef"]["name"].as_str().unwrap_or("")
+                ))
+            }),
+            col("Age", "string", 0, age),
+        ],
+        ("autoscaling", "horizontalpodautoscalers") => vec![
+            col("Reference", "string", 0, |h| {
+                json!(format!(
+                    "{}/{}",
+                    h["spec"]["scaleTargetRef"]["kind"].as_str().unwrap_or(""),
+                    h["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or("")
+                ))
+            }),
+            col("Targets", "string", 0, |_| json!("<unknown>")),
+            col("MinPods", "integer", 0, |h| {
+                json!(h["spec"]["minReplicas"].as_i64().unwrap_or(1))
+            }),
+            col("MaxPods", "integer", 0, |h| int(&h["spec"]["maxReplicas"])),
+            col("Replicas", "integer", 0, |h| {
+                int(&h["status"]["currentReplicas"])
+            }),
+            col("Age", "string", 0, age),
+        ],
         _ => vec![col("Created At", "date", 0, |o| {
             o["metadata"]["creationTimestamp"].clone()
         })],
     };
     cols.extend(extra);
     cols
+}
+
+/// kube's event table: no leading Name column; the Name comes last, in wide output.
+fn event_columns() -> Vec<Column> {
+    vec![
+        col("Last Seen", "string", 0, |e| {
+            let last = if e["lastTimestamp"].is_string() {
+                &e["lastTimestamp"]
+            } else {
+                &e["eventTime"]
+            };
+            let seen = age_of(last);
+            let count = e["count"].as_i64().unwrap_or(1);
+            if count > 1 {
+                let first = age_of(&e["firstTimestamp"]);
+                json!(format!(
+                    "{} (x{count} over {})",
+                    seen.as_str().unwrap_or(""),
+                    first.as_str().unwrap_or("")
+                ))
+            } else {
+                seen
+            }
+        }),
+        col("Type", "string", 0, |e| e["type"].clone()),
+        col("Reason", "string", 0, |e| e["reason"].clone()),
+        col("Object", "string", 0, |e| {
+            let o = &e["involvedObject"];
+            json!(format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("").to_lowercase(),
+                o["name"].as_str().unwrap_or("")
+            ))
+        }),
+        col("Subobject", "string", 1, |e| {
+            json!(e["involvedObject"]["fieldPath"].as_str().unwrap_or(""))
+        }),
+        col("Source", "string", 1, |e| {
+            let component = e["source"]["component"]
+                .as_str()
+                .or_else(|| e["reportingComponent"].as_str())
+                .unwrap_or("");
+            json!(match e["source"]["host"].as_str() {
+                Some(host) if !host.is_empty() => format!("{component}, {host}"),
+                _ => component.to_owned(),
+            })
+        }),
+        col("Message", "string", 0, |e| {
+            json!(e["message"].as_str().unwrap_or("").trim())
+        }),
+        col("First Seen", "string", 1, |e| age_of(&e["firstTimestamp"])),
+        col("Count", "string", 1, |e| {
+            json!(e["count"].as_i64().unwrap_or(1))
+        }),
+        col("Name", "string", 1, name),
+    ]
+}
+
+fn endpoints_list(e: &Value) -> Value {
+    let mut out = Vec::new();
+    for subset in e["subsets"].as_array().into_iter().flatten() {
+        for port in subset["ports"].as_array().into_iter().flatten() {
+            for address in subset["addresses"].as_array().into_iter().flatten() {
+                out.push(format!(
+                    "{}:{}",
+                    address["ip"].as_str().unwrap_or(""),
+                    port["port"]
+                ));
+            }
+        }
+        if subset["ports"].as_array().is_none_or(Vec::is_empty) {
+            for address in subset["addresses"].as_array().into_iter().flatten() {
+                out.push(address["ip"].as_str().unwrap_or("").to_owned());
+            }
+        }
+    }
+    json!(limited_list(&out))
+}
+
+/// kube prints at most three items, then "+ N more...".
+fn limited_list(items: &[String]) -> String {
+    match items.len() {
+        0 => "<none>".to_owned(),
+        n if n <= 3 => items.join(","),
+        n => format!("{} + {} more...", items[..3].join(","), n - 3),
+    }
+}
+
+fn access_modes(v: &Value) -> Value {
+    let modes: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect();
+    json!(modes.join(","))
+}
+
+fn or_unset(v: &Value) -> Value {
+    match v.as_str() {
+        Some(s) if !s.is_empty() => json!(s),
+        _ => json!("<unset>"),
+    }
+}
+
+fn int_or_string_or_na(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.to_string()),
+        Value::String(s) => json!(s),
+        _ => json!("N/A"),
+    }
+}
+
+fn job_status(j: &Value) -> Value {
+    let conditions = j["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let has = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c["type"] == t && c["status"] == "True")
+    };
+    let status = if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if j["metadata"].get("deletionTimestamp").is_some() {
+        "Terminating"
+    } else {
+        "Running"
+    };
+    json!(status)
+}
+
+/// `requests.cpu: 750m/2, pods: 2/10` style usage of a quota's request or limit resources.
+fn quota_usage(q: &Value, limits: bool) -> Value {
+    let hard = q["status"]["hard"].as_object().cloned().unwrap_or_default();
+    let parts: Vec<String> = hard
+        .iter()
+        .filter(|(k, _)| k.starts_with("limits.") == limits)
+        .map(|(k, v)| {
+            let used = q["status"]["used"][k].as_str().unwrap_or("0");
+            format!("{k}: {used}/{}", v.as_str().unwrap_or(""))
+        })
+        .collect();
+    json!(parts.join(", "))
 }
 
 fn row(resource: &Resource, columns: &[Column], object: &Value, include: &str) -> Value {
