@@ -831,3 +831,105 @@ fn custom_resource_definition_round_trip() {
     ]));
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn diff_finalizers_and_graceful_pod_deletion() {
+    let Some(c) = common::start() else { return };
+    // diff: nothing to show for the live state (exit 0), the change otherwise (exit 1).
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(CONFIGMAP));
+    let same = c.kubectl_raw(&["diff", "-f", "-"], Some(CONFIGMAP));
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let changed = c.kubectl_raw(
+        &["diff", "-f", "-"],
+        Some(&CONFIGMAP.replace("color: blue", "color: green")),
+    );
+    assert_eq!(
+        changed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let out = String::from_utf8_lossy(&changed.stdout);
+    assert!(
+        out.contains("-  color: blue") && out.contains("+  color: green"),
+        "{out}"
+    );
+    // The diff was a dry run: nothing changed.
+    assert_eq!(
+        c.kubectl(&["get", "cm", "settings", "-o", "jsonpath={.data.color}"]),
+        "blue"
+    );
+
+    // An object with a finalizer stays, marked, until the finalizer is removed.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n"),
+    );
+    c.kubectl(&["delete", "cm", "held", "--wait=false"]);
+    let marked = c.kubectl(&[
+        "get",
+        "cm",
+        "held",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(marked.ends_with('Z'), "{marked}");
+    // It can still be updated; removing the last finalizer deletes it.
+    c.kubectl(&["label", "cm", "held", "still=here"]);
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    assert!(!c.kubectl_raw(&["get", "cm", "held"], None).status.success());
+
+    // A pod on a node is deleted gracefully: Terminating until its kubelet (here, the test)
+    // confirms with a grace period of 0; --force does that at once.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n1, terminationGracePeriodSeconds: 45, containers: [{name: c, image: busybox}]}\n"),
+    );
+    c.kubectl(&["delete", "pod", "p", "--wait=false"]);
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "pod",
+            "p",
+            "-o",
+            "jsonpath={.metadata.deletionGracePeriodSeconds}"
+        ]),
+        "45"
+    );
+    let row = c.kubectl(&["get", "pod", "p", "--no-headers"]);
+    assert!(row.contains("Terminating"), "{row}");
+    c.kubectl(&["delete", "pod", "p", "--grace-period=0", "--force"]);
+    assert!(!c.kubectl_raw(&["get", "pod", "p"], None).status.success());
+    // An unscheduled pod goes at once.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec: {containers: [{name: c, image: busybox}]}\n"),
+    );
+    c.kubectl(&["delete", "pod", "q", "--wait=false"]);
+    assert!(!c.kubectl_raw(&["get", "pod", "q"], None).status.success());
+
+    // A bad propagation policy is a 422 with kube's message.
+    let (code, body) = c.curl(
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/settings?propagationPolicy=Sideways",
+        "application/json",
+        b"",
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("Unsupported value: \\\"Sideways\\\""),
+        "{body}"
+    );
+}
