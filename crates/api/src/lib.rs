@@ -3,6 +3,9 @@
 
 pub mod defaults;
 pub mod patch;
+pub mod protobuf;
+#[rustfmt::skip]
+mod proto_schema;
 pub mod registry;
 pub mod schema;
 pub mod selector;

@@ -13,7 +13,7 @@ use http::{Method, Request, Response};
 use rkube_api::patch::{PatchType, apply_patch, builtin_list_strategy};
 use rkube_api::registry::{Resource, SubresourceKind};
 use rkube_api::selector::{FieldSelector, LabelSelector};
-use rkube_api::{validate_types, validation};
+use rkube_api::{protobuf, validate_types, validation};
 use rkube_store::{KeyValue, RangeRequest, Revision, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -157,7 +157,7 @@ async fn dispatch(
     }
     if !call.resource.stored {
         return match method {
-            Method::POST => review(call, body).await,
+            Method::POST => review(call, body, &content_type).await,
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         };
     }
@@ -225,13 +225,13 @@ async fn dispatch(
             Ok(http_util::json(200, &patched))
         }
         (Method::DELETE, true) => {
-            let bytes = body.clone();
+            let bytes = delete_body(body, &content_type)?;
             let options = DeleteOptions::parse(&bytes, &call.query)?;
             let (code, object) = delete(call, call.name(), &options).await?;
             Ok(http_util::json(code, &object))
         }
         (Method::DELETE, false) => {
-            let bytes = body.clone();
+            let bytes = delete_body(body, &content_type)?;
             let options = DeleteOptions::parse(&bytes, &call.query)?;
             delete_collection(call, &options).await
         }
@@ -307,7 +307,8 @@ async fn subresource(
     }
 }
 
-/// Parses a JSON request body (YAML bodies are accepted when they are JSON, its subset).
+/// Parses a request body: JSON, YAML, or Kubernetes protobuf (decoded into the JSON a JSON
+/// client would have sent, `rkube_api::protobuf`).
 fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
     let malformed = |e: String| {
@@ -324,6 +325,7 @@ fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Value, ApiError> {
         "application/yaml" => {
             serde_yaml::from_slice(bytes).map_err(|e| malformed(e.to_string()))?
         }
+        protobuf::MEDIA_TYPE => protobuf::decode(bytes).map_err(|e| malformed(e.to_string()))?,
         _ => return Err(ApiError::unsupported_media(content_type)),
     };
     if !value.is_object() {
@@ -332,6 +334,19 @@ fn parse_body(bytes: &Bytes, content_type: &str) -> Result<Value, ApiError> {
         ));
     }
     Ok(value)
+}
+
+/// A DELETE body as JSON: client-go sends DeleteOptions as protobuf when it speaks protobuf
+/// (`kubectl drain`).
+fn delete_body(body: Bytes, content_type: &str) -> Result<Bytes, ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media != protobuf::MEDIA_TYPE || body.is_empty() {
+        return Ok(body);
+    }
+    let options = parse_body(&body, content_type)?;
+    Ok(Bytes::from(
+        serde_json::to_vec(&options).unwrap_or_default(),
+    ))
 }
 
 pub(crate) fn to_bytes(object: &Value) -> Bytes {
@@ -724,11 +739,13 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     if call.resource.group.is_empty() && call.resource.plural == "pods" {
         crate::admission::admit_pod(call.state, &call.state.admission, &mut object).await?;
     }
+    // As kube-apiserver's BeforeCreate: the strategy's PrepareForCreate (uid, a Job's
+    // generated selector, status reset) runs before validation.
+    prepare_new(&call.resource, &mut object);
     validate(&call.resource, &object, None)?;
     if let Some(ns) = &namespace {
         check_namespace(call, ns).await?;
     }
-    prepare_new(&call.resource, &mut object);
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
     if call.dry_run() {
         return Ok(object);
@@ -1873,8 +1890,12 @@ async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<B
 }
 
 /// Reviews: answered from the request, never stored.
-async fn review(call: &Call<'_>, body: Bytes) -> Result<Response<Body>, ApiError> {
-    let mut object = parse_body(&body.clone(), "application/json")?;
+async fn review(
+    call: &Call<'_>,
+    body: Bytes,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    let mut object = parse_body(&body, content_type)?;
     check_type(&call.resource, &mut object)?;
     let user = &call.user;
     match call.resource.kind.as_str() {

@@ -41,6 +41,7 @@ pub enum Route {
     GroupsRoot,
     Group(String),
     GroupVersion(String, String),
+    OpenApiV2,
     OpenApiV3(String),
     Resource(ResourcePath),
     NotFound,
@@ -53,6 +54,7 @@ pub fn parse(path: &str) -> Route {
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
         ["version"] => Route::Version,
         ["metrics"] => Route::Metrics,
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         ["api"] => Route::LegacyRoot,
         ["apis"] => Route::GroupsRoot,
@@ -135,8 +137,10 @@ pub async fn handle(
         Route::GroupsRoot => Ok(discovery::groups_root(&state, req.headers())),
         Route::Group(group) => discovery::group(&state, &group),
         Route::GroupVersion(group, version) => discovery::group_version(&state, &group, &version),
+        Route::OpenApiV2 => openapi::serve_v2(state.clone(), req.headers().clone()).await,
         Route::OpenApiV3(rest) => {
-            openapi::serve(&state, &rest).map(|doc| http_util::json(200, &doc))
+            let query = req.uri().query().map(str::to_owned);
+            openapi::serve_v3(state.clone(), rest, query, req.headers().clone()).await
         }
         Route::Resource(path) => {
             // The whole body is read before answering, even an error, so that HTTP/2 clients
@@ -262,5 +266,10 @@ mod tests {
         );
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::NotFound);
         assert_eq!(parse("/readyz"), Route::Health);
+        assert_eq!(parse("/openapi/v2"), Route::OpenApiV2);
+        assert_eq!(
+            parse("/openapi/v3/apis/apps/v1"),
+            Route::OpenApiV3("apis/apps/v1".into())
+        );
     }
 }

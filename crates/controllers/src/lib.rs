@@ -7,17 +7,30 @@
 //! with back-off. Controllers that create objects keep expectations so they never act twice
 //! on a cache that has not seen their own writes yet.
 
+pub mod batchutil;
+pub mod controllerref;
+pub mod cronjob;
+pub mod cronschedule;
+pub mod daemonset;
+pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
+pub mod podutil;
 pub mod queue;
+pub mod replicaset;
 pub mod resourcequota;
+pub mod revisionhistory;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod ttlafterfinished;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -223,5 +236,13 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     nodelifecycle::start(&ctx, &options);
     podgc::start(&ctx, &options);
     resourcequota::start(&ctx, &options);
+    job::start(&ctx, &options);
+    ttlafterfinished::start(&ctx, &options);
+    cronjob::start(&ctx, &options);
+    daemonset::start(&ctx, &options);
+    statefulset::start(&ctx, &options);
+    disruption::start(&ctx, &options);
+    replicaset::start(&ctx, &options);
+    deployment::start(&ctx, &options);
     Ok(ctx)
 }

@@ -1,8 +1,10 @@
 //! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane; `rkube bench`
 //! measures it.
 
+mod agent;
 mod bench;
 mod bench_api;
+mod bench_scheduler;
 mod controller_manager;
 mod server;
 
@@ -24,6 +26,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the control loops against an API server (they run inside `rkube server` too).
     ControllerManager(controller_manager::ControllerManagerArgs),
+    /// Runs node agents: for now simulated (hollow) nodes, `--simulate N`.
+    Agent(agent::AgentArgs),
+    /// Runs the scheduler against an API server (no leader election yet).
+    Scheduler(SchedulerArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -37,6 +43,35 @@ enum BenchTarget {
     Store(bench::StoreBenchArgs),
     /// The API server over HTTPS: creates, gets, LIST of many pods, watch fan-out.
     Api(bench_api::ApiBenchArgs),
+    /// The scheduler: pods/s on thousands of nodes, in scheduler_perf's shapes.
+    Scheduler(bench_scheduler::SchedulerBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SchedulerArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// The spec.schedulerName of the pods to place.
+    #[arg(long, default_value = "default-scheduler")]
+    scheduler_name: String,
+    /// How many nodes to score, in percent (adaptive when unset).
+    #[arg(long)]
+    percentage_of_nodes_to_score: Option<u32>,
+}
+
+/// `rkube scheduler`: kube-scheduler until Ctrl-C.
+async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let client = controller_manager::client_from(&args.kubeconfig).await?;
+    let opts = rkube_scheduler::SchedulerOptions {
+        scheduler_name: args.scheduler_name,
+        percentage_of_nodes_to_score: args.percentage_of_nodes_to_score,
+        ..Default::default()
+    };
+    rkube_scheduler::run(client, opts, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
 
 fn main() -> ExitCode {
@@ -62,12 +97,17 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::ControllerManager(args) => controller_manager::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Bench {
                 target: BenchTarget::Store(args),
             } => bench::store(args).await,
             Command::Bench {
                 target: BenchTarget::Api(args),
             } => bench_api::api(args).await,
+            Command::Scheduler(args) => run_scheduler(args).await,
+            Command::Bench {
+                target: BenchTarget::Scheduler(args),
+            } => bench_scheduler::scheduler(args).await,
         }
     });
     match result {

@@ -13,8 +13,7 @@ fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
-/// A ConfigMap manifest. (`kubectl create configmap` sends protobuf, which rkube does not
-/// decode yet; manifests go as JSON.)
+/// A ConfigMap manifest, sent as JSON (`kubectl create configmap` would send protobuf).
 fn configmap(name: &str, namespace: &str) -> String {
     serde_json::json!({
         "apiVersion": "v1",
@@ -932,4 +931,427 @@ fn diff_finalizers_and_graceful_pod_deletion() {
         body.contains("Unsupported value: \\\"Sideways\\\""),
         "{body}"
     );
+}
+
+/// kubectl 1.33 sends the bodies of `create <kind>`, `create token`, `auth can-i`,
+/// `auth whoami` and `drain` as Kubernetes protobuf; the server decodes them into the same
+/// objects their JSON would give, and answers in JSON.
+#[test]
+fn protobuf_bodies_from_kubectl_create() {
+    let Some(c) = common::start() else { return };
+    let file = |name: &str, content: &[u8]| {
+        let path = c.data_dir().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let binary = file("blob.bin", &[0, 1, 0xfe, 0xff, b'\n', 0x80]);
+    let notes = file("notes.txt", b"hello\nworld\n");
+    let tls = c.data_dir().join("tls");
+    let (cert, key) = (
+        tls.join("admin.crt").to_str().unwrap().to_owned(),
+        tls.join("admin.key").to_str().unwrap().to_owned(),
+    );
+
+    // It really is protobuf, answered with JSON.
+    let out = c.kubectl_raw(
+        &["create", "configmap", "lit", "--from-literal=a=b", "-v=8"],
+        None,
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("Content-Type: application/vnd.kubernetes.protobuf")
+            && log.contains("Accept: application/vnd.kubernetes.protobuf,application/json")
+            && log.contains("Content-Type: application/json"),
+        "{log}"
+    );
+
+    let creates: &[&[&str]] = &[
+        &[
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=3",
+            "--port=8080",
+        ],
+        &["deployment", "idle", "--image=nginx", "--replicas=0"],
+        &[
+            "configmap",
+            "files",
+            &format!("--from-file={notes}"),
+            "--from-literal=k=v",
+        ],
+        &[
+            "secret",
+            "generic",
+            "blob",
+            &format!("--from-file=bin={binary}"),
+            "--from-literal=user=admin",
+        ],
+        &[
+            "secret",
+            "tls",
+            "cert",
+            &format!("--cert={cert}"),
+            &format!("--key={key}"),
+        ],
+        &["service", "clusterip", "web", "--tcp=80:8080"],
+        &["namespace", "team"],
+        &["serviceaccount", "robot", "-n", "team"],
+        &["job", "once", "--image=busybox", "--", "echo", "hi"],
+        &[
+            "cronjob",
+            "tick",
+            "--image=busybox",
+            "--schedule=*/5 * * * *",
+            "--",
+            "date",
+        ],
+        &["role", "reader", "--verb=get,list", "--resource=pods"],
+        &["rolebinding", "reader", "--role=reader", "--user=alice"],
+        &[
+            "clusterrole",
+            "node-reader",
+            "--verb=get",
+            "--resource=nodes",
+        ],
+        &[
+            "clusterrole",
+            "aggregate",
+            "--aggregation-rule=rbac.example.com/aggregate=true",
+        ],
+        &[
+            "clusterrolebinding",
+            "node-reader",
+            "--clusterrole=node-reader",
+            "--group=ops",
+        ],
+        &["quota", "small", "--hard=pods=10,requests.cpu=500m"],
+        &[
+            "priorityclass",
+            "high",
+            "--value=1000",
+            "--description=important",
+        ],
+        &["ingress", "web", "--rule=web.example.com/api*=web:80"],
+        &["pdb", "web", "--selector=app=web", "--min-available=1"],
+    ];
+    for args in creates {
+        let out = c.kubectl(&[&["create"], *args].concat());
+        assert!(out.contains("created"), "{args:?}: {out}");
+    }
+
+    // Requests that are not stored: a token, an access review, a self review.
+    let token = c.kubectl(&["create", "token", "default"]);
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    assert!(
+        parts.len() == 3 && token.starts_with("eyJ") && parts.iter().all(|p| !p.is_empty()),
+        "{token}"
+    );
+    assert_eq!(
+        c.kubectl(&["auth", "can-i", "create", "pods"]).trim(),
+        "yes"
+    );
+    let whoami = json(&c.kubectl(&["auth", "whoami", "-o", "json"]));
+    assert_eq!(whoami["kind"], "SelfSubjectReview");
+    assert_eq!(whoami["status"]["userInfo"]["username"], "admin");
+
+    // The objects are what the JSON path makes of the same requests.
+    let get = |args: &[&str]| json(&c.kubectl(&[&["get"], args, &["-o", "json"]].concat()));
+    let web = get(&["deployment", "web"]);
+    assert_eq!(web["spec"]["replicas"], 3);
+    assert_eq!(web["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(
+        web["spec"]["strategy"],
+        serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    );
+    let container = &web["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(container["resources"], serde_json::json!({}));
+    assert_eq!(web["spec"]["template"]["metadata"]["labels"]["app"], "web");
+    // A pointer field's zero survives: replicas 0 is not defaulted to 1.
+    assert_eq!(get(&["deployment", "idle"])["spec"]["replicas"], 0);
+
+    let files = get(&["configmap", "files"]);
+    assert_eq!(
+        files["data"],
+        serde_json::json!({"notes.txt": "hello\nworld\n", "k": "v"})
+    );
+    // Binary secret data round-trips byte for byte.
+    assert_eq!(
+        c.kubectl(&["get", "secret", "blob", "-o", "jsonpath={.data.bin}"]),
+        "AAH+/wqA"
+    );
+    let blob = get(&["secret", "blob"]);
+    assert_eq!(blob["data"]["user"], "YWRtaW4=");
+    assert_eq!(blob["type"], "Opaque");
+    let cert_secret = get(&["secret", "cert"]);
+    assert_eq!(cert_secret["type"], "kubernetes.io/tls");
+    assert!(
+        cert_secret["data"]["tls.crt"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("LS0tLS1CRUdJTi")),
+        "{cert_secret}"
+    );
+
+    let svc = get(&["service", "web"]);
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        svc["spec"]["ports"],
+        serde_json::json!([{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}])
+    );
+    assert_eq!(get(&["namespace", "team"])["status"]["phase"], "Active");
+    assert_eq!(
+        get(&["serviceaccount", "robot", "-n", "team"])["metadata"]["namespace"],
+        "team"
+    );
+
+    let job = get(&["job", "once"]);
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"].is_string()
+    );
+    let tick = get(&["cronjob", "tick"]);
+    assert_eq!(tick["spec"]["schedule"], "*/5 * * * *");
+    assert_eq!(
+        tick["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["date"])
+    );
+
+    assert_eq!(
+        get(&["role", "reader"])["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
+    );
+    assert_eq!(
+        get(&["rolebinding", "reader"])["subjects"],
+        serde_json::json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}])
+    );
+    let aggregate = get(&["clusterrole", "aggregate"]);
+    assert_eq!(
+        aggregate["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"],
+        serde_json::json!({"rbac.example.com/aggregate": "true"})
+    );
+    assert_eq!(
+        get(&["clusterrolebinding", "node-reader"])["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "node-reader"})
+    );
+    assert_eq!(
+        get(&["quota", "small"])["spec"]["hard"],
+        serde_json::json!({"pods": "10", "requests.cpu": "500m"})
+    );
+    let high = get(&["priorityclass", "high"]);
+    assert_eq!(high["value"], 1000);
+    assert_eq!(high["description"], "important");
+    assert_eq!(high["preemptionPolicy"], "PreemptLowerPriority");
+    // globalDefault is a Go bool with omitempty: false is not printed.
+    assert!(high.get("globalDefault").is_none(), "{high}");
+    let ingress = get(&["ingress", "web"]);
+    assert_eq!(
+        ingress["spec"]["rules"],
+        serde_json::json!([{"host": "web.example.com", "http": {"paths": [{
+            "path": "/api",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "web", "port": {"number": 80}}},
+        }]}}])
+    );
+    assert_eq!(get(&["pdb", "web"])["spec"]["minAvailable"], 1);
+
+    // drain: evictions (policy/v1 Eviction with DeleteOptions) in protobuf.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: stray}\nspec: {nodeName: n1, containers: [{name: c, image: busybox}]}\n"),
+    );
+    let drained = c.kubectl(&[
+        "drain",
+        "n1",
+        "--force",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(
+        drained.contains("pod/stray evicted") && drained.contains("node/n1 drained"),
+        "{drained}"
+    );
+    assert_eq!(
+        c.kubectl(&["get", "node", "n1", "-o", "jsonpath={.spec.unschedulable}"]),
+        "true"
+    );
+    // And a DELETE with protobuf DeleteOptions (drain without evictions).
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: stray2}\nspec: {nodeName: n1, containers: [{name: c, image: busybox}]}\n"),
+    );
+    let drained = c.kubectl(&[
+        "drain",
+        "n1",
+        "--force",
+        "--disable-eviction",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(drained.contains("pod/stray2 deleted"), "{drained}");
+    assert!(
+        !c.kubectl_raw(&["get", "pod", "stray2"], None)
+            .status
+            .success()
+    );
+
+    // Malformed protobuf is a 400 in kube's words.
+    let cms = "/api/v1/namespaces/default/configmaps";
+    for body in [&b"k8s\0\x0a\xff"[..], b"{}", b"k8s\0\x0a\x02\x0a\x00"] {
+        let (code, answer) = c.curl("POST", cms, "application/vnd.kubernetes.protobuf", body);
+        assert_eq!(code, 400, "{answer}");
+        assert!(
+            answer.contains("the object provided is unrecognized or malformed"),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn explain_and_openapi_documents() {
+    let Some(c) = common::start() else { return };
+
+    // The swagger 2.0 document, built on first request (kubectl's own time included).
+    let started = Instant::now();
+    let doc = json(&c.kubectl(&["get", "--raw", "/openapi/v2"]));
+    let first = started.elapsed();
+    let started = Instant::now();
+    let again = c.kubectl(&["get", "--raw", "/openapi/v2"]);
+    eprintln!(
+        "/openapi/v2: {} bytes, first GET {first:?}, cached GET {:?}",
+        again.len(),
+        started.elapsed()
+    );
+    assert_eq!(doc["swagger"], "2.0");
+    let pod = &doc["definitions"]["io.k8s.api.core.v1.Pod"];
+    assert_eq!(
+        pod["x-kubernetes-group-version-kind"][0]["kind"], "Pod",
+        "{pod}"
+    );
+    let containers = &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+
+    // kubectl explain reads the OpenAPI v3 schemas: fields, types and descriptions.
+    let ports = c.kubectl(&["explain", "pods.spec.containers.ports"]);
+    assert!(ports.contains("FIELD: ports <[]ContainerPort>"), "{ports}");
+    assert!(
+        ports.contains("containerPort\t<integer> -required-"),
+        "{ports}"
+    );
+    assert!(
+        ports.contains("Number of port to expose on the pod's IP address."),
+        "{ports}"
+    );
+    assert!(
+        ports.contains("protocol\t<string>\n  enum: SCTP, TCP, UDP"),
+        "{ports}"
+    );
+    let protocol = c.kubectl(&["explain", "pods.spec.containers.ports.protocol"]);
+    assert!(
+        protocol.contains("ENUM:\n    SCTP\n    TCP\n    UDP\n"),
+        "{protocol}"
+    );
+    assert!(
+        protocol.contains("Possible enum values:\n     - `\"SCTP\"` is the SCTP protocol."),
+        "{protocol}"
+    );
+    let recursive = c.kubectl(&["explain", "deployments", "--recursive"]);
+    assert!(recursive.contains("maxSurge\t<IntOrString>"), "{recursive}");
+    let surge = c.kubectl(&["explain", "deploy.spec.strategy.rollingUpdate.maxSurge"]);
+    assert!(surge.contains("FIELD: maxSurge <IntOrString>"), "{surge}");
+    assert!(
+        surge.contains("The maximum number of pods that can be scheduled"),
+        "{surge}"
+    );
+    // kubectl fetches the swagger 2.0 document as protobuf.
+    let v2 = c.kubectl(&[
+        "explain",
+        "pods.spec.containers.ports",
+        "--output=plaintext-openapiv2",
+    ]);
+    assert!(v2.contains("containerPort\t<integer> -required-"), "{v2}");
+
+    // The v3 index names each group-version's document with its hash; asked with the hash, a
+    // document may be cached forever.
+    let index = json(&c.kubectl(&["get", "--raw", "/openapi/v3"]));
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="), "{url}");
+    let apps = json(&c.kubectl(&["get", "--raw", &url]));
+    assert_eq!(apps["openapi"], "3.0.0");
+    assert_eq!(
+        apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+    );
+    let verbose = c.kubectl_raw(&["get", "--raw", &url, "-v=8"], None);
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(log.contains("Cache-Control: public, immutable"), "{log}");
+
+    // A custom resource's document is built from its CRD's schema.
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(CRONTAB_CRD));
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=20s",
+        "crd/crontabs.stable.example.com",
+    ]);
+    let crontabs = c.kubectl(&["explain", "crontabs.spec"]);
+    for field in [
+        "cronSpec\t<string> -required-",
+        "image\t<string>",
+        "replicas\t<integer>",
+    ] {
+        assert!(crontabs.contains(field), "{crontabs}");
+    }
+    let index = json(&c.kubectl(&["get", "--raw", "/openapi/v3"]));
+    assert!(
+        index["paths"]["apis/stable.example.com/v1"].is_object(),
+        "{index}"
+    );
+
+    // Client-side apply computes strategic merge patches from the schemas: containers merge
+    // by name, so a container added by someone else survives a re-apply (a strategic merge
+    // patch puts a new list item first, as kube's does).
+    let deployment = |image: &str, env: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n{env}"
+        )
+    };
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment("nginx:1.27", "")));
+    c.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#,
+    ]);
+    let env = "        env:\n        - name: MODE\n          value: fast\n";
+    let out = c.kubectl_raw(&["apply", "-f", "-"], Some(&deployment("nginx:1.28", env)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("warning"),
+        "{stderr}"
+    );
+    let object = json(&c.kubectl(&["get", "deployment", "web", "-o", "json"]));
+    let containers = object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = containers
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sidecar", "web"], "{object}");
+    assert_eq!(containers[1]["image"], "nginx:1.28");
+    assert_eq!(containers[1]["env"][0]["name"], "MODE");
 }

@@ -1,0 +1,31 @@
+//! rkube's kubelet: registers nodes, reports their status, renews their Leases in
+//! kube-node-lease, and runs the pods bound to them through a container [`Runtime`],
+//! writing their status back, all through the Kubernetes API.
+//!
+//! One [`Agent`] runs any number of nodes in one process, sharing one pod watch, one node
+//! watch, one heartbeat task and a bound on concurrent API writes, so a single process can
+//! be thousands of hollow nodes ([`simulated`]). Each node has its own runtime; the
+//! containerd (CRI) runtime of real nodes plugs in behind the same trait.
+//!
+//! - [`node`]: the Node object and its status, as kube's kubelet builds them;
+//! - [`heartbeat`]: Lease renewals and node status posts;
+//! - [`events`]: the events kube's kubelet records about pods;
+//! - [`pod_worker`]: one task per pod, moving it through the runtime;
+//! - [`pod_status`]: the pod status kube's kubelet writes, from what a worker knows;
+//! - [`runtime`], [`simulated`], [`ipam`]: the runtime seam, the simulated runtime and its
+//!   host-local address pool.
+
+mod agent;
+pub mod events;
+pub mod heartbeat;
+pub mod ipam;
+pub mod node;
+pub mod pod_status;
+pub mod pod_worker;
+pub mod runtime;
+pub mod simulated;
+
+pub use agent::{Agent, NodeSetup, Options, hollow_nodes};
+pub use node::{Capacity, NodeConfig, SystemInfo};
+pub use runtime::Runtime;
+pub use simulated::SimulatedRuntime;

@@ -1,0 +1,814 @@
+//! One task per pod, kube's pod worker and status manager in one: it waits for the node's
+//! pod network, runs the sandbox, the init containers in order, then the containers, restarts
+//! them by the restart policy with kube's crash-loop back-off, marks them started and ready
+//! by their probes' initial delays, and writes the pod's status through `pods/status`.
+//!
+//! A pod marked for deletion is stopped (its containers get the grace period, as the
+//! runtime honours it), its final status written, and it is deleted with a grace period of
+//! 0 and its uid as precondition, as kube's kubelet finishes a graceful deletion. A pod the
+//! API no longer has is stopped at once and forgotten.
+//!
+//! Status writes are coalesced: the worker computes the status after handling all that
+//! happened and writes it only when it differs from what it last wrote, or when someone
+//! else changed the pod's status since (kube's status manager compares with the API's copy).
+//! Each write is a strategic merge patch carrying the pod's uid, like kube's
+//! `PatchPodStatus`, so the conditions of other writers are kept.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodStatus, Probe};
+use k8s_openapi::chrono::{DateTime, Utc};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent::{NodeHandle, Shared};
+use crate::events::{self, NORMAL, WARNING};
+use crate::pod_status::{
+    self, ContainerRecord, FAILED, Instance, PodView, SUCCEEDED, Transitions, Waiting, go_duration,
+    is_sidecar, restart_policy,
+};
+use crate::runtime::{ContainerConfig, Exit, SandboxConfig};
+
+/// kubelet's crash-loop back-off: 10 s, doubling, at most 5 min.
+pub const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A container that ran this long before it exited starts its back-off afresh.
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// How soon a failed API call or runtime call is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+const RUNTIME_RETRY: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Init,
+    Regular,
+}
+
+impl Kind {
+    /// The field path of a container in events.
+    fn field_path(self, name: &str) -> String {
+        match self {
+            Kind::Init => format!("spec.initContainers{{{name}}}"),
+            Kind::Regular => format!("spec.containers{{{name}}}"),
+        }
+    }
+}
+
+/// What the worker last wrote, and what the API answered.
+struct Written {
+    desired: PodStatus,
+    resource_version: Option<u64>,
+    response: Option<PodStatus>,
+}
+
+pub(crate) struct PodWorker {
+    shared: Arc<Shared>,
+    node: Arc<NodeHandle>,
+    namespace: String,
+    name: String,
+    uid: String,
+    /// The pod, as events name it.
+    reference: ObjectReference,
+    sandbox: Option<String>,
+    pod_ip: Option<IpAddr>,
+    /// The address the pod had before this agent started (kept if the pool allows).
+    previous_ip: Option<IpAddr>,
+    init: Vec<ContainerRecord>,
+    containers: Vec<ContainerRecord>,
+    start_time: DateTime<Utc>,
+    transitions: Transitions,
+    /// Nothing more will run: the pod reached Succeeded or Failed, or is being deleted.
+    finished: bool,
+    /// Deleted and stopped (kube's podIsTerminal).
+    terminal: bool,
+    /// Our DELETE went through.
+    deleted: bool,
+    written: Option<Written>,
+    exits: mpsc::UnboundedSender<(String, Exit)>,
+    /// Tasks waiting on running containers' exits.
+    waiters: Vec<JoinHandle<()>>,
+}
+
+fn records(
+    names: &[Container],
+    status: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>,
+) -> Vec<ContainerRecord> {
+    names
+        .iter()
+        .map(|c| {
+            let mut record = ContainerRecord::new(&c.name);
+            // A restarted agent keeps counting restarts.
+            record.restart_count = status
+                .into_iter()
+                .flatten()
+                .find(|s| s.name == c.name)
+                .map_or(0, |s| s.restart_count);
+            record
+        })
+        .collect()
+}
+
+fn resource_version(pod: &Pod) -> Option<u64> {
+    pod.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+fn delay_of(probe: Option<&Probe>) -> Option<k8s_openapi::chrono::Duration> {
+    probe.map(|p| {
+        k8s_openapi::chrono::Duration::seconds(i64::from(
+            p.initial_delay_seconds.unwrap_or(0).max(0),
+        ))
+    })
+}
+
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + k8s_openapi::chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// Marks a running container started and ready by its probes' initial delays; returns when
+/// that changes next.
+fn probe(
+    record: &mut ContainerRecord,
+    spec: &Container,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let started_at = match &record.current {
+        Some(Instance {
+            exit: None,
+            started_at,
+            ..
+        }) => *started_at,
+        _ => {
+            record.started = false;
+            record.ready = false;
+            return None;
+        }
+    };
+    let started = started_at + delay_of(spec.startup_probe.as_ref()).unwrap_or_default();
+    let ready = match delay_of(spec.readiness_probe.as_ref()) {
+        Some(delay) => started.max(started_at + delay),
+        None => started,
+    };
+    record.started = now >= started;
+    record.ready = now >= ready;
+    [started, ready].into_iter().filter(|t| *t > now).min()
+}
+
+impl PodWorker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        node: Arc<NodeHandle>,
+        pod: &Pod,
+        exits: mpsc::UnboundedSender<(String, Exit)>,
+    ) -> Self {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = pod.status.as_ref();
+        Self {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            reference: events::pod_reference(pod, None),
+            sandbox: None,
+            pod_ip: None,
+            previous_ip: status
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse().ok()),
+            init: records(
+                spec.init_containers.as_deref().unwrap_or_default(),
+                status.and_then(|s| s.init_container_statuses.as_ref()),
+            ),
+            containers: records(
+                &spec.containers,
+                status.and_then(|s| s.container_statuses.as_ref()),
+            ),
+            start_time: status
+                .and_then(|s| s.start_time.as_ref())
+                .map_or_else(Utc::now, |t| t.0),
+            transitions: Transitions::from_pod(pod),
+            finished: false,
+            terminal: false,
+            deleted: false,
+            written: None,
+            exits,
+            waiters: Vec::new(),
+            shared,
+            node,
+        }
+    }
+
+    /// Works on the pod until it is gone from the API or the agent stops.
+    pub(crate) async fn run(
+        mut self,
+        mut pod: watch::Receiver<Option<Arc<Pod>>>,
+        mut exits: mpsc::UnboundedReceiver<(String, Exit)>,
+    ) {
+        let mut network = self.node.network.subscribe();
+        let stop = self.shared.stop.clone();
+        loop {
+            // Marked seen before the sync, so a change during it wakes the select below.
+            let Some(current) = pod.borrow_and_update().clone() else {
+                break;
+            };
+            network.borrow_and_update();
+            let wake = self.sync(&current).await;
+            let needs_network = self.sandbox.is_none() && !self.finished;
+            let deadline = wake.map(|at| {
+                let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::Instant::now() + wait
+            });
+            tokio::select! {
+                () = stop.stopped() => return,
+                changed = pod.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some((id, exit)) = exits.recv() => self.record_exit(&id, exit),
+                Ok(()) = network.changed(), if needs_network => {}
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
+            }
+        }
+        // Gone from the API: stop what runs and give the address back.
+        self.stop_sandbox(Duration::ZERO).await;
+    }
+
+    fn records_mut(&mut self, kind: Kind) -> &mut Vec<ContainerRecord> {
+        match kind {
+            Kind::Init => &mut self.init,
+            Kind::Regular => &mut self.containers,
+        }
+    }
+
+    /// One pass over the pod; returns when the next pass is due, if something is timed.
+    async fn sync(&mut self, pod: &Pod) -> Option<DateTime<Utc>> {
+        if self.deleted {
+            return None;
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(pod).await;
+        }
+        let now = Utc::now();
+        let mut wake = None;
+        if !self.finished {
+            wake = self.advance(pod, now).await;
+        }
+        if let Err(retry) = self.write_status(pod, Utc::now()).await {
+            wake = later(wake, Some(retry));
+        }
+        wake
+    }
+
+    /// Moves the pod's containers forward: sandbox, init containers in order, containers.
+    async fn advance(&mut self, pod: &Pod, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let runtime = self.node.runtime.clone();
+        let sandbox = match &self.sandbox {
+            Some(id) => id.clone(),
+            None => {
+                let host_network = spec.host_network == Some(true);
+                if !host_network && !runtime.network_ready() {
+                    // The network watch wakes the worker.
+                    return None;
+                }
+                let config = SandboxConfig {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    uid: self.uid.clone(),
+                    host_network,
+                    previous_ip: self.previous_ip,
+                };
+                match runtime.run_pod_sandbox(&config).await {
+                    Ok(sandbox) => {
+                        self.pod_ip = sandbox.ip.or(Some(self.node.config.internal_ip));
+                        self.sandbox = Some(sandbox.id.clone());
+                        sandbox.id
+                    }
+                    Err(err) => {
+                        tracing::debug!(pod = %self.key(), "failed to create pod sandbox: {err}");
+                        self.event(
+                            None,
+                            WARNING,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {err}"),
+                        );
+                        return Some(after(now, RUNTIME_RETRY));
+                    }
+                }
+            }
+        };
+        let grace = Duration::from_secs(
+            u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
+        );
+        let policy = restart_policy(&spec).to_owned();
+        let mut wake = None;
+        let mut initialized = true;
+        for (i, container) in spec.init_containers.iter().flatten().enumerate() {
+            let sidecar = is_sidecar(container);
+            let effective = match (sidecar, policy.as_str()) {
+                (true, _) => "Always",
+                (false, "Never") => "Never",
+                (false, _) => "OnFailure",
+            };
+            let next = self
+                .advance_container(Kind::Init, i, container, effective, &sandbox, grace, now)
+                .await;
+            wake = later(wake, next);
+            let record = &self.init[i];
+            let done = if sidecar {
+                record.started
+            } else {
+                record.exit().is_some_and(|e| e.code == 0)
+            };
+            if !done {
+                initialized = false;
+                break;
+            }
+        }
+        let ran_before = self
+            .containers
+            .iter()
+            .any(|c| c.current.is_some() || c.last_termination.is_some());
+        if initialized || ran_before {
+            for (i, container) in spec.containers.iter().enumerate() {
+                let next = self
+                    .advance_container(Kind::Regular, i, container, &policy, &sandbox, grace, now)
+                    .await;
+                wake = later(wake, next);
+            }
+        }
+        let phase = pod_status::phase(&spec, &self.init, &self.containers, false);
+        if phase == SUCCEEDED || phase == FAILED {
+            // Done for good: sidecars are stopped, the sandbox goes, the address is free.
+            self.stop_sandbox(grace).await;
+            self.finished = true;
+            return None;
+        }
+        wake
+    }
+
+    /// Starts, restarts or waits on one container; returns when to look again.
+    #[allow(clippy::too_many_arguments)]
+    async fn advance_container(
+        &mut self,
+        kind: Kind,
+        i: usize,
+        spec: &Container,
+        policy: &str,
+        sandbox: &str,
+        grace: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let runtime = self.node.runtime.clone();
+        let image = spec.image.clone().unwrap_or_default();
+        let key = self.key();
+        let uid = self.uid.clone();
+        let record = &mut self.records_mut(kind)[i];
+        if record.is_running() {
+            if record.spec_image == image {
+                return probe(record, spec, now);
+            }
+            // A new image (`kubectl set image`): the container is replaced.
+            if let Some(id) = record.current.as_ref().map(|c| raw_id(&c.id).to_owned()) {
+                self.event(
+                    Some(kind.field_path(&spec.name)),
+                    NORMAL,
+                    "Killing",
+                    format!(
+                        "Container {} definition changed, will be restarted",
+                        spec.name
+                    ),
+                );
+                let _ = runtime.stop_container(&id, grace).await;
+                let exit = runtime
+                    .container_status(&id)
+                    .await
+                    .ok()
+                    .and_then(|s| s.exit);
+                let record = &mut self.records_mut(kind)[i];
+                if let Some(current) = record.current.as_mut() {
+                    current.exit = exit.or_else(|| Some(Exit::with_code(0, Utc::now())));
+                }
+            }
+            let record = &mut self.records_mut(kind)[i];
+            record.last_termination = record.current.take();
+            record.restart_count += 1;
+            return self.start(kind, i, spec, sandbox, now).await;
+        }
+        if let Some(at) = record.next_start {
+            if now < at {
+                return Some(at);
+            }
+            record.next_start = None;
+            let crashed = record
+                .waiting
+                .take()
+                .is_some_and(|w| w.reason == "CrashLoopBackOff");
+            if crashed {
+                record.restart_count += 1;
+                record.backoff = (record.backoff * 2).min(MAX_BACKOFF);
+            }
+            return self.start(kind, i, spec, sandbox, now).await;
+        }
+        let Some(exit) = record.exit().cloned() else {
+            // Never started yet.
+            if record.current.is_none() && record.waiting.is_none() {
+                return self.start(kind, i, spec, sandbox, now).await;
+            }
+            return None;
+        };
+        let restart = match policy {
+            "Always" => true,
+            "OnFailure" => exit.code != 0,
+            _ => false,
+        };
+        if !restart {
+            return None;
+        }
+        let ran_for = record
+            .current
+            .as_ref()
+            .map(|c| {
+                (exit.finished_at - c.started_at)
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        if ran_for >= BACKOFF_RESET {
+            record.backoff = Duration::ZERO;
+        }
+        record.last_termination = record.current.take();
+        if record.backoff.is_zero() {
+            // The first crash restarts at once; the next ones wait.
+            record.backoff = INITIAL_BACKOFF;
+            record.restart_count += 1;
+            return self.start(kind, i, spec, sandbox, now).await;
+        }
+        let due = after(exit.finished_at, record.backoff);
+        if now >= due {
+            record.restart_count += 1;
+            record.backoff = (record.backoff * 2).min(MAX_BACKOFF);
+            return self.start(kind, i, spec, sandbox, now).await;
+        }
+        let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
+        record.waiting = Some(Waiting {
+            reason: "CrashLoopBackOff".to_owned(),
+            message: Some(format!(
+                "back-off {} restarting failed container={} pod={name}_{namespace}({uid})",
+                go_duration(record.backoff),
+                spec.name
+            )),
+        });
+        record.next_start = Some(due);
+        self.event(
+            Some(kind.field_path(&spec.name)),
+            WARNING,
+            "BackOff",
+            format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                spec.name, self.name, self.namespace, self.uid
+            ),
+        );
+        Some(due)
+    }
+
+    /// Creates and starts a container; an exit at once is seen at once.
+    async fn start(
+        &mut self,
+        kind: Kind,
+        i: usize,
+        spec: &Container,
+        sandbox: &str,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let runtime = self.node.runtime.clone();
+        let attempt = u32::try_from(self.records_mut(kind)[i].restart_count).unwrap_or(0);
+        let config = ContainerConfig {
+            name: spec.name.clone(),
+            image: spec.image.clone().unwrap_or_default(),
+            command: spec.command.clone().unwrap_or_default(),
+            args: spec.args.clone().unwrap_or_default(),
+            attempt,
+        };
+        let field_path = kind.field_path(&spec.name);
+        self.event(
+            Some(field_path.clone()),
+            NORMAL,
+            "Pulled",
+            format!(
+                "Container image {:?} already present on machine",
+                config.image
+            ),
+        );
+        let started = match runtime.start_container(sandbox, &config).await {
+            Ok(id) => runtime.container_status(&id).await,
+            Err(err) => Err(err),
+        };
+        let scheme = self.node.runtime_name.clone();
+        let status = match started {
+            Ok(status) => status,
+            Err(err) => {
+                self.event(Some(field_path), WARNING, "Failed", format!("Error: {err}"));
+                let record = &mut self.records_mut(kind)[i];
+                record.waiting = Some(Waiting {
+                    reason: "RunContainerError".to_owned(),
+                    message: Some(err.to_string()),
+                });
+                let at = after(now, RUNTIME_RETRY);
+                record.next_start = Some(at);
+                return Some(at);
+            }
+        };
+        self.event(
+            Some(field_path.clone()),
+            NORMAL,
+            "Created",
+            format!("Created container: {}", spec.name),
+        );
+        self.event(
+            Some(field_path),
+            NORMAL,
+            "Started",
+            format!("Started container {}", spec.name),
+        );
+        if status.exit.is_none() {
+            let runtime = runtime.clone();
+            let exits = self.exits.clone();
+            let id = status.id.clone();
+            self.waiters.push(tokio::spawn(async move {
+                if let Ok(exit) = runtime.wait_container(&id).await {
+                    let _ = exits.send((id, exit));
+                }
+            }));
+        }
+        let exited = status.exit.is_some();
+        let record = &mut self.records_mut(kind)[i];
+        record.waiting = None;
+        record.spec_image = config.image;
+        record.current = Some(Instance {
+            id: format!("{scheme}://{}", status.id),
+            image: status.image,
+            image_id: status.image_id,
+            started_at: status.started_at,
+            exit: status.exit,
+        });
+        if exited {
+            // Look again at once: the restart policy decides what comes next.
+            record.started = false;
+            record.ready = false;
+            return Some(now);
+        }
+        probe(record, spec, Utc::now())
+    }
+
+    /// A container the runtime saw exit.
+    fn record_exit(&mut self, id: &str, exit: Exit) {
+        let full = format!("{}://{id}", self.node.runtime_name);
+        for record in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            if let Some(current) = record.current.as_mut()
+                && current.id == full
+                && current.exit.is_none()
+            {
+                current.exit = Some(exit.clone());
+                record.started = false;
+                record.ready = false;
+            }
+        }
+    }
+
+    /// Stops the sandbox's containers with the grace period, records how they ended, then
+    /// removes the sandbox (its address goes back to the pool).
+    async fn stop_sandbox(&mut self, grace: Duration) {
+        let Some(sandbox) = self.sandbox.take() else {
+            return;
+        };
+        let runtime = self.node.runtime.clone();
+        let running: Vec<(String, String)> = self
+            .init
+            .iter()
+            .map(|r| (Kind::Init, r))
+            .chain(self.containers.iter().map(|r| (Kind::Regular, r)))
+            .filter(|(_, r)| r.is_running())
+            .map(|(kind, r)| (kind.field_path(&r.name), r.name.clone()))
+            .collect();
+        for (path, name) in running {
+            self.event(
+                Some(path),
+                NORMAL,
+                "Killing",
+                format!("Stopping container {name}"),
+            );
+        }
+        if let Err(err) = runtime.stop_pod_sandbox(&sandbox, grace).await {
+            tracing::debug!(pod = %self.key(), "stopping the sandbox: {err}");
+        }
+        for record in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            let Some(current) = record.current.as_mut().filter(|c| c.exit.is_none()) else {
+                continue;
+            };
+            if let Ok(status) = runtime.container_status(raw_id(&current.id)).await {
+                current.exit = status.exit;
+            }
+            record.started = false;
+            record.ready = false;
+        }
+        if let Err(err) = runtime.remove_pod_sandbox(&sandbox).await {
+            tracing::debug!(pod = %self.key(), "removing the sandbox: {err}");
+        }
+        for waiter in self.waiters.drain(..) {
+            waiter.abort();
+        }
+    }
+
+    /// A pod marked for deletion: stop it, write its final status, delete it for good.
+    async fn terminate(&mut self, pod: &Pod) -> Option<DateTime<Utc>> {
+        if !self.terminal {
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .and_then(|g| u64::try_from(g).ok())
+                .unwrap_or(0);
+            self.stop_sandbox(Duration::from_secs(grace)).await;
+            self.terminal = true;
+            self.finished = true;
+        }
+        let now = Utc::now();
+        if let Err(retry) = self.write_status(pod, now).await {
+            return Some(retry);
+        }
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let result = {
+            let _permit = self.shared.writes.acquire().await;
+            api.delete(&self.name, &params).await
+        };
+        match result {
+            Ok(_) => self.deleted = true,
+            // Gone already, or another pod of the same name.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => self.deleted = true,
+            Err(err) => {
+                tracing::debug!(pod = %self.key(), "failed to delete: {err}");
+                return Some(after(now, RETRY));
+            }
+        }
+        None
+    }
+
+    /// Writes the pod's status if it changed; `Err(when)` to try again.
+    async fn write_status(&mut self, pod: &Pod, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+        let view = PodView {
+            pod,
+            host_ip: self.node.config.internal_ip,
+            pod_ip: self.pod_ip,
+            sandbox_ready: self.sandbox.is_some(),
+            init: &self.init,
+            containers: &self.containers,
+            start_time: self.start_time,
+            terminal: self.terminal,
+        };
+        let desired = pod_status::build(&view, &mut self.transitions, now);
+        let needed = match &self.written {
+            None => true,
+            Some(written) => {
+                let newer = match (resource_version(pod), written.resource_version) {
+                    (Some(seen), Some(ours)) => seen > ours,
+                    _ => true,
+                };
+                written.desired != desired || (newer && pod.status != written.response)
+            }
+        };
+        if !needed {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.namespace);
+        let body = json!({"metadata": {"uid": self.uid}, "status": pod_status::to_json(&desired)});
+        let result = {
+            let _permit = self.shared.writes.acquire().await;
+            api.patch_status(&self.name, &PatchParams::default(), &Patch::Strategic(body))
+                .await
+        };
+        match result {
+            Ok(updated) => {
+                self.written = Some(Written {
+                    desired,
+                    resource_version: resource_version(&updated),
+                    response: updated.status,
+                });
+                Ok(())
+            }
+            // Gone: the watch tells the worker.
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 400 || e.code == 422 => {
+                // Refused as it is: not retried until the status changes.
+                tracing::warn!(pod = %self.key(), "pod status refused: {}", e.message);
+                self.written = Some(Written {
+                    desired,
+                    resource_version: Some(u64::MAX),
+                    response: None,
+                });
+                Ok(())
+            }
+            Err(err) => {
+                tracing::debug!(pod = %self.key(), "failed to update pod status: {err}");
+                Err(after(now, RETRY))
+            }
+        }
+    }
+
+    fn event(&self, field_path: Option<String>, type_: &str, reason: &str, message: String) {
+        let involved = ObjectReference {
+            field_path,
+            ..self.reference.clone()
+        };
+        events::record(
+            &self.shared,
+            self.node.name(),
+            involved,
+            type_,
+            reason,
+            message,
+        );
+    }
+
+    fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A container id without its `runtime://` scheme.
+fn raw_id(id: &str) -> &str {
+    id.split_once("://").map_or(id, |(_, raw)| raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ExecAction;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).expect("a valid time")
+    }
+
+    #[test]
+    fn probes_delay_started_and_ready() {
+        let probe_after = |seconds| Probe {
+            initial_delay_seconds: Some(seconds),
+            exec: Some(ExecAction {
+                command: Some(vec!["true".into()]),
+            }),
+            ..Probe::default()
+        };
+        let mut spec = Container {
+            name: "c".into(),
+            readiness_probe: Some(probe_after(5)),
+            ..Container::default()
+        };
+        let mut record = ContainerRecord {
+            current: Some(Instance {
+                id: "x://1".into(),
+                image: String::new(),
+                image_id: String::new(),
+                started_at: t(0),
+                exit: None,
+            }),
+            ..ContainerRecord::new("c")
+        };
+        assert_eq!(probe(&mut record, &spec, t(1)), Some(t(5)));
+        assert!(record.started && !record.ready);
+        assert_eq!(probe(&mut record, &spec, t(5)), None);
+        assert!(record.ready);
+        // A startup probe holds both back.
+        spec.startup_probe = Some(probe_after(8));
+        assert_eq!(probe(&mut record, &spec, t(6)), Some(t(8)));
+        assert!(!record.started && !record.ready);
+        // Without probes: started and ready at once.
+        let plain = Container {
+            name: "c".into(),
+            ..Container::default()
+        };
+        assert_eq!(probe(&mut record, &plain, t(0)), None);
+        assert!(record.started && record.ready);
+    }
+
+    #[test]
+    fn container_ids_lose_their_scheme() {
+        assert_eq!(raw_id("rkube-simulated://abc"), "abc");
+        assert_eq!(raw_id("abc"), "abc");
+    }
+}

@@ -1,0 +1,244 @@
+//! `rkube agent`: the node side of the cluster. For now it runs simulated ("hollow") nodes,
+//! `--simulate N`, for scale tests: each registers, heartbeats and runs its pods through a
+//! simulated runtime; the containerd kubelet comes later behind the same runtime trait.
+//!
+//! Credentials: `--kubeconfig F`, or `--server URL` with the join token (`--token` or
+//! `--token-file`, the server's `DATA_DIR/node-token`) and the cluster CA the server's
+//! certificate is checked against: `--ca-file`, by default `DATA_DIR/tls/ca.crt` (where
+//! `rkube server` writes it, so an agent beside the server needs no flag). The CA is never
+//! fetched without verification.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use kube::Client;
+use rkube_controllers::Stop;
+use rkube_kubelet::{Agent, Capacity, Options, hollow_nodes};
+use serde_json::json;
+
+use crate::controller_manager::{client_from, parse_duration};
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long, required_unless_present = "kubeconfig")]
+    pub server: Option<String>,
+    /// The node join token (the server's DATA_DIR/node-token).
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// A file holding the node join token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The cluster CA (PEM) to verify the server with [default: DATA_DIR/tls/ca.crt].
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// A kubeconfig to reach the API server with, instead of --server and a token.
+    #[arg(long, conflicts_with_all = ["server", "token", "token_file", "ca_file"])]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the agent keeps its state (and finds the CA by default).
+    #[arg(long, default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// This node's name (real nodes; not available yet).
+    #[arg(long, conflicts_with = "simulate")]
+    pub node_name: Option<String>,
+    /// Run N simulated (hollow) nodes instead of a real one.
+    #[arg(long, value_name = "N")]
+    pub simulate: Option<usize>,
+    /// Hollow nodes are named PREFIX-0 .. PREFIX-(N-1).
+    #[arg(long, default_value = "hollow")]
+    pub node_name_prefix: String,
+    /// The InternalIP of the first hollow node; the others count up from it.
+    #[arg(long, default_value = "10.200.0.1")]
+    pub simulate_first_ip: Ipv4Addr,
+    /// The longest a simulated container takes to stop, whatever its grace period.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub simulate_stop_delay: Duration,
+    /// Each node's CPU capacity.
+    #[arg(long, default_value = "4", value_parser = parse_quantity)]
+    pub node_cpu: String,
+    /// Each node's memory capacity.
+    #[arg(long, default_value = "16Gi", value_parser = parse_quantity)]
+    pub node_memory: String,
+    /// How many pods each node takes.
+    #[arg(long, default_value_t = 110)]
+    pub node_pods: u32,
+    /// Each node's ephemeral storage capacity.
+    #[arg(long, default_value = "100Gi", value_parser = parse_quantity)]
+    pub node_ephemeral_storage: String,
+    /// The nodes' Lease duration in seconds; they renew it every quarter of it.
+    #[arg(long, default_value_t = 40)]
+    pub node_lease_duration_seconds: u64,
+    /// How often each node's status is checked and posted if it changed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub node_status_update_frequency: Duration,
+    /// How often an unchanged node status is posted anyway.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub node_status_report_frequency: Duration,
+    /// Concurrent API writes of the whole agent (all nodes and pods).
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_writes: usize,
+    /// Record kubelet's events about pods (false saves writes in scale tests).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub record_events: bool,
+}
+
+/// A resource quantity: a decimal number with an optional SI or binary suffix.
+fn parse_quantity(s: &str) -> Result<String, String> {
+    const SUFFIXES: &[&str] = &[
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    if number.parse::<f64>().is_ok_and(|n| n > 0.0) && SUFFIXES.contains(&suffix) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "invalid quantity {s:?}: expected e.g. 4, 500m, 16Gi"
+        ))
+    }
+}
+
+/// A client from the flags.
+async fn client(args: &AgentArgs) -> anyhow::Result<Client> {
+    if let Some(path) = &args.kubeconfig {
+        return client_from(path).await;
+    }
+    let Some(server) = &args.server else {
+        bail!("pass --server URL with --token, or --kubeconfig");
+    };
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => token.trim().to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => bail!(
+            "--server needs the node join token: --token or --token-file (the server's DATA_DIR/node-token)"
+        ),
+    };
+    if token.is_empty() {
+        bail!("the node join token is empty");
+    }
+    let ca = ca_file(args.ca_file.as_deref(), &args.data_dir)?;
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "rkube", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": "node", "user": {"token": token}}],
+        "contexts": [{"name": "rkube", "context": {"cluster": "rkube", "user": "node"}}],
+        "current-context": "rkube",
+    });
+    let kubeconfig: kube::config::Kubeconfig =
+        serde_json::from_value(kubeconfig).context("building the client configuration")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .with_context(|| format!("cannot use the server {server} with the CA {ca}"))?;
+    Ok(Client::try_from(config)?)
+}
+
+/// The CA file: the one given, or the one `rkube server` writes in the data dir.
+fn ca_file(given: Option<&Path>, data_dir: &Path) -> anyhow::Result<String> {
+    let path = match given {
+        Some(path) => path.to_owned(),
+        None => data_dir.join("tls").join("ca.crt"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no cluster CA at {}: pass --ca-file with a copy of the server's DATA_DIR/tls/ca.crt",
+            path.display()
+        );
+    }
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("listening for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// `rkube agent`.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let Some(count) = args.simulate else {
+        bail!(
+            "only simulated nodes are available yet: pass --simulate N (the containerd kubelet is not implemented)"
+        );
+    };
+    let client = client(&args).await?;
+    // Wrong credentials are an operator's mistake to report now; an unreachable server is
+    // waited for (nodes register as soon as it answers).
+    match client.apiserver_version().await {
+        Ok(version) => tracing::info!(server = %version.git_version, "connected"),
+        Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => {
+            bail!("the API server refused the credentials: {}", e.message)
+        }
+        Err(err) => tracing::warn!("API server not reachable yet: {err}"),
+    }
+    let capacity = Capacity {
+        cpu: args.node_cpu.clone(),
+        memory: args.node_memory.clone(),
+        pods: args.node_pods.to_string(),
+        ephemeral_storage: args.node_ephemeral_storage.clone(),
+    };
+    let nodes = hollow_nodes(
+        &args.node_name_prefix,
+        count,
+        &capacity,
+        args.simulate_first_ip,
+        args.simulate_stop_delay,
+    );
+    let options = Options {
+        lease_duration: Duration::from_secs(args.node_lease_duration_seconds.max(4)),
+        status_update_frequency: args.node_status_update_frequency,
+        status_report_frequency: args.node_status_report_frequency,
+        max_concurrent_writes: args.max_concurrent_writes,
+        record_events: args.record_events,
+    };
+    tracing::info!(nodes = count, prefix = %args.node_name_prefix, "starting hollow nodes");
+    let (handle, stop) = Stop::new();
+    let agent = tokio::spawn(Agent::new(client, nodes, options, stop).run());
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    handle.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert!(parse_quantity("4").is_ok());
+        assert!(parse_quantity("500m").is_ok());
+        assert!(parse_quantity("16Gi").is_ok());
+        assert!(parse_quantity("1.5").is_ok());
+        assert!(parse_quantity("").is_err());
+        assert!(parse_quantity("16GB").is_err());
+        assert!(parse_quantity("-1").is_err());
+    }
+
+    #[test]
+    fn the_ca_defaults_to_the_data_dir() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let err = ca_file(None, dir.path()).expect_err("no CA yet");
+        assert!(err.to_string().contains("--ca-file"), "{err}");
+        std::fs::create_dir_all(dir.path().join("tls")).expect("mkdir");
+        std::fs::write(dir.path().join("tls/ca.crt"), "pem").expect("write");
+        assert!(
+            ca_file(None, dir.path())
+                .expect("found")
+                .ends_with("tls/ca.crt")
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! `rkube agent --simulate N` end to end: hollow nodes against a real `rkube server` (whose
+//! controller manager gives them pod CIDRs and watches their Leases), driven by real kubectl.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+
+/// Polls until `check` holds, or fails the test with what it last saw.
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if started.elapsed() > timeout => {
+                panic!("{what}: still not true after {timeout:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// An `rkube agent` child process, killed when dropped.
+struct AgentProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts `count` hollow nodes against the cluster with the join token and the CA, with
+    /// heartbeats fast enough for the server's 4 s grace period.
+    fn start(c: &Cluster, count: usize, run: usize) -> Self {
+        let token = std::fs::read_to_string(c.data_dir().join("node-token")).unwrap();
+        let log = c.data_dir().join(format!("agent-{run}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("agent")
+            .args(["--server", &c.server_url()])
+            .args(["--token", token.trim()])
+            .arg("--ca-file")
+            .arg(c.data_dir().join("tls/ca.crt"))
+            .arg("--data-dir")
+            .arg(c.data_dir().join("agent"))
+            .args(["--simulate", &count.to_string()])
+            .args(["--node-lease-duration-seconds", "4"])
+            .args(["--node-status-update-frequency", "1s"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "agent exited with {status}: {}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop on SIGTERM: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `name podCIDR ready-status` per node.
+fn nodes(c: &Cluster) -> Vec<(String, String, String)> {
+    c.kubectl(&[
+        "get",
+        "nodes",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+    ])
+    .lines()
+    .map(|l| {
+        let mut parts = l.split(' ').map(str::to_owned);
+        (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        )
+    })
+    .collect()
+}
+
+fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> String {
+    let mut full = vec!["get"];
+    full.extend_from_slice(args);
+    let expr = format!("jsonpath={path}");
+    full.extend_from_slice(&["-o", &expr]);
+    let out = c.kubectl_raw(&full, None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pod_line(c: &Cluster, name: &str) -> String {
+    c.kubectl(&["get", "pods", "-o", "wide"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn apply(c: &Cluster, yaml: &str) {
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(yaml));
+}
+
+#[test]
+fn hollow_nodes_register_run_pods_and_go_unknown_when_the_agent_stops() {
+    let Some(c) = common::start_with(&[
+        "--node-monitor-grace-period",
+        "4s",
+        "--node-monitor-period",
+        "1s",
+    ]) else {
+        return;
+    };
+    let mut agent = AgentProcess::start(&c, 3, 1);
+
+    // Three nodes, each Ready with a pod CIDR from the controller manager.
+    eventually("3 hollow nodes Ready", Duration::from_secs(60), || {
+        let seen = nodes(&c);
+        let good = seen.len() == 3
+            && seen.iter().enumerate().all(|(i, (name, cidr, ready))| {
+                *name == format!("hollow-{i}") && cidr.starts_with("10.42.") && ready == "True"
+            });
+        good.then_some(())
+            .ok_or_else(|| format!("{seen:?}\nagent log:\n{}", agent.log()))
+    });
+    let wide = c.kubectl(&["get", "nodes", "-o", "wide"]);
+    let line = wide.lines().find(|l| l.starts_with("hollow-0 ")).unwrap();
+    for want in ["Ready", "v1.33.0+rkube"] {
+        assert!(line.contains(want), "{want} missing from {line:?}\n{wide}");
+    }
+    assert_eq!(
+        jsonpath(&c, &["node", "hollow-0"], "{.status.addresses[0].address}"),
+        "10.200.0.1"
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["node", "hollow-0"],
+            "{.status.nodeInfo.containerRuntimeVersion}"
+        ),
+        "rkube-simulated://1.0"
+    );
+    let labels = jsonpath(&c, &["node", "hollow-2"], "{.metadata.labels}");
+    for want in [
+        r#""kubernetes.io/hostname":"hollow-2""#,
+        r#""kubernetes.io/os":"linux""#,
+        r#""kubernetes.io/arch":"#,
+    ] {
+        assert!(labels.contains(want), "{want} missing from {labels}");
+    }
+    let capacity = jsonpath(&c, &["node", "hollow-2"], "{.status.capacity}");
+    for want in [r#""cpu":"4""#, r#""memory":"16Gi""#, r#""pods":"110""#] {
+        assert!(capacity.contains(want), "{want} missing from {capacity}");
+    }
+
+    // Leases held by their nodes, owned by them, renewed.
+    let lease = |field: &str| jsonpath(&c, &["-n", "kube-node-lease", "lease", "hollow-1"], field);
+    assert_eq!(lease("{.spec.holderIdentity}"), "hollow-1");
+    assert_eq!(lease("{.spec.leaseDurationSeconds}"), "4");
+    assert_eq!(lease("{.metadata.ownerReferences[0].kind}"), "Node");
+    let first = lease("{.spec.renewTime}");
+    eventually("lease renewed", Duration::from_secs(10), || {
+        let now = lease("{.spec.renewTime}");
+        (now != first && !now.is_empty()).then_some(()).ok_or(now)
+    });
+
+    // A pod bound to hollow-1 runs with an address from hollow-1's pod CIDR.
+    let cidr = jsonpath(&c, &["node", "hollow-1"], "{.spec.podCIDR}");
+    let prefix = cidr.trim_end_matches("0/24").to_owned();
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  nodeName: hollow-1\n  containers:\n  - {name: nginx, image: nginx:1.27}\n",
+    );
+    eventually("web Running and ready", Duration::from_secs(30), || {
+        let line = pod_line(&c, "web");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // NAME READY STATUS RESTARTS AGE IP NODE ...
+        let good = fields.len() >= 7
+            && fields[1] == "1/1"
+            && fields[2] == "Running"
+            && fields[5].starts_with(&prefix)
+            && fields[6] == "hollow-1";
+        good.then_some(())
+            .ok_or_else(|| format!("{line:?} (CIDR {cidr})\nagent log:\n{}", agent.log()))
+    });
+    let status = |pod: &str, path: &str| jsonpath(&c, &["pod", pod], path);
+    assert_eq!(status("web", "{.status.hostIP}"), "10.200.0.2");
+    assert_eq!(status("web", "{.status.qosClass}"), "BestEffort");
+    assert!(
+        status("web", "{.status.containerStatuses[0].containerID}")
+            .starts_with("rkube-simulated://")
+    );
+    assert_eq!(
+        status("web", "{.status.containerStatuses[0].image}"),
+        "docker.io/library/nginx:1.27"
+    );
+    assert_eq!(
+        status(
+            "web",
+            r#"{.status.conditions[?(@.type=="PodReadyToStartContainers")].status}"#
+        ),
+        "True"
+    );
+    assert!(!status("web", "{.status.startTime}").is_empty());
+
+    // `true` with restartPolicy Never completes.
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  nodeName: hollow-0\n  restartPolicy: Never\n  containers:\n  - {name: c, image: busybox, command: [\"true\"]}\n",
+    );
+    eventually("once Succeeded", Duration::from_secs(30), || {
+        let line = pod_line(&c, "once");
+        let phase = status("once", "{.status.phase}");
+        (phase == "Succeeded" && line.contains("Completed") && line.contains("0/1"))
+            .then_some(())
+            .ok_or_else(|| format!("{phase}: {line:?}"))
+    });
+    assert_eq!(
+        status(
+            "once",
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "0"
+    );
+    assert_eq!(
+        status("once", r#"{.status.conditions[?(@.type=="Ready")].reason}"#),
+        "PodCompleted"
+    );
+
+    // `false` with restartPolicy Always crash-loops.
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  nodeName: hollow-2\n  containers:\n  - {name: c, image: busybox, command: [\"false\"]}\n",
+    );
+    eventually("crash in CrashLoopBackOff", Duration::from_secs(30), || {
+        let line = pod_line(&c, "crash");
+        let restarts = status("crash", "{.status.containerStatuses[0].restartCount}");
+        (line.contains("CrashLoopBackOff") && restarts.parse::<u32>().unwrap_or(0) >= 1)
+            .then_some(())
+            .ok_or(line)
+    });
+
+    // A readiness probe's initial delay holds READY back.
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: slow}\nspec:\n  nodeName: hollow-0\n  containers:\n  - name: c\n    image: nginx\n    readinessProbe: {initialDelaySeconds: 3, httpGet: {port: 80}}\n",
+    );
+    eventually("slow Running, not ready", Duration::from_secs(30), || {
+        let line = pod_line(&c, "slow");
+        (line.contains("Running") && line.contains("0/1"))
+            .then_some(())
+            .ok_or(line)
+    });
+    eventually("slow ready", Duration::from_secs(30), || {
+        let line = pod_line(&c, "slow");
+        line.contains("1/1").then_some(()).ok_or(line)
+    });
+
+    // `kubectl delete` returns promptly: the agent stops the pod and deletes it for good.
+    let started = Instant::now();
+    c.kubectl(&["delete", "pod", "web", "--timeout=30s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "kubectl delete took {:?}",
+        started.elapsed()
+    );
+    let gone = c.kubectl_raw(&["get", "pod", "web"], None);
+    assert!(!gone.status.success(), "web still there");
+
+    // The agent stops on SIGTERM; silent past the grace period, its nodes go Unknown.
+    agent.terminate();
+    eventually("nodes Unknown", Duration::from_secs(30), || {
+        let seen = nodes(&c);
+        (seen.len() == 3 && seen.iter().all(|(_, _, ready)| ready == "Unknown"))
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}"))
+    });
+    let reason = jsonpath(
+        &c,
+        &["node", "hollow-0"],
+        r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+    );
+    assert_eq!(reason, "Kubelet stopped posting node status.");
+
+    // A new agent takes the nodes over: Ready again, with the same pod CIDRs.
+    let agent = AgentProcess::start(&c, 3, 2);
+    eventually("nodes Ready again", Duration::from_secs(30), || {
+        let seen = nodes(&c);
+        (seen.len() == 3 && seen.iter().all(|(_, _, ready)| ready == "True"))
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}\nagent log:\n{}", agent.log()))
+    });
+    assert_eq!(jsonpath(&c, &["node", "hollow-1"], "{.spec.podCIDR}"), cidr);
+    eventually(
+        "slow Running and ready again",
+        Duration::from_secs(30),
+        || {
+            let line = pod_line(&c, "slow");
+            (line.contains("Running") && line.contains("1/1"))
+                .then_some(())
+                .ok_or(line)
+        },
+    );
+}
