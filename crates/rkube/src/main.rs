@@ -28,7 +28,7 @@ enum Command {
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Runs node agents: for now simulated (hollow) nodes, `--simulate N`.
     Agent(agent::AgentArgs),
-    /// Runs the scheduler against an API server (no leader election yet).
+    /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
     Scheduler(SchedulerArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
@@ -58,9 +58,12 @@ struct SchedulerArgs {
     /// How many nodes to score, in percent (adaptive when unset).
     #[arg(long)]
     percentage_of_nodes_to_score: Option<u32>,
+    /// Elect a leader through the kube-system/kube-scheduler Lease, so only one schedules.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
 }
 
-/// `rkube scheduler`: kube-scheduler until Ctrl-C.
+/// `rkube scheduler`: kube-scheduler until Ctrl-C, acting only while it leads.
 async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let client = controller_manager::client_from(&args.kubeconfig).await?;
     let opts = rkube_scheduler::SchedulerOptions {
@@ -68,10 +71,40 @@ async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         percentage_of_nodes_to_score: args.percentage_of_nodes_to_score,
         ..Default::default()
     };
-    rkube_scheduler::run(client, opts, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    if !args.leader_elect {
+        return rkube_scheduler::run(client, opts, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    }
+    let (handle, stop) = rkube_controllers::Stop::new();
+    let config = rkube_controllers::leader::Config::new(
+        "kube-scheduler",
+        &rkube_controllers::leader::identity(),
+    );
+    let election_client = client.clone();
+    let lead = move |leading: rkube_controllers::Stop| {
+        let client = client.clone();
+        let opts = opts.clone();
+        async move {
+            let shutdown = leading.clone();
+            if let Err(err) =
+                rkube_scheduler::run(client, opts, async move { shutdown.stopped().await }).await
+            {
+                tracing::error!("scheduler stopped: {err:#}");
+            }
+        }
+    };
+    let election = tokio::spawn(rkube_controllers::leader::run(
+        election_client,
+        config,
+        stop,
+        lead,
+    ));
+    let _ = tokio::signal::ctrl_c().await;
+    handle.stop();
+    let _ = election.await;
+    Ok(())
 }
 
 fn main() -> ExitCode {
