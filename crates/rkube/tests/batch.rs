@@ -7,35 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Cluster;
-
-/// Polls until `check` holds, or fails the test with what it last saw and the end of the
-/// server's log.
-fn eventually(
-    c: &Cluster,
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Result<(), String>,
-) {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if started.elapsed() > timeout => {
-                let log = c.log();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                panic!(
-                    "{what}: still not true after {timeout:?}: {last}\nserver log:\n{}",
-                    tail.join("\n")
-                )
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
 
 fn apply(c: &Cluster, yaml: &str) {
     c.kubectl_stdin(&["apply", "-f", "-"], Some(yaml));
@@ -136,7 +110,7 @@ fn a_job_runs_parallel_pods_to_completion_then_expires() {
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  completions: 3\n  parallelism: 2\n  ttlSecondsAfterFinished: 8\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
     );
     let mut first = Vec::new();
-    eventually(&c, "two pods", WAIT, || {
+    c.eventually("two pods", WAIT, || {
         first = pods(&c, "job-name=pi");
         (first.len() == 2).then_some(()).ok_or(format!("{first:?}"))
     });
@@ -169,7 +143,7 @@ fn a_job_runs_parallel_pods_to_completion_then_expires() {
         );
         assert_eq!(owner, "Job/true");
     }
-    eventually(&c, "active 2 in status", WAIT, || {
+    c.eventually("active 2 in status", WAIT, || {
         expect_eq(
             "active",
             jsonpath(&c, &["job", "pi"], "{.status.active}"),
@@ -179,11 +153,11 @@ fn a_job_runs_parallel_pods_to_completion_then_expires() {
     set_phase(&c, &first[0], "Succeeded");
     // One done: a third pod, and only one (completions left: 2, parallelism 2).
     let mut all = Vec::new();
-    eventually(&c, "a third pod", WAIT, || {
+    c.eventually("a third pod", WAIT, || {
         all = pods(&c, "job-name=pi");
         (all.len() == 3).then_some(()).ok_or(format!("{all:?}"))
     });
-    eventually(&c, "first pod counted", WAIT, || {
+    c.eventually("first pod counted", WAIT, || {
         expect_eq(
             "succeeded",
             jsonpath(&c, &["job", "pi"], "{.status.succeeded}"),
@@ -205,7 +179,7 @@ fn a_job_runs_parallel_pods_to_completion_then_expires() {
             set_phase(&c, pod, "Succeeded");
         }
     }
-    eventually(&c, "job complete", WAIT, || {
+    c.eventually("job complete", WAIT, || {
         let conditions = jsonpath(
             &c,
             &["job", "pi"],
@@ -234,18 +208,13 @@ fn a_job_runs_parallel_pods_to_completion_then_expires() {
         "{events}"
     );
     // ttlSecondsAfterFinished: the job and (through the garbage collector) its pods go.
-    eventually(
-        &c,
-        "job deleted after its TTL",
-        Duration::from_secs(30),
-        || {
-            let out = c.kubectl_raw(&["get", "job", "pi"], None);
-            let left = pods(&c, "job-name=pi");
-            (!out.status.success() && left.is_empty())
-                .then_some(())
-                .ok_or(format!("pods {left:?}"))
-        },
-    );
+    c.eventually("job deleted after its TTL", Duration::from_secs(30), || {
+        let out = c.kubectl_raw(&["get", "job", "pi"], None);
+        let left = pods(&c, "job-name=pi");
+        (!out.status.success() && left.is_empty())
+            .then_some(())
+            .ok_or(format!("pods {left:?}"))
+    });
 }
 
 #[test]
@@ -256,14 +225,14 @@ fn a_failing_job_stops_at_its_backoff_limit() {
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: flaky}\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
     );
     let mut first = Vec::new();
-    eventually(&c, "a pod", WAIT, || {
+    c.eventually("a pod", WAIT, || {
         first = pods(&c, "job-name=flaky");
         (first.len() == 1).then_some(()).ok_or(format!("{first:?}"))
     });
     set_phase(&c, &first[0], "Failed");
     // A replacement after the 10 s back-off.
     let mut second = Vec::new();
-    eventually(&c, "a replacement pod", Duration::from_secs(30), || {
+    c.eventually("a replacement pod", Duration::from_secs(30), || {
         second = pods(&c, "job-name=flaky");
         second.retain(|p| p != &first[0]);
         (second.len() == 1)
@@ -272,7 +241,7 @@ fn a_failing_job_stops_at_its_backoff_limit() {
     });
     assert_eq!(jsonpath(&c, &["job", "flaky"], "{.status.failed}"), "1");
     set_phase(&c, &second[0], "Failed");
-    eventually(&c, "job failed", WAIT, || {
+    c.eventually("job failed", WAIT, || {
         let conditions = jsonpath(
             &c,
             &["job", "flaky"],
@@ -302,7 +271,7 @@ fn an_indexed_job_tracks_completed_indexes() {
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: ix}\nspec:\n  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
     );
     let mut all = Vec::new();
-    eventually(&c, "three indexed pods", WAIT, || {
+    c.eventually("three indexed pods", WAIT, || {
         all = pods(&c, "job-name=ix");
         (all.len() == 3).then_some(()).ok_or(format!("{all:?}"))
     });
@@ -336,7 +305,7 @@ fn an_indexed_job_tracks_completed_indexes() {
         ["0", "1", "2"]
     );
     set_phase(&c, &by_index["1"], "Succeeded");
-    eventually(&c, "index 1 completed", WAIT, || {
+    c.eventually("index 1 completed", WAIT, || {
         expect_eq(
             "completedIndexes",
             jsonpath(&c, &["job", "ix"], "{.status.completedIndexes}"),
@@ -345,7 +314,7 @@ fn an_indexed_job_tracks_completed_indexes() {
     });
     set_phase(&c, &by_index["0"], "Succeeded");
     set_phase(&c, &by_index["2"], "Succeeded");
-    eventually(&c, "all indexes completed", WAIT, || {
+    c.eventually("all indexes completed", WAIT, || {
         let s = jsonpath(
             &c,
             &["job", "ix"],
@@ -384,7 +353,7 @@ fn a_job_can_be_made_from_a_cronjob_and_the_schedule_runs() {
         "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
     );
     assert_eq!(owner, "CronJob/nightly");
-    eventually(&c, "the manual job's pod", WAIT, || {
+    c.eventually("the manual job's pod", WAIT, || {
         let p = pods(&c, "job-name=manual");
         (p.len() == 1).then_some(()).ok_or(format!("{p:?}"))
     });
@@ -395,7 +364,7 @@ fn a_job_can_be_made_from_a_cronjob_and_the_schedule_runs() {
         "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: tick}\nspec:\n  schedule: \"* * * * *\"\n  concurrencyPolicy: Forbid\n  successfulJobsHistoryLimit: 1\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: busybox}]\n",
     );
     let mut job = String::new();
-    eventually(&c, "a scheduled job", Duration::from_secs(75), || {
+    c.eventually("a scheduled job", Duration::from_secs(75), || {
         job = jsonpath(&c, &["cronjob", "tick"], "{.status.active[0].name}");
         (!job.is_empty()).then_some(()).ok_or_else(String::new)
     });
@@ -418,12 +387,12 @@ fn a_job_can_be_made_from_a_cronjob_and_the_schedule_runs() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&date.stdout).trim(), last);
     let mut pod = Vec::new();
-    eventually(&c, "its pod", WAIT, || {
+    c.eventually("its pod", WAIT, || {
         pod = pods(&c, &format!("job-name={job}"));
         (pod.len() == 1).then_some(()).ok_or(format!("{pod:?}"))
     });
     set_phase(&c, &pod[0], "Succeeded");
-    eventually(&c, "the run recorded as successful", WAIT, || {
+    c.eventually("the run recorded as successful", WAIT, || {
         let s = jsonpath(
             &c,
             &["cronjob", "tick"],
@@ -477,7 +446,7 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls_out() {
         "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      containers: [{name: c, image: busybox:1}]\n",
     );
     let mut all = Vec::new();
-    eventually(&c, "two daemon pods", WAIT, || {
+    c.eventually("two daemon pods", WAIT, || {
         all = pods(&c, "app=agent");
         (all.len() == 2).then_some(()).ok_or(format!("{all:?}"))
     });
@@ -527,7 +496,7 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls_out() {
     for pod in &all {
         make_ready(&c, pod);
     }
-    eventually(&c, "daemonset status", WAIT, || {
+    c.eventually("daemonset status", WAIT, || {
         let s = jsonpath(
             &c,
             &["ds", "agent"],
@@ -538,7 +507,7 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls_out() {
 
     // A new template rolls out node by node (maxUnavailable 1).
     c.kubectl(&["set", "image", "ds/agent", "c=busybox:2"]);
-    eventually(&c, "one old pod replaced", WAIT, || {
+    c.eventually("one old pod replaced", WAIT, || {
         let live = live_pods(&c, "app=agent");
         let images: Vec<String> = live
             .iter()
@@ -559,7 +528,7 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls_out() {
     for pod in live_pods(&c, "app=agent") {
         try_make_ready(&c, &pod);
     }
-    eventually(&c, "rollout finished", WAIT, || {
+    c.eventually("rollout finished", WAIT, || {
         let live = live_pods(&c, "app=agent");
         for p in &live {
             if jsonpath(&c, &["pod", p], "{.status.phase}") != "Running" {
@@ -595,7 +564,7 @@ fn a_statefulset_starts_pods_in_order_with_their_claims() {
         &c,
         "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web}\nspec:\n  serviceName: nginx\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: c, image: nginx, volumeMounts: [{name: www, mountPath: /data}]}]\n  volumeClaimTemplates:\n  - metadata: {name: www}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n",
     );
-    eventually(&c, "web-0", WAIT, || {
+    c.eventually("web-0", WAIT, || {
         let p = pods(&c, "app=web");
         (p == ["web-0"]).then_some(()).ok_or(format!("{p:?}"))
     });
@@ -636,21 +605,21 @@ fn a_statefulset_starts_pods_in_order_with_their_claims() {
     );
 
     make_ready(&c, "web-0");
-    eventually(&c, "web-1 after web-0 is ready", WAIT, || {
+    c.eventually("web-1 after web-0 is ready", WAIT, || {
         let p = pods(&c, "app=web");
         (p == ["web-0", "web-1"])
             .then_some(())
             .ok_or(format!("{p:?}"))
     });
     make_ready(&c, "web-1");
-    eventually(&c, "web-2", WAIT, || {
+    c.eventually("web-2", WAIT, || {
         let p = pods(&c, "app=web");
         (p == ["web-0", "web-1", "web-2"])
             .then_some(())
             .ok_or(format!("{p:?}"))
     });
     make_ready(&c, "web-2");
-    eventually(&c, "status", WAIT, || {
+    c.eventually("status", WAIT, || {
         let s = jsonpath(
             &c,
             &["sts", "web"],
@@ -671,7 +640,7 @@ fn a_statefulset_starts_pods_in_order_with_their_claims() {
 
     // Scale down: the highest ordinal goes first; claims stay (Retain).
     c.kubectl(&["scale", "sts", "web", "--replicas=1"]);
-    eventually(&c, "scaled down to web-0", WAIT, || {
+    c.eventually("scaled down to web-0", WAIT, || {
         let p = pods(&c, "app=web");
         (p == ["web-0"]).then_some(()).ok_or(format!("{p:?}"))
     });
@@ -711,7 +680,7 @@ fn a_disruption_budget_lets_one_eviction_through() {
         &c,
         "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db}\nspec:\n  minAvailable: 2\n  selector: {matchLabels: {app: db}}\n",
     );
-    eventually(&c, "budget status", WAIT, || {
+    c.eventually("budget status", WAIT, || {
         let s = jsonpath(
             &c,
             &["pdb", "db"],
@@ -754,7 +723,7 @@ fn a_disruption_budget_lets_one_eviction_through() {
         body.contains("Cannot evict pod as it would violate the pod's disruption budget."),
         "{body}"
     );
-    eventually(&c, "db-0 gone and the budget spent", WAIT, || {
+    c.eventually("db-0 gone and the budget spent", WAIT, || {
         let p = pods(&c, "app=db");
         let s = jsonpath(
             &c,

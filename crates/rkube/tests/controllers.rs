@@ -8,21 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
-
-/// Polls until `check` holds, or fails the test with what it last saw.
-fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if started.elapsed() > timeout => {
-                panic!("{what}: still not true after {timeout:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
+use common::{Cluster, eventually};
 
 fn names(c: &Cluster, args: &[&str]) -> Vec<String> {
     let mut full = vec!["get", "-o", "name"];

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, eventually};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::chrono::{SecondsFormat, Utc};
@@ -22,20 +22,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
-
-/// Polls until `check` holds, or fails the test with what it last saw.
-fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if started.elapsed() > timeout => {
-                panic!("{what}: still not true after {timeout:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -118,8 +118,14 @@ fn run(shape: &str, existing: usize, measured: usize) {
     let started = Instant::now();
     assert_eq!(drain(&mut s), measured);
     let secs = started.elapsed().as_secs_f64();
-    println!("cycle_{shape}_per_pod: {:.0} us", secs * 1e6 / measured as f64);
-    println!("cycle_{shape}_throughput: {:.0} pods/s", measured as f64 / secs);
+    println!(
+        "cycle_{shape}_per_pod: {:.0} us",
+        secs * 1e6 / measured as f64
+    );
+    println!(
+        "cycle_{shape}_throughput: {:.0} pods/s",
+        measured as f64 / secs
+    );
 }
 
 fn main() {

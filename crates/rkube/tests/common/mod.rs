@@ -17,6 +17,20 @@ pub fn kubectl_path() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Polls `check` every 100 ms until it holds, or fails the test with what it last saw.
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if started.elapsed() > timeout => {
+                panic!("{what}: still not true after {timeout:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// A running server in a scratch data dir. Killed when dropped.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -59,6 +73,28 @@ pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
 }
 
 impl Cluster {
+    /// Like [`eventually`], with the end of the server's log in the failure.
+    pub fn eventually(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Result<(), String>,
+    ) {
+        let started = Instant::now();
+        loop {
+            match check() {
+                Ok(()) => return,
+                Err(last) if started.elapsed() > timeout => {
+                    let log = self.log();
+                    let lines: Vec<&str> = log.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                    panic!("{what}: still not true after {timeout:?}: {last}\nserver log:\n{tail}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
