@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
 
+use crate::batchutil::is_ready;
 use crate::informer::{Change, Informer, key_of, split_key};
 use crate::queue::WorkQueue;
 use crate::{Context, Next, Options, Reconcile, on_change, run_workers};
@@ -52,13 +53,6 @@ fn selector_matches(
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Resolves a service port's targetPort on a pod: a number as is, a name by the pod's
 /// container ports of that name and protocol.
 fn resolve_port(pod: &Pod, target: Option<&IntOrString>, port: i32, protocol: &str) -> Option<i32> {
@@ -90,8 +84,8 @@ pub fn pod_endpoint(service: &Service, pod: &Pod) -> Option<PodEndpoint> {
     let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
     // Terminating pods are not addresses of Endpoints; slices keep them as terminating.
     let terminating = pod.metadata.deletion_timestamp.is_some();
-    let ready = publish_not_ready || (pod_ready(pod) && !terminating);
-    let serving = publish_not_ready || pod_ready(pod);
+    let ready = publish_not_ready || (is_ready(pod) && !terminating);
+    let serving = publish_not_ready || is_ready(pod);
     let pod_spec = pod.spec.as_ref();
     let svc_name = service.name_any();
     let hostname = pod_spec.and_then(|s| {

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 
+use crate::batchutil::is_terminal;
 use crate::events::Type;
 use crate::informer::Informer;
 use crate::{Context, Options};
@@ -49,13 +50,6 @@ pub fn start(ctx: &Context, options: &Options) {
     });
 }
 
-fn terminated(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
 fn node_name(pod: &Pod) -> Option<&str> {
     pod.spec
         .as_ref()
@@ -68,7 +62,7 @@ pub fn over_threshold(pods: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>> {
     if threshold == 0 {
         return Vec::new();
     }
-    let mut done: Vec<Arc<Pod>> = pods.iter().filter(|p| terminated(p)).cloned().collect();
+    let mut done: Vec<Arc<Pod>> = pods.iter().filter(|p| is_terminal(p)).cloned().collect();
     if done.len() <= threshold {
         return Vec::new();
     }

@@ -19,6 +19,7 @@ use kube::api::{Api, Patch, PatchParams};
 use rkube_api::validate_types::Quantity;
 use serde_json::json;
 
+use crate::batchutil::is_active;
 use crate::informer::{Informer, split_key};
 use crate::queue::WorkQueue;
 use crate::{Context, Next, Options, Reconcile, on_change, run_workers};
@@ -108,13 +109,6 @@ pub fn start(ctx: &Context, options: &Options) {
     run_workers(controller, queue, options.workers.min(2), ctx.stop.clone());
 }
 
-fn terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
 /// A pod's requests or limits for one resource: the sum over containers, at least the largest
 /// init container's, plus overhead (kube's PodRequests).
 fn pod_amount(pod: &Pod, resource: &str, limits: bool) -> Quantity {
@@ -196,9 +190,7 @@ fn usage(
         .pods
         .list_in(namespace)
         .into_iter()
-        .filter(|p| {
-            !terminal(p) && p.metadata.deletion_timestamp.is_none() && pod_in_scopes(p, scopes)
-        })
+        .filter(|p| is_active(p) && pod_in_scopes(p, scopes))
         .collect();
     let services = caches.services.list_in(namespace);
     let count = |n: usize| Quantity::parse(&n.to_string()).unwrap_or_else(|_| Quantity::zero());
