@@ -742,6 +742,7 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     // As kube-apiserver's BeforeCreate: the strategy's PrepareForCreate (uid, a Job's
     // generated selector, status reset) runs before validation.
     prepare_new(&call.resource, &mut object);
+    drop_empty_metadata(&mut object);
     validate(&call.resource, &object, None)?;
     if let Some(ns) = &namespace {
         check_namespace(call, ns).await?;
@@ -758,6 +759,30 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
         .map_err(|e| call.store_error(e, &name))?;
     set_resource_version(&mut object, kv.mod_revision);
     Ok(object)
+}
+
+/// Empty metadata lists and maps are not kept, as kube-apiserver's encoding omits them
+/// (`ownerReferences: []` after the last owner is released reads back as absent).
+fn drop_empty_metadata(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "ownerReferences",
+            "finalizers",
+            "labels",
+            "annotations",
+            "managedFields",
+        ] {
+            let empty = match meta.get(field) {
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
 }
 
 /// Carries the server-owned fields of `old` into `new`, per the part being written.
@@ -908,6 +933,7 @@ async fn write_update(
 ) -> Result<Value, ApiError> {
     call.check_typed(&mut new)?;
     merge_for_update(&call.resource, old, &mut new, part);
+    drop_empty_metadata(&mut new);
     validate(&call.resource, &new, Some(old))?;
     if call.dry_run() {
         set_resource_version(&mut new, revision);

@@ -1355,3 +1355,18 @@ fn explain_and_openapi_documents() {
     assert_eq!(containers[1]["image"], "nginx:1.28");
     assert_eq!(containers[1]["env"][0]["name"], "MODE");
 }
+
+#[test]
+fn emptied_metadata_lists_are_dropped() {
+    let Some(c) = common::start() else { return };
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: e, finalizers: [example.com/a], labels: {a: b}}\n"),
+    );
+    c.kubectl(&["patch", "cm", "e", "--type=json", "-p", r#"[{"op":"replace","path":"/metadata/finalizers","value":[]},{"op":"replace","path":"/metadata/labels","value":{}}]"#]);
+    let meta = json(&c.kubectl(&["get", "cm", "e", "-o", "json"]))["metadata"].clone();
+    assert!(
+        meta.get("finalizers").is_none() && meta.get("labels").is_none(),
+        "{meta}"
+    );
+}
