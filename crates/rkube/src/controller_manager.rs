@@ -21,13 +21,10 @@ pub struct ControllerManagerArgs {
     pub common: CommonArgs,
 }
 
-/// The flags `rkube server` shares with `rkube controller-manager`.
+/// Leader election through a Lease in kube-system, with kube's flags and defaults.
 #[derive(clap::Args, Debug, Clone)]
-pub struct CommonArgs {
-    /// Workers per controller.
-    #[arg(long, default_value_t = 4)]
-    pub concurrent_workers: usize,
-    /// Elect a leader through a Lease, so only one controller manager acts.
+pub struct LeaderElectArgs {
+    /// Elect a leader through a Lease, so only one instance acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
     /// How long a leader's lease lasts without renewal, in seconds.
@@ -39,6 +36,30 @@ pub struct CommonArgs {
     /// How often candidates try and leaders renew, in seconds.
     #[arg(long, default_value_t = 2)]
     pub leader_elect_retry_period: u64,
+}
+
+impl LeaderElectArgs {
+    /// The election for the Lease `kube-system/NAME`, or `None` when election is off.
+    pub fn config(&self, name: &str) -> Option<leader::Config> {
+        if !self.leader_elect {
+            return None;
+        }
+        let mut config = leader::Config::new(name, &leader::identity());
+        config.lease_duration = Duration::from_secs(self.leader_elect_lease_duration);
+        config.renew_deadline = Duration::from_secs(self.leader_elect_renew_deadline);
+        config.retry_period = Duration::from_secs(self.leader_elect_retry_period);
+        Some(config)
+    }
+}
+
+/// The flags `rkube server` shares with `rkube controller-manager`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Workers per controller.
+    #[arg(long, default_value_t = 4)]
+    pub concurrent_workers: usize,
+    #[command(flatten)]
+    pub leader: LeaderElectArgs,
     /// How often node health is checked (e.g. 5s).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub node_monitor_period: Duration,
@@ -134,14 +155,10 @@ pub async fn run_elected(
             }
         }
     };
-    if !common.leader_elect {
+    let Some(config) = common.leader.config("kube-controller-manager") else {
         lead(stop).await;
         return;
-    }
-    let mut config = leader::Config::new("kube-controller-manager", &leader::identity());
-    config.lease_duration = Duration::from_secs(common.leader_elect_lease_duration);
-    config.renew_deadline = Duration::from_secs(common.leader_elect_renew_deadline);
-    config.retry_period = Duration::from_secs(common.leader_elect_retry_period);
+    };
     leader::run(election_client, config, stop, lead).await;
 }
 

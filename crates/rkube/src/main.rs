@@ -6,6 +6,7 @@ mod bench;
 mod bench_api;
 mod bench_scheduler;
 mod controller_manager;
+mod scheduler;
 mod server;
 
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ enum Command {
     /// Runs node agents: for now simulated (hollow) nodes, `--simulate N`.
     Agent(agent::AgentArgs),
     /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
-    Scheduler(SchedulerArgs),
+    Scheduler(scheduler::SchedulerArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -45,66 +46,6 @@ enum BenchTarget {
     Api(bench_api::ApiBenchArgs),
     /// The scheduler: pods/s on thousands of nodes, in scheduler_perf's shapes.
     Scheduler(bench_scheduler::SchedulerBenchArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct SchedulerArgs {
-    /// The kubeconfig to reach the API server with.
-    #[arg(long)]
-    kubeconfig: PathBuf,
-    /// The spec.schedulerName of the pods to place.
-    #[arg(long, default_value = "default-scheduler")]
-    scheduler_name: String,
-    /// How many nodes to score, in percent (adaptive when unset).
-    #[arg(long)]
-    percentage_of_nodes_to_score: Option<u32>,
-    /// Elect a leader through the kube-system/kube-scheduler Lease, so only one schedules.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    leader_elect: bool,
-}
-
-/// `rkube scheduler`: kube-scheduler until Ctrl-C, acting only while it leads.
-async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
-    let client = controller_manager::client_from(&args.kubeconfig).await?;
-    let opts = rkube_scheduler::SchedulerOptions {
-        scheduler_name: args.scheduler_name,
-        percentage_of_nodes_to_score: args.percentage_of_nodes_to_score,
-        ..Default::default()
-    };
-    if !args.leader_elect {
-        return rkube_scheduler::run(client, opts, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
-    }
-    let (handle, stop) = rkube_controllers::Stop::new();
-    let config = rkube_controllers::leader::Config::new(
-        "kube-scheduler",
-        &rkube_controllers::leader::identity(),
-    );
-    let election_client = client.clone();
-    let lead = move |leading: rkube_controllers::Stop| {
-        let client = client.clone();
-        let opts = opts.clone();
-        async move {
-            let shutdown = leading.clone();
-            if let Err(err) =
-                rkube_scheduler::run(client, opts, async move { shutdown.stopped().await }).await
-            {
-                tracing::error!("scheduler stopped: {err:#}");
-            }
-        }
-    };
-    let election = tokio::spawn(rkube_controllers::leader::run(
-        election_client,
-        config,
-        stop,
-        lead,
-    ));
-    let _ = tokio::signal::ctrl_c().await;
-    handle.stop();
-    let _ = election.await;
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -137,7 +78,7 @@ fn main() -> ExitCode {
             Command::Bench {
                 target: BenchTarget::Api(args),
             } => bench_api::api(args).await,
-            Command::Scheduler(args) => run_scheduler(args).await,
+            Command::Scheduler(args) => scheduler::run(args).await,
             Command::Bench {
                 target: BenchTarget::Scheduler(args),
             } => bench_scheduler::scheduler(args).await,

@@ -37,8 +37,13 @@ pub struct ServerArgs {
     /// Run the API server only: no controller manager in this process.
     #[arg(long)]
     pub disable_controller_manager: bool,
+    /// Run no scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
     #[command(flatten)]
     pub controllers: crate::controller_manager::CommonArgs,
+    #[command(flatten)]
+    pub scheduling: crate::scheduler::SchedulingArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -77,6 +82,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         control_loops.push(tokio::spawn(async move {
             crate::controller_manager::run_elected(client, &common, root_ca, stop).await;
         }));
+    }
+    if !args.disable_scheduler {
+        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let election = args.controllers.leader.config("kube-scheduler");
+        let options = args.scheduling.options();
+        control_loops.push(tokio::spawn(crate::scheduler::run_elected(
+            client,
+            options,
+            election,
+            stop.clone(),
+        )));
     }
     tokio::signal::ctrl_c()
         .await

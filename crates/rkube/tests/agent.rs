@@ -21,6 +21,11 @@ impl AgentProcess {
     /// Starts `count` hollow nodes against the cluster with the join token and the CA, with
     /// heartbeats fast enough for the server's 4 s grace period.
     fn start(c: &Cluster, count: usize, run: usize) -> Self {
+        Self::start_with(c, run, &["--simulate", &count.to_string()])
+    }
+
+    /// Starts an agent with `args` (at least `--simulate N`) and the same credentials.
+    fn start_with(c: &Cluster, run: usize, args: &[&str]) -> Self {
         let token = std::fs::read_to_string(c.data_dir().join("node-token")).unwrap();
         let log = c.data_dir().join(format!("agent-{run}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
@@ -30,8 +35,8 @@ impl AgentProcess {
             .arg("--ca-file")
             .arg(c.data_dir().join("tls/ca.crt"))
             .arg("--data-dir")
-            .arg(c.data_dir().join("agent"))
-            .args(["--simulate", &count.to_string()])
+            .arg(c.data_dir().join(format!("agent-{run}")))
+            .args(args)
             .args(["--node-lease-duration-seconds", "4"])
             .args(["--node-status-update-frequency", "1s"])
             .stdout(Stdio::null())
@@ -43,6 +48,12 @@ impl AgentProcess {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the agent dies without a word, as a crashed machine does.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then waits for a clean exit.
@@ -318,4 +329,170 @@ fn hollow_nodes_register_run_pods_and_go_unknown_when_the_agent_stops() {
                 .ok_or(line)
         },
     );
+}
+
+/// `node` per running (not terminating) pod of the deployment `app`.
+fn placements(c: &Cluster, app: &str) -> Vec<String> {
+    let out = c.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.deletionTimestamp}|{.status.phase}|{.spec.nodeName}{"\n"}{end}"#,
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split('|');
+            let deleting = parts.next()?;
+            let phase = parts.next()?;
+            let node = parts.next()?;
+            (deleting.is_empty() && phase == "Running").then(|| node.to_owned())
+        })
+        .collect()
+}
+
+fn per_node(placed: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for node in placed {
+        *counts.entry(node.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The whole control plane of one `rkube server` (API server, scheduler, controller manager)
+/// with hollow nodes from two agents: a deployment spread by its topology constraint and
+/// requests, then one agent dies: its node goes Unknown, is tainted, its pods are evicted
+/// after their toleration and replaced on the nodes that are left.
+#[test]
+fn a_deployment_spreads_over_nodes_and_is_replaced_when_a_node_dies() {
+    let Some(c) = common::start_with(&[
+        "--node-monitor-grace-period",
+        "4s",
+        "--node-monitor-period",
+        "1s",
+        "--default-unreachable-toleration-seconds",
+        "2",
+        "--default-not-ready-toleration-seconds",
+        "2",
+    ]) else {
+        return;
+    };
+    let stay = AgentProcess::start_with(&c, 1, &["--simulate", "2", "--node-name-prefix", "stay"]);
+    let mut doomed = AgentProcess::start_with(
+        &c,
+        2,
+        &[
+            "--simulate",
+            "1",
+            "--node-name-prefix",
+            "doomed",
+            "--simulate-first-ip",
+            "10.200.1.1",
+        ],
+    );
+    eventually("3 nodes Ready", Duration::from_secs(60), || {
+        let seen = nodes(&c);
+        (seen.len() == 3 && seen.iter().all(|(_, _, ready)| ready == "True"))
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}\n{}\n{}", stay.log(), doomed.log()))
+    });
+
+    // 6 replicas of 1 CPU on three 4-CPU nodes, at most 1 apart per node: 2 on each.
+    apply(
+        &c,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        nodeTaintsPolicy: Honor
+        labelSelector: {matchLabels: {app: web}}
+      containers:
+      - name: web
+        image: nginx:1.27
+        resources: {requests: {cpu: "1"}}
+"#,
+    );
+    eventually(
+        "6 pods Running, 2 per node",
+        Duration::from_secs(60),
+        || {
+            let counts = per_node(&placements(&c, "web"));
+            let want = [("doomed-0", 2), ("stay-0", 2), ("stay-1", 2)]
+                .map(|(n, k)| (n.to_owned(), k))
+                .into_iter()
+                .collect();
+            (counts == want)
+                .then_some(())
+                .ok_or_else(|| format!("{counts:?}\n{}", c.kubectl(&["get", "pods", "-o", "wide"])))
+        },
+    );
+    let status = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let events = c.kubectl(&["get", "events", "--field-selector", "reason=Scheduled"]);
+    assert!(
+        events.contains("Successfully assigned default/web-"),
+        "{events}"
+    );
+
+    // The doomed node's agent dies: Unknown, tainted, its pods evicted and replaced, 3 and 3.
+    doomed.kill();
+    eventually(
+        "doomed-0 Unknown and tainted",
+        Duration::from_secs(30),
+        || {
+            let taints = jsonpath(&c, &["node", "doomed-0"], "{.spec.taints}");
+            let ready = nodes(&c)
+                .into_iter()
+                .find(|(n, _, _)| n == "doomed-0")
+                .map(|(_, _, r)| r)
+                .unwrap_or_default();
+            (ready == "Unknown"
+                && taints.contains("node.kubernetes.io/unreachable")
+                && taints.contains("NoExecute"))
+            .then_some(())
+            .ok_or_else(|| format!("{ready} {taints}"))
+        },
+    );
+    eventually(
+        "6 pods Running on the nodes left",
+        Duration::from_secs(60),
+        || {
+            let counts = per_node(&placements(&c, "web"));
+            let want = [("stay-0", 3), ("stay-1", 3)]
+                .map(|(n, k)| (n.to_owned(), k))
+                .into_iter()
+                .collect();
+            (counts == want)
+                .then_some(())
+                .ok_or_else(|| format!("{counts:?}\n{}", c.kubectl(&["get", "pods", "-o", "wide"])))
+        },
+    );
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=TaintManagerEviction",
+    ]);
+    assert!(
+        events.contains("Marking for deletion Pod default/web-"),
+        "{events}"
+    );
+    let ready = c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}/{.status.replicas}",
+    ]);
+    assert_eq!(ready, "6/6");
 }

@@ -24,7 +24,7 @@ impl Drop for Scheduler {
 }
 
 fn start() -> Option<(Cluster, Scheduler)> {
-    let c = common::start_with(&["--disable-controller-manager"])?;
+    let c = common::start_with(&["--disable-controller-manager", "--disable-scheduler"])?;
     let log = std::fs::File::create(c.data_dir().join("scheduler.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
         .arg("scheduler")
@@ -301,4 +301,83 @@ fn priority_preemption() {
         ]),
         "n1"
     );
+}
+
+/// A `rkube scheduler` with short leases, logging to `log` in the data dir.
+fn elected_scheduler(c: &Cluster, log: &str) -> Scheduler {
+    let log = std::fs::File::create(c.data_dir().join(log)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args(["scheduler", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .args([
+            "--leader-elect-lease-duration",
+            "3",
+            "--leader-elect-renew-deadline",
+            "2",
+            "--leader-elect-retry-period",
+            "1",
+        ])
+        .env("RKUBE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Scheduler(child)
+}
+
+#[test]
+fn two_schedulers_only_the_leader_schedules() {
+    let Some(c) = common::start_with(&["--disable-controller-manager", "--disable-scheduler"])
+    else {
+        return;
+    };
+    add_node(&c, "n1", "4", &[], "");
+    let mut first = elected_scheduler(&c, "s1.log");
+    let mut second = elected_scheduler(&c, "s2.log");
+    let log = |name: &str| std::fs::read_to_string(c.data_dir().join(name)).unwrap_or_default();
+    let holder = || {
+        let out = c.kubectl_raw(
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "lease",
+                "kube-scheduler",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    create(&c, &pod_yaml("p1", "100m", "", ""));
+    assert_eq!(wait_bound(&c, "p1"), "n1");
+    let leader = holder();
+    assert!(!leader.is_empty());
+    // Only the leader started scheduling; the other waits for the lease.
+    let active = |name: &str| log(name).contains("scheduler caches synced");
+    assert_eq!(
+        u8::from(active("s1.log")) + u8::from(active("s2.log")),
+        1,
+        "s1:\n{}\ns2:\n{}",
+        log("s1.log"),
+        log("s2.log")
+    );
+
+    // The leader dies without releasing the lease: the other takes over when it runs out.
+    let (dead, alive_log) = if active("s1.log") {
+        (&mut first, "s2.log")
+    } else {
+        (&mut second, "s1.log")
+    };
+    let _ = dead.0.kill();
+    let _ = dead.0.wait();
+    eventually("the other takes over", Duration::from_secs(20), || {
+        let now = holder();
+        (now != leader && !now.is_empty() && active(alive_log))
+            .then_some(())
+            .ok_or(now)
+    });
+    create(&c, &pod_yaml("p2", "100m", "", ""));
+    assert_eq!(wait_bound(&c, "p2"), "n1");
 }
