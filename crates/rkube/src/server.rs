@@ -40,6 +40,20 @@ pub struct ServerArgs {
     /// Run no scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The port cluster DNS listens on (UDP and TCP) on --bind-address; pods reach it through
+    /// the kube-dns Service. 0 picks a free port.
+    #[arg(long, default_value_t = 10053)]
+    pub cluster_dns_port: u16,
+    /// Where cluster DNS sends names outside the cluster domain (repeatable)
+    /// [default: the nameservers of /etc/resolv.conf].
+    #[arg(long = "cluster-dns-upstream", value_name = "ADDR:PORT")]
+    pub cluster_dns_upstreams: Vec<std::net::SocketAddr>,
+    /// Run no cluster DNS in this process.
+    #[arg(long)]
+    pub disable_dns: bool,
     #[command(flatten)]
     pub controllers: crate::controller_manager::CommonArgs,
     #[command(flatten)]
@@ -93,6 +107,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             election,
             stop.clone(),
         )));
+    }
+    if !args.disable_dns {
+        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let upstreams = if args.cluster_dns_upstreams.is_empty() {
+            rkube_dns::upstreams_from(std::path::Path::new("/etc/resolv.conf"))
+        } else {
+            args.cluster_dns_upstreams.clone()
+        };
+        let options = rkube_dns::Options {
+            domain: args.cluster_domain.clone(),
+            listen: std::net::SocketAddr::new(args.bind_address, args.cluster_dns_port),
+            upstreams,
+            ttl: 5,
+        };
+        rkube_dns::serve(client, options, stop.clone()).await?;
     }
     tokio::signal::ctrl_c()
         .await

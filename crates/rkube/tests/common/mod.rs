@@ -117,6 +117,14 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.extra_args)
+            // Cluster DNS on a free port, so parallel servers do not collide.
+            .args(
+                if self.extra_args.iter().any(|a| a == "--cluster-dns-port") {
+                    &[][..]
+                } else {
+                    &["--cluster-dns-port", "0"][..]
+                },
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
