@@ -189,6 +189,44 @@ fn int(v: &Value) -> Value {
     json!(v.as_i64().unwrap_or(0))
 }
 
+/// kubectl's getServiceExternalIP (server-side tables print wide, so nothing is truncated).
+fn service_external_ip(s: &Value) -> Value {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect()
+    };
+    let external = strings(&s["spec"]["externalIPs"]);
+    match s["spec"]["type"].as_str().unwrap_or("ClusterIP") {
+        "ClusterIP" | "NodePort" if !external.is_empty() => json!(external.join(",")),
+        "ClusterIP" | "NodePort" => json!("<none>"),
+        "LoadBalancer" => {
+            let mut all: Vec<String> = s["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i["ip"]
+                        .as_str()
+                        .filter(|ip| !ip.is_empty())
+                        .or_else(|| i["hostname"].as_str())
+                        .map(str::to_owned)
+                })
+                .collect();
+            all.extend(external);
+            if all.is_empty() {
+                json!("<pending>")
+            } else {
+                json!(all.join(","))
+            }
+        }
+        "ExternalName" => json!(s["spec"]["externalName"].as_str().unwrap_or("")),
+        _ => json!("<unknown>"),
+    }
+}
+
 fn service_ports(svc: &Value) -> Value {
     let ports: Vec<String> = svc["spec"]["ports"]
         .as_array()
@@ -270,19 +308,7 @@ fn columns(resource: &Resource) -> Vec<Column> {
             col("Cluster-IP", "string", 0, |s| {
                 or_none(&s["spec"]["clusterIP"])
             }),
-            col("External-IP", "string", 0, |s| {
-                let ips: Vec<&str> = s["status"]["loadBalancer"]["ingress"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| i["ip"].as_str())
-                    .collect();
-                if ips.is_empty() {
-                    json!("<none>")
-                } else {
-                    json!(ips.join(","))
-                }
-            }),
+            col("External-IP", "string", 0, service_external_ip),
             col("Port(s)", "string", 0, service_ports),
             col("Age", "string", 0, age),
             col("Selector", "string", 1, |s| {

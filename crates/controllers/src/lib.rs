@@ -29,6 +29,7 @@ pub mod replicaset;
 pub mod resourcequota;
 pub mod revisionhistory;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod ttlafterfinished;
 
@@ -212,6 +213,8 @@ pub struct Options {
     pub terminated_pod_gc_threshold: usize,
     /// How often pod garbage collection runs.
     pub pod_gc_period: Duration,
+    /// Where LoadBalancer services get their addresses.
+    pub load_balancer_addresses: servicelb::Addresses,
 }
 
 impl Default for Options {
@@ -222,6 +225,7 @@ impl Default for Options {
             nodes: nodelifecycle::NodeOptions::default(),
             terminated_pod_gc_threshold: 12_500,
             pod_gc_period: podgc::DEFAULT_PERIOD,
+            load_balancer_addresses: servicelb::Addresses::Nodes,
         }
     }
 }
@@ -244,5 +248,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     disruption::start(&ctx, &options);
     replicaset::start(&ctx, &options);
     deployment::start(&ctx, &options);
+    servicelb::start(&ctx, &options);
     Ok(ctx)
 }

@@ -75,6 +75,10 @@ pub struct CommonArgs {
     /// The size of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// LoadBalancer services get an address each from this IPv4 CIDR; without it they
+    /// publish the Ready nodes' addresses.
+    #[arg(long, value_parser = rkube_controllers::nodelifecycle::parse_cidr)]
+    pub loadbalancer_ip_pool: Option<(std::net::Ipv4Addr, u8)>,
     /// Terminated pods kept before the oldest are deleted (0: never).
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
@@ -143,6 +147,10 @@ pub async fn run_elected(
         },
         terminated_pod_gc_threshold: common.terminated_pod_gc_threshold,
         pod_gc_period: common.pod_gc_period,
+        load_balancer_addresses: match common.loadbalancer_ip_pool {
+            Some((base, bits)) => rkube_controllers::servicelb::Addresses::Pool(base, bits),
+            None => rkube_controllers::servicelb::Addresses::Nodes,
+        },
     };
     let election_client = client.clone();
     let lead = move |leading: Stop| {

@@ -901,3 +901,128 @@ fn resource_quota_usage_is_counted() {
             .ok_or(format!("{got:?}"))
     });
 }
+
+fn lb_service(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  type: LoadBalancer\n  selector: {{app: {name}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n{extra}"
+    )
+}
+
+fn external_ip(c: &Cluster, svc: &str) -> String {
+    c.kubectl(&[
+        "get",
+        "svc",
+        svc,
+        "-o",
+        "jsonpath={.status.loadBalancer.ingress[*].ip}",
+    ])
+}
+
+#[test]
+fn load_balancers_get_addresses_from_the_pool() {
+    let Some(c) = common::start_with(&["--loadbalancer-ip-pool", "10.44.0.0/30"]) else {
+        return;
+    };
+    // Two usable addresses: .1 and .2. `b` asks for .2.
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&lb_service("a", "")));
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&lb_service("b", "  loadBalancerIP: 10.44.0.2\n")),
+    );
+    c.eventually("a and b get addresses", Duration::from_secs(20), || {
+        let got = (external_ip(&c, "a"), external_ip(&c, "b"));
+        (got == ("10.44.0.1".into(), "10.44.0.2".into()))
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    });
+    let table = c.kubectl(&["get", "svc", "a"]);
+    assert!(table.contains("10.44.0.1"), "{table}");
+    let finalizers = c.kubectl(&["get", "svc", "a", "-o", "jsonpath={.metadata.finalizers}"]);
+    assert!(
+        finalizers.contains("service.kubernetes.io/load-balancer-cleanup"),
+        "{finalizers}"
+    );
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "svc",
+            "a",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ipMode}"
+        ]),
+        "VIP"
+    );
+
+    // The pool is empty: `c` stays pending with a warning, until `a` goes and frees .1.
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&lb_service("c", "")));
+    c.eventually("c fails to sync", Duration::from_secs(20), || {
+        let events = c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=c,reason=SyncLoadBalancerFailed",
+        ]);
+        events
+            .contains("no free address in the load balancer pool 10.44.0.0/30")
+            .then_some(())
+            .ok_or(events)
+    });
+    assert!(c.kubectl(&["get", "svc", "c"]).contains("<pending>"));
+    c.kubectl(&["delete", "svc", "a", "--timeout=20s"]);
+    c.eventually("c gets a's address", Duration::from_secs(45), || {
+        let got = external_ip(&c, "c");
+        (got == "10.44.0.1").then_some(()).ok_or(got)
+    });
+
+    // No longer a load balancer: the address and the finalizer go.
+    c.kubectl(&[
+        "patch",
+        "svc",
+        "b",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP","loadBalancerIP":null,"allocateLoadBalancerNodePorts":null,"externalTrafficPolicy":null}}"#,
+    ]);
+    c.eventually("b released", Duration::from_secs(20), || {
+        let got = (
+            external_ip(&c, "b"),
+            c.kubectl(&["get", "svc", "b", "-o", "jsonpath={.metadata.finalizers}"]),
+        );
+        (got == (String::new(), String::new()))
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    });
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=b"]);
+    for reason in ["EnsuredLoadBalancer", "DeletedLoadBalancer"] {
+        assert!(events.contains(reason), "{reason} missing:\n{events}");
+    }
+}
+
+#[test]
+fn load_balancers_publish_the_ready_nodes_addresses_without_a_pool() {
+    let Some(c) = common::start() else {
+        return;
+    };
+    for (name, ip) in [("n1", "192.0.2.11"), ("n2", "192.0.2.12")] {
+        node(&c, name);
+        c.kubectl(&[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}}}"#),
+        ]);
+        renew_lease(&c, name);
+    }
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&lb_service("web", "")));
+    c.eventually(
+        "web has both node addresses",
+        Duration::from_secs(20),
+        || {
+            let got = external_ip(&c, "web");
+            (got == "192.0.2.11 192.0.2.12").then_some(()).ok_or(got)
+        },
+    );
+}
