@@ -1343,6 +1343,23 @@ impl Quantity {
         self.as_integer().is_some() || self.exponent >= 0
     }
 
+    /// Go's `Quantity.Value()`: the value rounded up to an integer, saturating at i64.
+    pub fn int_value(&self) -> i64 {
+        let v = self.value();
+        v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+
+    /// Go's `Quantity.MilliValue()`: the value in thousandths, rounded up, saturating at i64.
+    pub fn milli_value(&self) -> i64 {
+        let milli = Quantity {
+            mantissa: self.mantissa,
+            exponent: self.exponent.saturating_add(3),
+            format: self.format,
+            cached: None,
+        };
+        milli.int_value()
+    }
+
     /// `Quantity.Add`: the sum, in the receiver's format (the other's when this is zero).
     pub fn add(&self, other: &Quantity) -> Quantity {
         let exponent = self.exponent.min(other.exponent);
@@ -9270,6 +9287,17 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Helpers
     // -----------------------------------------------------------------------------------------
+
+    #[test]
+    fn quantity_values_round_up_like_go() {
+        let v = |s: &str| Quantity::parse(s).map(|q| (q.int_value(), q.milli_value()));
+        assert_eq!(v("100m"), Ok((1, 100)));
+        assert_eq!(v("1.5"), Ok((2, 1500)));
+        assert_eq!(v("1Mi"), Ok((1_048_576, 1_048_576_000)));
+        assert_eq!(v("1n"), Ok((1, 1)));
+        assert_eq!(v("0"), Ok((0, 0)));
+        assert_eq!(v("2"), Ok((2, 2000)));
+    }
 
     #[test]
     fn quantity_canonical_forms() {

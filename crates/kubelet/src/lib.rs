@@ -13,17 +13,23 @@
 //! - [`pod_worker`]: one task per pod, moving it through the runtime;
 //! - [`pod_status`]: the pod status kube's kubelet writes, from what a worker knows;
 //! - [`runtime`], [`simulated`], [`ipam`]: the runtime seam, the simulated runtime and its
-//!   host-local address pool.
+//!   host-local address pool;
+//! - [`envvars`], [`volumes`], [`downward`], [`objects`]: a container's environment and a
+//!   pod's volumes as kube's kubelet makes them, from the API objects they refer to.
 
 mod agent;
+pub mod downward;
+pub mod envvars;
 pub mod events;
 pub mod heartbeat;
 pub mod ipam;
 pub mod node;
+pub mod objects;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod runtime;
 pub mod simulated;
+pub mod volumes;
 
 pub use agent::{Agent, NodeSetup, Options, hollow_nodes};
 pub use node::{Capacity, NodeConfig, SystemInfo};
