@@ -8,6 +8,10 @@
 //!   off, a projected `kube-api-access-*` volume (token, kube-root-ca.crt, namespace) is
 //!   mounted in every container at /var/run/secrets/kubernetes.io/serviceaccount.
 //!
+//! - DefaultStorageClass: a PersistentVolumeClaim without `storageClassName` gets the
+//!   default StorageClass (annotation `storageclass.kubernetes.io/is-default-class: "true"`;
+//!   the newest when several are), if there is one.
+//!
 //! Also the built-in PriorityClasses every cluster has.
 
 use rkube_store::{RangeRequest, StoreError};
@@ -87,6 +91,58 @@ pub(crate) async fn admit_pod(
     resolve_priority(state, pod).await?;
     default_tolerations(config, pod);
     service_account(pod);
+    Ok(())
+}
+
+/// DefaultStorageClass admission for a claim being created.
+pub(crate) async fn default_storage_class(
+    state: &State,
+    claim: &mut Value,
+) -> Result<(), ApiError> {
+    // Only an absent class is defaulted: "" asks for no class.
+    if !claim["spec"].is_object() || !claim["spec"]["storageClassName"].is_null() {
+        return Ok(());
+    }
+    let Some(resource) = state.resource("storage.k8s.io", "v1", "storageclasses") else {
+        return Ok(());
+    };
+    let listed = state
+        .store
+        .range(RangeRequest {
+            prefix: resource.storage_prefix(),
+            ..RangeRequest::default()
+        })
+        .await?;
+    let mut newest: Option<(String, String)> = None;
+    for kv in &listed.kvs {
+        let class = from_kv(kv)?;
+        let annotations = &class["metadata"]["annotations"];
+        let is_default = [
+            "storageclass.kubernetes.io/is-default-class",
+            "storageclass.beta.kubernetes.io/is-default-class",
+        ]
+        .iter()
+        .any(|a| annotations[*a] == "true");
+        if !is_default {
+            continue;
+        }
+        let created = class["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let name = class["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        // Newest first; between equals, the name that sorts first (kube's tie-break).
+        let better = match &newest {
+            None => true,
+            Some((c, n)) => created > *c || (created == *c && name < *n),
+        };
+        if better {
+            newest = Some((created, name));
+        }
+    }
+    if let Some((_, name)) = newest {
+        claim["spec"]["storageClassName"] = json!(name);
+    }
     Ok(())
 }
 

@@ -458,6 +458,15 @@ pub(crate) fn prepare_new(resource: &Resource, object: &mut Value) {
         if let Some(o) = object.as_object_mut() {
             o.remove("status");
         }
+        // Volumes and claims start Pending (kube's defaults for an empty phase).
+        if resource.group.is_empty()
+            && matches!(
+                resource.plural.as_str(),
+                "persistentvolumes" | "persistentvolumeclaims"
+            )
+        {
+            object["status"] = json!({"phase": "Pending"});
+        }
     }
 }
 
@@ -738,6 +747,9 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     }
     if call.resource.group.is_empty() && call.resource.plural == "pods" {
         crate::admission::admit_pod(call.state, &call.state.admission, &mut object).await?;
+    }
+    if call.resource.group.is_empty() && call.resource.plural == "persistentvolumeclaims" {
+        crate::admission::default_storage_class(call.state, &mut object).await?;
     }
     // As kube-apiserver's BeforeCreate: the strategy's PrepareForCreate (uid, a Job's
     // generated selector, status reset) runs before validation.

@@ -131,6 +131,33 @@ fn name(object: &Value) -> Value {
     object["metadata"]["name"].clone()
 }
 
+/// `NAME (default)` for the default class, as kubectl prints storage and ingress classes.
+fn default_class_name(object: &Value, annotations: &[&str]) -> Value {
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    let is_default = annotations
+        .iter()
+        .any(|a| object["metadata"]["annotations"][*a] == "true");
+    if is_default {
+        json!(format!("{name} (default)"))
+    } else {
+        json!(name)
+    }
+}
+
+fn storage_class_name(object: &Value) -> Value {
+    default_class_name(
+        object,
+        &[
+            "storageclass.kubernetes.io/is-default-class",
+            "storageclass.beta.kubernetes.io/is-default-class",
+        ],
+    )
+}
+
+fn ingress_class_name(object: &Value) -> Value {
+    default_class_name(object, &["ingressclass.kubernetes.io/is-default-class"])
+}
+
 fn count(v: &Value) -> usize {
     v.as_object().map_or(0, |m| m.len())
 }
@@ -266,7 +293,12 @@ fn columns(resource: &Resource) -> Vec<Column> {
     if resource.group.is_empty() && resource.plural == "events" {
         return event_columns();
     }
-    let mut cols = vec![col("Name", "string", 0, name)];
+    let name_cell = match (resource.group.as_str(), resource.plural.as_str()) {
+        ("storage.k8s.io", "storageclasses") => storage_class_name,
+        ("networking.k8s.io", "ingressclasses") => ingress_class_name,
+        _ => name,
+    };
+    let mut cols = vec![col("Name", "string", 0, name_cell)];
     let extra: Vec<Column> = match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "pods") => vec![
             col("Ready", "string", 0, pod_ready),

@@ -32,6 +32,7 @@ pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
 pub mod ttlafterfinished;
+pub mod volume;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -215,6 +216,8 @@ pub struct Options {
     pub pod_gc_period: Duration,
     /// Where LoadBalancer services get their addresses.
     pub load_balancer_addresses: servicelb::Addresses,
+    /// The directory on the nodes where the local-path provisioner makes volumes.
+    pub local_path_dir: String,
 }
 
 impl Default for Options {
@@ -226,6 +229,7 @@ impl Default for Options {
             terminated_pod_gc_threshold: 12_500,
             pod_gc_period: podgc::DEFAULT_PERIOD,
             load_balancer_addresses: servicelb::Addresses::Nodes,
+            local_path_dir: "/var/lib/rkube/storage".to_owned(),
         }
     }
 }
@@ -249,5 +253,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     replicaset::start(&ctx, &options);
     deployment::start(&ctx, &options);
     servicelb::start(&ctx, &options);
+    volume::start(&ctx, &options);
     Ok(ctx)
 }

@@ -79,6 +79,9 @@ pub struct CommonArgs {
     /// publish the Ready nodes' addresses.
     #[arg(long, value_parser = rkube_controllers::nodelifecycle::parse_cidr)]
     pub loadbalancer_ip_pool: Option<(std::net::Ipv4Addr, u8)>,
+    /// Where the local-path provisioner makes volumes, on the node that uses them.
+    #[arg(long, default_value = "/var/lib/rkube/storage")]
+    pub local_path_dir: String,
     /// Terminated pods kept before the oldest are deleted (0: never).
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
@@ -147,6 +150,7 @@ pub async fn run_elected(
         },
         terminated_pod_gc_threshold: common.terminated_pod_gc_threshold,
         pod_gc_period: common.pod_gc_period,
+        local_path_dir: common.local_path_dir.clone(),
         load_balancer_addresses: match common.loadbalancer_ip_pool {
             Some((base, bits)) => rkube_controllers::servicelb::Addresses::Pool(base, bits),
             None => rkube_controllers::servicelb::Addresses::Nodes,

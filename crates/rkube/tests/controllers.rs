@@ -1026,3 +1026,129 @@ fn load_balancers_publish_the_ready_nodes_addresses_without_a_pool() {
         },
     );
 }
+
+#[test]
+fn claims_bind_to_volumes_and_the_default_class_provisions() {
+    let Some(c) = common::start_with(&["--local-path-dir", "/srv/rkube-test-volumes"]) else {
+        return;
+    };
+    // A static volume and a claim of no class: bound to each other.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(
+            r#"apiVersion: v1
+kind: PersistentVolume
+metadata: {name: static-1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  hostPath: {path: /tmp/static-1}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  storageClassName: ""
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 500Mi}}
+"#,
+        ),
+    );
+    c.eventually("data bound to static-1", Duration::from_secs(20), || {
+        let line = c.kubectl(&["get", "pvc", "data", "--no-headers"]);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS ...
+        (f.get(1) == Some(&"Bound") && f.get(2) == Some(&"static-1") && f.get(3) == Some(&"1Gi"))
+            .then_some(())
+            .ok_or(line)
+    });
+    let pv = c.kubectl(&[
+        "get",
+        "pv",
+        "static-1",
+        "-o",
+        "jsonpath={.status.phase} {.spec.claimRef.namespace}/{.spec.claimRef.name}",
+    ]);
+    assert_eq!(pv, "Bound default/data");
+
+    // A claim without a class gets the default class and a provisioned volume.
+    let class = c.kubectl(&["get", "storageclass"]);
+    assert!(
+        class.contains("local-path (default)") && class.contains("rkube.io/local-path"),
+        "{class}"
+    );
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: dyn}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 2Gi}}\n",
+        ),
+    );
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "pvc",
+            "dyn",
+            "-o",
+            "jsonpath={.spec.storageClassName}"
+        ]),
+        "local-path"
+    );
+    let uid = c.kubectl(&["get", "pvc", "dyn", "-o", "jsonpath={.metadata.uid}"]);
+    let volume = format!("pvc-{uid}");
+    c.eventually("dyn bound to a new volume", Duration::from_secs(20), || {
+        let got = c.kubectl(&[
+            "get",
+            "pvc",
+            "dyn",
+            "-o",
+            "jsonpath={.status.phase} {.spec.volumeName} {.status.capacity.storage}",
+        ]);
+        (got == format!("Bound {volume} 2Gi"))
+            .then_some(())
+            .ok_or(got)
+    });
+    let path = c.kubectl(&["get", "pv", &volume, "-o", "jsonpath={.spec.hostPath.path}"]);
+    assert_eq!(
+        path,
+        format!("/srv/rkube-test-volumes/{volume}_default_dyn")
+    );
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=dyn",
+    ]);
+    assert!(events.contains("ProvisioningSucceeded"), "{events}");
+
+    // Deleting the claims: the provisioned volume goes (Delete), the static one is Released.
+    c.kubectl(&["delete", "pvc", "dyn", "data", "--timeout=20s"]);
+    c.eventually("volumes reclaimed", Duration::from_secs(20), || {
+        let pvs = c.kubectl(&[
+            "get",
+            "pv",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+        ]);
+        (pvs.trim() == "static-1=Released").then_some(()).ok_or(pvs)
+    });
+
+    // No class and nothing that fits: the claim waits, and says why.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: lonely}\nspec:\n  storageClassName: \"\"\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n"),
+    );
+    c.eventually("lonely says why", Duration::from_secs(20), || {
+        let events = c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=lonely",
+        ]);
+        events
+            .contains("no persistent volumes available for this claim and no storage class is set")
+            .then_some(())
+            .ok_or(events)
+    });
+    assert!(c.kubectl(&["get", "pvc", "lonely"]).contains("Pending"));
+}

@@ -182,12 +182,11 @@ async fn volumes_and_environment_of_a_pod() {
         },
     );
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&objects_yaml(&pv_path)));
-    // No PV binder runs here: bind by hand, as the binder would.
-    let claim_uid = c.kubectl(&["get", "pvc", "data", "-o", "jsonpath={.metadata.uid}"]);
-    c.kubectl(&[
-        "patch", "pv", "pv-data", "--type=merge", "-p",
-        &format!(r#"{{"spec":{{"claimRef":{{"namespace":"default","name":"data","uid":"{claim_uid}"}}}}}}"#),
-    ]);
+    // The controller manager's binder binds the claim to the volume it names.
+    c.eventually("data Bound", Duration::from_secs(20), || {
+        let phase = c.kubectl(&["get", "pvc", "data", "-o", "jsonpath={.status.phase}"]);
+        (phase == "Bound").then_some(()).ok_or(phase)
+    });
     c.kubectl_stdin(&["create", "-f", "-"], Some(POD));
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pod = pods.get("web").await.unwrap();
@@ -205,24 +204,6 @@ async fn volumes_and_environment_of_a_pod() {
         allocatable: &allocatable,
     };
 
-    // An unbound claim is an error the worker retries.
-    let err = volumes::prepare(&ctx, &pod)
-        .await
-        .err()
-        .map(|e| e.to_string());
-    assert_eq!(
-        err.as_deref(),
-        Some("error processing PVC default/data: PVC is not bound")
-    );
-    c.kubectl(&[
-        "patch",
-        "pvc",
-        "data",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"phase":"Bound"}}"#,
-    ]);
     let mut vols = volumes::prepare(&ctx, &pod).await.unwrap();
     let pod_dir = pods_dir.join(&uid);
     assert_eq!(vols.pod_dir(), pod_dir);
