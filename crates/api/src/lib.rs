@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod patch;
+pub mod pods;
 pub mod protobuf;
 #[rustfmt::skip]
 mod proto_schema;

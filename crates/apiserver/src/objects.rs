@@ -458,6 +458,11 @@ pub(crate) fn prepare_new(resource: &Resource, object: &mut Value) {
         if let Some(o) = object.as_object_mut() {
             o.remove("status");
         }
+        // A pod starts Pending with its QoS class (kube's pod strategy, PrepareForCreate).
+        if resource.group.is_empty() && resource.plural == "pods" {
+            let qos = rkube_api::pods::qos_class(&object["spec"]);
+            object["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
         // Volumes and claims start Pending (kube's defaults for an empty phase).
         if resource.group.is_empty()
             && matches!(

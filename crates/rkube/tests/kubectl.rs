@@ -896,6 +896,17 @@ fn diff_finalizers_and_graceful_pod_deletion() {
         &["apply", "-f", "-"],
         Some("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n1, terminationGracePeriodSeconds: 45, containers: [{name: c, image: busybox}]}\n"),
     );
+    // A new pod starts Pending with its QoS class.
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "pod",
+            "p",
+            "-o",
+            "jsonpath={.status.phase}/{.status.qosClass}"
+        ]),
+        "Pending/BestEffort"
+    );
     c.kubectl(&["delete", "pod", "p", "--wait=false"]);
     assert_eq!(
         c.kubectl(&[
