@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod lab;
+
 /// kubectl 1.33, from `KUBECTL` or the machine's google-cloud-sdk install.
 pub fn kubectl_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KUBECTL") {
@@ -111,7 +113,12 @@ impl Cluster {
     pub fn boot(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .args(["server", "--disable-agent"])
+            .args(if self.extra_args.iter().any(|a| a == "--bind-address") {
+                &[][..]
+            } else {
+                &["--bind-address", "127.0.0.1"][..]
+            })
             .arg("--https-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
