@@ -83,6 +83,8 @@ pub struct Cache {
     next_generation: u64,
     /// Bumped when namespace labels change.
     namespace_generation: u64,
+    /// Services' and controllers' selectors, for the default topology spread.
+    pub owners: crate::default_spread::Owners,
 }
 
 impl Cache {

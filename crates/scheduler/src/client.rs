@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, EventSource, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ReplicationController, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::chrono::{SecondsFormat, Utc};
@@ -25,7 +27,9 @@ use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::cache::Pdb;
+use crate::default_spread::{Owner, OwnerKind};
 use crate::framework::{BindError, BindPlugin, BoxFuture};
+use crate::labels::Selector;
 use crate::pod_info::{PodInfo, pod_key};
 use crate::schedule_one::Nomination;
 use crate::scheduler::{Action, CoreConfig, FailureReason, Input, Kind, Scheduler};
@@ -120,6 +124,66 @@ pub async fn run(
                 pdb: Pdb::from_api(&p),
             },
             Input::PdbDeleted,
+        )),
+        tokio::spawn(watch(
+            Api::<Service>::all(client.clone()),
+            Kind::Owner(OwnerKind::Service),
+            tx.clone(),
+            |svc: Service| {
+                let labels = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.clone())
+                    .unwrap_or_default();
+                owner_input(OwnerKind::Service, &svc, labels, None)
+            },
+            |key| Input::OwnerDeleted(OwnerKind::Service, key),
+        )),
+        tokio::spawn(watch(
+            Api::<ReplicationController>::all(client.clone()),
+            Kind::Owner(OwnerKind::ReplicationController),
+            tx.clone(),
+            |rc: ReplicationController| {
+                let labels = rc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.clone())
+                    .unwrap_or_default();
+                owner_input(OwnerKind::ReplicationController, &rc, labels, None)
+            },
+            |key| Input::OwnerDeleted(OwnerKind::ReplicationController, key),
+        )),
+        tokio::spawn(watch(
+            Api::<ReplicaSet>::all(client.clone()),
+            Kind::Owner(OwnerKind::ReplicaSet),
+            tx.clone(),
+            |rs: ReplicaSet| {
+                let selector = rs.spec.as_ref().map(|s| &s.selector);
+                let selector = Selector::parse(selector).unwrap_or(Selector::Nothing);
+                owner_input(
+                    OwnerKind::ReplicaSet,
+                    &rs,
+                    Default::default(),
+                    Some(selector),
+                )
+            },
+            |key| Input::OwnerDeleted(OwnerKind::ReplicaSet, key),
+        )),
+        tokio::spawn(watch(
+            Api::<StatefulSet>::all(client.clone()),
+            Kind::Owner(OwnerKind::StatefulSet),
+            tx.clone(),
+            |ss: StatefulSet| {
+                let selector = ss.spec.as_ref().map(|s| &s.selector);
+                let selector = Selector::parse(selector).unwrap_or(Selector::Nothing);
+                owner_input(
+                    OwnerKind::StatefulSet,
+                    &ss,
+                    Default::default(),
+                    Some(selector),
+                )
+            },
+            |key| Input::OwnerDeleted(OwnerKind::StatefulSet, key),
         )),
     ];
     let executor = tokio::spawn(execute(client, opts, actions_rx, tx.clone()));
@@ -216,6 +280,24 @@ fn key_of<K: Resource>(o: &K) -> String {
     match o.meta().namespace.as_deref() {
         Some(ns) if !ns.is_empty() => pod_key(ns, name),
         _ => name.to_owned(),
+    }
+}
+
+fn owner_input<K: Resource>(
+    kind: OwnerKind,
+    object: &K,
+    labels: std::collections::BTreeMap<String, String>,
+    selector: Option<Selector>,
+) -> Input {
+    Input::Owner {
+        kind,
+        key: key_of(object),
+        owner: Owner {
+            namespace: object.meta().namespace.clone().unwrap_or_default(),
+            name: object.meta().name.clone().unwrap_or_default(),
+            labels,
+            selector,
+        },
     }
 }
 

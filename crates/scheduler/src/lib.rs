@@ -13,6 +13,7 @@
 
 pub mod cache;
 mod client;
+pub mod default_spread;
 pub mod fast_hash;
 pub mod framework;
 pub mod labels;

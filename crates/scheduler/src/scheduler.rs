@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Node;
 
 use crate::cache::{Cache, Pdb, PodChange};
+use crate::default_spread::{Owner, OwnerKind};
 use crate::fast_hash::{FxHashMap, FxHashSet};
 use crate::framework::Framework;
 use crate::labels::NodeLabels;
@@ -40,6 +41,8 @@ pub enum Kind {
     Pod,
     Namespace,
     PodDisruptionBudget,
+    /// Services and controllers: what the default topology spread selects by.
+    Owner(OwnerKind),
 }
 
 /// A change the core learns of.
@@ -59,6 +62,12 @@ pub enum Input {
         pdb: Pdb,
     },
     PdbDeleted(String),
+    Owner {
+        kind: OwnerKind,
+        key: String,
+        owner: Owner,
+    },
+    OwnerDeleted(OwnerKind, String),
     /// A (re)list finished with exactly these keys: anything else of the kind is gone.
     Listed(Kind, Vec<String>),
     /// A binding persisted.
@@ -220,6 +229,8 @@ impl Scheduler {
             Input::NamespaceDeleted(name) => self.cache.delete_namespace(&name),
             Input::Pdb { key, pdb } => self.cache.apply_pdb(&key, pdb),
             Input::PdbDeleted(key) => self.cache.delete_pdb(&key),
+            Input::Owner { kind, key, owner } => self.cache.owners.apply(kind, key, owner),
+            Input::OwnerDeleted(kind, key) => self.cache.owners.delete(kind, &key),
             Input::Listed(kind, keys) => self.relisted(kind, keys, now),
             Input::Bound(key) => {
                 self.binding.remove(&key);
@@ -311,6 +322,13 @@ impl Scheduler {
                 for key in self.cache.pdb_keys() {
                     if !present.contains(&key) {
                         self.cache.delete_pdb(&key);
+                    }
+                }
+            }
+            Kind::Owner(owner) => {
+                for key in self.cache.owners.keys(owner) {
+                    if !present.contains(&key) {
+                        self.cache.owners.delete(owner, &key);
                     }
                 }
             }
@@ -693,6 +711,41 @@ mod tests {
                     .to_owned()
             )]
         );
+    }
+
+    #[test]
+    fn pods_of_a_service_are_spread_by_the_system_defaults() {
+        let place = |with_service: bool| {
+            let mut s = scheduler(&[node("n0", "8", "8Gi").0, node("n1", "8", "8Gi").0]);
+            if with_service {
+                s.handle(
+                    Input::Owner {
+                        kind: OwnerKind::Service,
+                        key: "default/web".into(),
+                        owner: Owner {
+                            namespace: "default".into(),
+                            name: "web".into(),
+                            labels: [("app".to_owned(), "web".to_owned())].into(),
+                            selector: None,
+                        },
+                    },
+                    Instant::now(),
+                );
+            }
+            for i in 0..3 {
+                let p = pod(&format!("old{i}")).label("app", "web").req("100m", "");
+                add(&mut s, p.node("n0").info());
+            }
+            // n1 is busier with something else: without spreading, n0 scores higher.
+            add(&mut s, pod("busy").req("2", "").node("n1").info());
+            add(
+                &mut s,
+                pod("new").label("app", "web").req("100m", "").info(),
+            );
+            run(&mut s)
+        };
+        assert_eq!(place(false), vec![("new".to_owned(), "n0".to_owned())]);
+        assert_eq!(place(true), vec![("new".to_owned(), "n1".to_owned())]);
     }
 
     #[test]

@@ -308,12 +308,18 @@ impl PreScorePlugin for PodTopologySpread {
         if nodes.is_empty() {
             return None;
         }
-        let constraints: Vec<SpreadConstraint> = pod
-            .spread_constraints
-            .iter()
-            .filter(|c| !c.hard)
-            .cloned()
-            .collect();
+        // Without constraints of its own, a pod gets the system defaults (if a service or
+        // controller selects it), which do not require nodes to carry every key.
+        let system_defaulted = pod.spread_constraints.is_empty();
+        let constraints: Vec<SpreadConstraint> = if system_defaulted {
+            ctx.cache.owners.default_constraints(pod)
+        } else {
+            pod.spread_constraints
+                .iter()
+                .filter(|c| !c.hard)
+                .cloned()
+                .collect()
+        };
         if constraints.is_empty() {
             return None;
         }
@@ -324,7 +330,7 @@ impl PreScorePlugin for PodTopologySpread {
             constraints,
         };
         for node in nodes {
-            if !has_all_keys(node, &state.constraints) {
+            if !system_defaulted && !has_all_keys(node, &state.constraints) {
                 state.ignored.insert(node.name.clone());
                 continue;
             }
