@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod auth;
+mod bootstrap;
 mod cache;
 mod crd;
 mod deletion;
@@ -48,6 +49,9 @@ pub struct Config {
     pub store: Arc<dyn Store>,
     /// Admission plugin settings.
     pub admission: admission::AdmissionConfig,
+    /// The cluster's join token: for a new cluster, the token to use; for a server joining a
+    /// cluster already in the store, the key to its bootstrap data.
+    pub token: Option<String>,
 }
 
 /// Shared state of every request.
@@ -114,6 +118,12 @@ impl ApiServer {
     /// Makes or loads the certificates, binds the port, creates the system namespaces and
     /// starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        bootstrap::restore(
+            config.store.as_ref(),
+            &config.data_dir,
+            config.token.as_deref(),
+        )
+        .await?;
         let pki =
             pki::Pki::load_or_create(&config.data_dir, config.https_port, config.bind_address)?;
         let addr = SocketAddr::new(config.bind_address, config.https_port);
@@ -139,6 +149,9 @@ impl ApiServer {
             .await
             .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
         let signer = Arc::new(sa_token::TokenSigner::load_or_create(&config.data_dir)?);
+        bootstrap::upload(store.as_ref(), &config.data_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the cluster's bootstrap data: {e:#}"))?;
         let state = Arc::new(State {
             admission: config.admission.clone(),
             signer,

@@ -122,6 +122,7 @@ pub async fn api(args: ApiBenchArgs) -> anyhow::Result<()> {
         .open()
         .await?;
     let server = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
+        token: None,
         data_dir: dir.path().to_owned(),
         https_port: 0,
         bind_address: std::net::Ipv4Addr::LOCALHOST.into(),

@@ -231,6 +231,7 @@ async fn run_workload(args: &SchedulerBenchArgs, shape: Shape) -> anyhow::Result
         .open()
         .await?;
     let server = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
+        token: None,
         data_dir: dir.path().to_owned(),
         https_port: 0,
         bind_address: std::net::Ipv4Addr::LOCALHOST.into(),

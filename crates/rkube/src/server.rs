@@ -19,6 +19,11 @@ pub struct ServerArgs {
     /// The address the API server listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
+    /// The cluster's join token: a new cluster uses it as its node token; a server started
+    /// on a datastore that already holds a cluster needs it to join (the first server's
+    /// DATA_DIR/node-token).
+    #[arg(long)]
+    pub token: Option<String>,
     /// Run only the control plane, no node agent in this process.
     #[arg(long)]
     pub disable_agent: bool,
@@ -71,6 +76,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let _compactor = spawn_compactor(store.clone(), policy);
     tracing::info!(revision = store.current_revision().await?, "store ready");
     let api = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
+        token: args.token.clone(),
         data_dir: args.data_dir.clone(),
         https_port: args.https_port,
         bind_address: args.bind_address,

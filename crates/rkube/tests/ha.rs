@@ -1,24 +1,15 @@
-//! A highly available control plane: two `rkube server`s on one etcd, sharing the cluster's
-//! PKI (the second server's data dir gets the first one's `tls/` and `node-token`, as an
-//! operator copies them). Both serve the same objects; their controller managers and
-//! schedulers elect one leader; when the leader's server dies, the other takes over.
+//! A highly available control plane: two `rkube server`s on one etcd. The second joins with
+//! the first's token and takes the cluster's CA and signing key from the store's bootstrap
+//! data. Both serve the same objects; their controller managers and schedulers elect one
+//! leader; when the leader's server dies, the other takes over.
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use rkube_store::local_etcd::{LocalEtcd, etcd_installed};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
 
 fn became_leader(log: &str, lease: &str) -> bool {
     log.lines()
@@ -57,12 +48,41 @@ fn two_servers_on_one_etcd_survive_losing_the_leader() {
             .then_some(())
             .ok_or_default()
     });
-    let Some(second) = common::start_prepared(&args, |dir| {
-        copy_dir(&first.data_dir().join("tls"), &dir.join("tls"));
-        std::fs::copy(first.data_dir().join("node-token"), dir.join("node-token")).unwrap();
-    }) else {
+    // Without the token, a new server refuses to join the cluster it finds in the store.
+    let stranger = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--disable-agent",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(stranger.path())
+        .args(["--datastore-endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(
+                "rkube: the datastore already holds a cluster: start this server with --token"
+            ),
+        "{stderr}"
+    );
+    let token = std::fs::read_to_string(first.data_dir().join("node-token")).unwrap();
+    let mut joined = args.to_vec();
+    joined.extend(["--token", token.trim()]);
+    let Some(second) = common::start_with(&joined) else {
         return;
     };
+    // The same CA, taken from the store.
+    assert_eq!(
+        std::fs::read_to_string(second.data_dir().join("tls/ca.crt")).unwrap(),
+        std::fs::read_to_string(first.data_dir().join("tls/ca.crt")).unwrap()
+    );
 
     // One store: what is written through one server is read through the other.
     first.kubectl_stdin(

@@ -49,11 +49,6 @@ pub fn start() -> Option<Cluster> {
 
 /// Starts a server with extra `rkube server` arguments.
 pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
-    start_prepared(extra_args, |_| {})
-}
-
-/// Starts a server whose data dir `prepare` fills first (e.g. with another server's PKI).
-pub fn start_prepared(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Option<Cluster> {
     let Some(kubectl) = kubectl_path() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -63,7 +58,6 @@ pub fn start_prepared(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Optio
         return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    prepare(dir.path());
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
