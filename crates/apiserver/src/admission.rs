@@ -94,6 +94,21 @@ pub(crate) async fn admit_pod(
     Ok(())
 }
 
+/// Every stored object of a (cluster-scoped) resource.
+async fn list_all(
+    state: &State,
+    resource: &rkube_api::registry::Resource,
+) -> Result<Vec<Value>, ApiError> {
+    let listed = state
+        .store
+        .range(RangeRequest {
+            prefix: resource.storage_prefix(),
+            ..RangeRequest::default()
+        })
+        .await?;
+    listed.kvs.iter().map(from_kv).collect()
+}
+
 /// DefaultStorageClass admission for a claim being created.
 pub(crate) async fn default_storage_class(
     state: &State,
@@ -106,16 +121,8 @@ pub(crate) async fn default_storage_class(
     let Some(resource) = state.resource("storage.k8s.io", "v1", "storageclasses") else {
         return Ok(());
     };
-    let listed = state
-        .store
-        .range(RangeRequest {
-            prefix: resource.storage_prefix(),
-            ..RangeRequest::default()
-        })
-        .await?;
     let mut newest: Option<(String, String)> = None;
-    for kv in &listed.kvs {
-        let class = from_kv(kv)?;
+    for class in list_all(state, &resource).await? {
         let annotations = &class["metadata"]["annotations"];
         let is_default = [
             "storageclass.kubernetes.io/is-default-class",
@@ -156,16 +163,8 @@ async fn resolve_priority(state: &State, pod: &mut Value) -> Result<(), ApiError
         .to_owned();
     let class = if class_name.is_empty() {
         // The global default class, if any.
-        let listed = state
-            .store
-            .range(RangeRequest {
-                prefix: resource.storage_prefix(),
-                ..RangeRequest::default()
-            })
-            .await?;
         let mut default = None;
-        for kv in &listed.kvs {
-            let class = from_kv(kv)?;
+        for class in list_all(state, &resource).await? {
             if class["globalDefault"] == true {
                 default = Some(class);
             }

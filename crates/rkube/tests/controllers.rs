@@ -338,14 +338,7 @@ fn controller_manager(c: &Cluster, log: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_rkube"))
         .args(["controller-manager", "--kubeconfig"])
         .arg(c.kubeconfig())
-        .args([
-            "--leader-elect-lease-duration",
-            "3",
-            "--leader-elect-renew-deadline",
-            "2",
-            "--leader-elect-retry-period",
-            "1",
-        ])
+        .args(common::SHORT_LEASES)
         .env("RKUBE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -617,17 +610,9 @@ fn node(c: &Cluster, name: &str) {
         "jsonpath={.metadata.creationTimestamp}",
     ]);
     let status = format!(
-        r#"{{"status":{{"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":"{now}","lastTransitionTime":"{now}"}}],"capacity":{{"cpu":"4","memory":"8Gi","pods":"110"}},"allocatable":{{"cpu":"4","memory":"8Gi","pods":"110"}}}}}}"#
+        r#"{{"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":"{now}","lastTransitionTime":"{now}"}}],"capacity":{{"cpu":"4","memory":"8Gi","pods":"110"}},"allocatable":{{"cpu":"4","memory":"8Gi","pods":"110"}}}}"#
     );
-    c.kubectl(&[
-        "patch",
-        "node",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &status,
-    ]);
+    c.patch_node_status(name, &status);
 }
 
 fn renew_lease(c: &Cluster, name: &str) {
@@ -1005,15 +990,10 @@ fn load_balancers_publish_the_ready_nodes_addresses_without_a_pool() {
     };
     for (name, ip) in [("n1", "192.0.2.11"), ("n2", "192.0.2.12")] {
         node(&c, name);
-        c.kubectl(&[
-            "patch",
-            "node",
+        c.patch_node_status(
             name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}}}"#),
-        ]);
+            &format!(r#"{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}"#),
+        );
         renew_lease(&c, name);
     }
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&lb_service("web", "")));

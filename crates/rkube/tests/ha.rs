@@ -30,15 +30,10 @@ fn two_servers_on_one_etcd_survive_losing_the_leader() {
     let etcd = LocalEtcd::start(&scratch.path().join("etcd")).unwrap();
     let endpoint = etcd.endpoint();
     let args = [
-        "--datastore-endpoint",
-        &endpoint,
-        "--leader-elect-lease-duration",
-        "3",
-        "--leader-elect-renew-deadline",
-        "2",
-        "--leader-elect-retry-period",
-        "1",
-    ];
+        &["--datastore-endpoint", &endpoint][..],
+        &common::SHORT_LEASES[..],
+    ]
+    .concat();
     let Some(mut first) = common::start_with(&args) else {
         return;
     };
@@ -73,7 +68,7 @@ fn two_servers_on_one_etcd_survive_losing_the_leader() {
         "{stderr}"
     );
     let token = std::fs::read_to_string(first.data_dir().join("node-token")).unwrap();
-    let mut joined = args.to_vec();
+    let mut joined = args.clone();
     joined.extend(["--token", token.trim()]);
     let Some(second) = common::start_with(&joined) else {
         return;

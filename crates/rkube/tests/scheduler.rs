@@ -309,14 +309,7 @@ fn elected_scheduler(c: &Cluster, log: &str) -> Scheduler {
     let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
         .args(["scheduler", "--kubeconfig"])
         .arg(c.kubeconfig())
-        .args([
-            "--leader-elect-lease-duration",
-            "3",
-            "--leader-elect-renew-deadline",
-            "2",
-            "--leader-elect-retry-period",
-            "1",
-        ])
+        .args(common::SHORT_LEASES)
         .env("RKUBE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)

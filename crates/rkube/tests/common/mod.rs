@@ -33,6 +33,16 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
     }
 }
 
+/// Leader-election flags with short leases, so failover tests take seconds.
+pub const SHORT_LEASES: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "3",
+    "--leader-elect-renew-deadline",
+    "2",
+    "--leader-elect-retry-period",
+    "1",
+];
+
 /// A running server in a scratch data dir. Killed when dropped.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -167,6 +177,19 @@ impl Cluster {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Merges `status` (JSON) into a node's status, as its kubelet would.
+    pub fn patch_node_status(&self, node: &str, status: &str) {
+        self.kubectl(&[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{status}}}"#),
+        ]);
     }
 
     /// Runs kubectl with the admin kubeconfig and optional stdin.
