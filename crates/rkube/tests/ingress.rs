@@ -131,13 +131,19 @@ fn http(port: u16, host: &str, path: &str) -> (u16, String) {
 /// `curl` over HTTPS, the name resolved to 127.0.0.1 and the certificate checked against
 /// the test's CA: (status, body); status 0 when the handshake or verification failed.
 fn https(port: u16, host: &str, path: &str, ca: &Path) -> (u16, String) {
-    curl(&[
+    https_with(&[], port, host, path, ca)
+}
+
+fn https_with(extra: &[&str], port: u16, host: &str, path: &str, ca: &Path) -> (u16, String) {
+    let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+    args.extend([
         "--cacert".into(),
         ca.display().to_string(),
         "--resolve".into(),
         format!("{host}:{port}:127.0.0.1"),
         format!("https://{host}:{port}{path}"),
-    ])
+    ]);
+    curl(&args)
 }
 
 fn curl(args: &[String]) -> (u16, String) {
@@ -216,13 +222,20 @@ fn slice(name: &str, service: &str, addr: SocketAddr, ready: bool) -> String {
     )
 }
 
-fn start_ingress(cluster: &Cluster, http_port: u16, https_port: u16) -> IngressProcess {
-    let log = cluster.data_dir().join("ingress.log");
+/// Starts `rkube ingress` on loopback with the given ports and node flags.
+fn start_ingress(
+    cluster: &Cluster,
+    http_port: u16,
+    https_port: u16,
+    node_args: &[&str],
+) -> IngressProcess {
+    let log = cluster.data_dir().join(format!("ingress-{http_port}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
         .arg("ingress")
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
-        .args(["--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+        .args(["--bind-address", "127.0.0.1"])
+        .args(node_args)
         .args(["--http-port", &http_port.to_string()])
         .args(["--https-port", &https_port.to_string()])
         .stdout(Stdio::null())
@@ -277,7 +290,7 @@ fn ingress_routes_hosts_paths_tls_and_status() {
     }
 
     let (http_port, https_port) = (free_port(), free_port());
-    let ingress = start_ingress(&cluster, http_port, https_port);
+    let ingress = start_ingress(&cluster, http_port, https_port, &["--node-ip", "127.0.0.1"]);
     let check = |what: &str, mut f: Box<dyn FnMut() -> Result<(), String> + '_>| {
         cluster.eventually(what, WAIT, || {
             f().map_err(|e| format!("{e}\ningress log:\n{}", ingress.log()))
@@ -391,6 +404,13 @@ spec:
     let (_, body) = https(https_port, "a.example.com", "/", &ca);
     assert!(body.contains("proto=https"), "{body}");
     from_backend(&https(https_port, "b.example.com", "/", &ca), "b1").unwrap();
+    // HTTP/2 from the client (ALPN), HTTP/1.1 to the backend with the Host from :authority.
+    let h2 = https_with(&["--http2"], https_port, "b.example.com", "/h2", &ca);
+    from_backend(&h2, "b1").unwrap();
+    assert!(
+        h2.1.contains(&format!("host=b.example.com:{https_port} ")),
+        "{h2:?}"
+    );
     assert_eq!(
         served_subject(https_port, Some("a.example.com")),
         "subject=CN = a.example.com"
@@ -512,6 +532,56 @@ spec:
             }),
         );
     }
+
+    // A second instance on a Node (as each agent runs one) adds the Node's InternalIP and
+    // leaves the first instance's address alone; it follows the Node's address.
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Node\nmetadata: {name: edge-1}\n"),
+    );
+    let node_address = |ip: &str| {
+        cluster.kubectl(&[
+            "patch",
+            "node",
+            "edge-1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}},{{"type":"Hostname","address":"edge-1"}}]}}}}"#),
+        ])
+    };
+    node_address("127.0.0.9");
+    let (http_port2, https_port2) = (free_port(), free_port());
+    let second = start_ingress(
+        &cluster,
+        http_port2,
+        https_port2,
+        &["--node-name", "edge-1"],
+    );
+    let second = &second;
+    let addresses = &addresses;
+    let both = |want: &'static str| {
+        move || {
+            for name in ["hosts", "paths", "fallback"] {
+                let got = addresses(name);
+                if got != want {
+                    return Err(format!("{name}: {got:?}\nsecond log:\n{}", second.log()));
+                }
+            }
+            Ok(())
+        }
+    };
+    check(
+        "both instances' addresses",
+        Box::new(both("127.0.0.1 127.0.0.9")),
+    );
+    from_backend(&http(http_port2, "b.example.com", "/"), "b1").unwrap();
+    node_address("127.0.0.10");
+    check(
+        "the Node's new address",
+        Box::new(both("127.0.0.1 127.0.0.10")),
+    );
+
     // Another class: no longer served, its routes and its address go.
     cluster.kubectl(&[
         "patch",
