@@ -6,6 +6,7 @@ mod bench;
 mod bench_api;
 mod bench_scheduler;
 mod controller_manager;
+mod ingress;
 mod scheduler;
 mod server;
 
@@ -31,6 +32,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
     Scheduler(scheduler::SchedulerArgs),
+    /// Runs the ingress controller (IngressClass `rkube`) against an API server.
+    Ingress(ingress::IngressArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
                 target: BenchTarget::Api(args),
             } => bench_api::api(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
+            Command::Ingress(args) => ingress::run(args).await,
             Command::Bench {
                 target: BenchTarget::Scheduler(args),
             } => bench_scheduler::scheduler(args).await,
