@@ -18,6 +18,7 @@ mod openapi;
 pub mod pki;
 mod routes;
 pub mod sa_token;
+pub mod services;
 mod table;
 mod time_util;
 mod typed;
@@ -48,6 +49,8 @@ pub struct Config {
     pub store: Arc<dyn Store>,
     /// Admission plugin settings.
     pub admission: admission::AdmissionConfig,
+    /// Service CIDR, node port range and the address advertised in `default/kubernetes`.
+    pub service_network: services::ServiceNetworkConfig,
 }
 
 /// Shared state of every request.
@@ -62,6 +65,7 @@ pub(crate) struct State {
     pub cacher: Arc<cache::Cacher>,
     pub signer: Arc<sa_token::TokenSigner>,
     pub admission: admission::AdmissionConfig,
+    pub services: services::ServiceNetwork,
 }
 
 impl State {
@@ -101,7 +105,11 @@ pub struct ApiServer {
     pub local_addr: SocketAddr,
     /// The admin kubeconfig.
     pub admin_kubeconfig: PathBuf,
+    /// The address listed for this server in the `default/kubernetes` endpoints.
+    pub advertise_address: IpAddr,
     task: tokio::task::JoinHandle<()>,
+    state: Arc<State>,
+    endpoints: Arc<tokio::sync::Mutex<services::kubernetes::Reconciler>>,
 }
 
 impl Drop for ApiServer {
@@ -114,8 +122,17 @@ impl ApiServer {
     /// Makes or loads the certificates, binds the port, creates the system namespaces and
     /// starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let pki =
-            pki::Pki::load_or_create(&config.data_dir, config.https_port, config.bind_address)?;
+        let advertise_address = services::kubernetes::advertise_address(
+            config.service_network.advertise_address,
+            config.bind_address,
+        );
+        let kubernetes_ip = config.service_network.service_cidr.ip(0);
+        let pki = pki::Pki::load_or_create(
+            &config.data_dir,
+            config.https_port,
+            config.bind_address,
+            &[IpAddr::V4(kubernetes_ip), advertise_address],
+        )?;
         let addr = SocketAddr::new(config.bind_address, config.https_port);
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -140,6 +157,7 @@ impl ApiServer {
             .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
         let signer = Arc::new(sa_token::TokenSigner::load_or_create(&config.data_dir)?);
         let state = Arc::new(State {
+            services: services::ServiceNetwork::new(store.clone(), config.service_network.clone()),
             admission: config.admission.clone(),
             signer,
             cacher,
@@ -161,13 +179,33 @@ impl ApiServer {
             .await
             .map_err(|e| anyhow::anyhow!("loading CustomResourceDefinitions: {e}"))?;
         crd::spawn(Arc::downgrade(&state));
+        // Rebuild the allocations from the Services before any is written.
+        services::repair::start(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("repairing the service allocations: {e}"))?;
+        let endpoints = Arc::new(tokio::sync::Mutex::new(
+            services::kubernetes::Reconciler::new(&state, advertise_address, local_addr.port()),
+        ));
+        if let Err(err) = endpoints.lock().await.reconcile_once(&state).await {
+            tracing::warn!(error = %err.message, "creating the kubernetes service");
+        }
+        services::kubernetes::Reconciler::spawn(endpoints.clone());
         state.ready.store(true, Ordering::Release);
-        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state));
+        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state.clone()));
         Ok(Self {
             local_addr,
             admin_kubeconfig: pki.admin_kubeconfig,
+            advertise_address,
             task,
+            state,
+            endpoints,
         })
+    }
+
+    /// A clean shutdown: this server's address leaves the `kubernetes` endpoints at once
+    /// rather than when its lease expires.
+    pub async fn shutdown(&self) {
+        self.endpoints.lock().await.remove_own(&self.state).await;
     }
 }
 
