@@ -3,6 +3,8 @@
 //! changes, the `default/kubernetes` Service and its endpoints, repair after a lost
 //! allocation, and two API servers on one etcd.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -351,12 +351,14 @@ fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
     }
     let old_ports: BTreeSet<i64> = service_node_ports(old).into_iter().collect();
     let new_ports: BTreeSet<i64> = service_node_ports(new).into_iter().collect();
-    if needs_node_port(old) && !needs_node_port(new) && new_ports.is_subset(&old_ports) {
-        if let Some(list) = spec_mut(new).get_mut("ports").and_then(Value::as_array_mut) {
-            for port in list.iter_mut() {
-                if let Some(p) = port.as_object_mut() {
-                    p.remove("nodePort");
-                }
+    if needs_node_port(old)
+        && !needs_node_port(new)
+        && new_ports.is_subset(&old_ports)
+        && let Some(list) = spec_mut(new).get_mut("ports").and_then(Value::as_array_mut)
+    {
+        for port in list.iter_mut() {
+            if let Some(p) = port.as_object_mut() {
+                p.remove("nodePort");
             }
         }
     }
