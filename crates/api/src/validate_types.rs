@@ -5948,6 +5948,19 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     }
 }
 
+/// `ValidateServiceClusterIPsRelatedFields` on a whole Service, which the Service registry
+/// runs before it allocates (`initIPFamilyFields`).
+pub fn validate_service_cluster_ips_related(service: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = service.get("spec").unwrap_or(&null);
+    let ips = normalized_cluster_ips(spec, None);
+    let headless = ips.len() == 1 && ips.first().is_some_and(|ip| ip == "None");
+    let svc_type = spec.get("type").and_then(Value::as_str).unwrap_or("");
+    let mut errs = Errs::new();
+    cluster_ips_related(spec, svc_type, &ips, headless, &mut errs);
+    errs
+}
+
 /// `ValidateServiceClusterIPsRelatedFields`.
 fn cluster_ips_related(
     spec: &Value,

@@ -104,6 +104,9 @@ impl Cacher {
                 .await?;
             revision = page.revision;
             for kv in page.kvs {
+                // Keys that are not objects (allocation ranges, server leases) are skipped,
+                // but the next page still starts after them.
+                start_after = Some(kv.key.clone());
                 let Some(prefix) = resource_prefix(&kv.key) else {
                     continue;
                 };
@@ -114,7 +117,6 @@ impl Cacher {
                     kv.key.clone(),
                     Arc::new(Cached::new(value, kv.mod_revision)),
                 );
-                start_after = Some(kv.key);
             }
             if !page.more {
                 break;

@@ -19,6 +19,7 @@ mod openapi;
 pub mod pki;
 mod routes;
 pub mod sa_token;
+pub mod services;
 mod table;
 mod time_util;
 mod typed;
@@ -52,6 +53,8 @@ pub struct Config {
     /// The cluster's join token: for a new cluster, the token to use; for a server joining a
     /// cluster already in the store, the key to its bootstrap data.
     pub token: Option<String>,
+    /// Service CIDR, node port range and the address advertised in `default/kubernetes`.
+    pub service_network: services::ServiceNetworkConfig,
 }
 
 /// Shared state of every request.
@@ -66,6 +69,7 @@ pub(crate) struct State {
     pub cacher: Arc<cache::Cacher>,
     pub signer: Arc<sa_token::TokenSigner>,
     pub admission: admission::AdmissionConfig,
+    pub services: services::ServiceNetwork,
 }
 
 impl State {
@@ -105,7 +109,11 @@ pub struct ApiServer {
     pub local_addr: SocketAddr,
     /// The admin kubeconfig.
     pub admin_kubeconfig: PathBuf,
+    /// The address listed for this server in the `default/kubernetes` endpoints.
+    pub advertise_address: IpAddr,
     task: tokio::task::JoinHandle<()>,
+    state: Arc<State>,
+    endpoints: Arc<tokio::sync::Mutex<services::kubernetes::Reconciler>>,
 }
 
 impl Drop for ApiServer {
@@ -124,8 +132,17 @@ impl ApiServer {
             config.token.as_deref(),
         )
         .await?;
-        let pki =
-            pki::Pki::load_or_create(&config.data_dir, config.https_port, config.bind_address)?;
+        let advertise_address = services::kubernetes::advertise_address(
+            config.service_network.advertise_address,
+            config.bind_address,
+        );
+        let kubernetes_ip = config.service_network.service_cidr.ip(0);
+        let pki = pki::Pki::load_or_create(
+            &config.data_dir,
+            config.https_port,
+            config.bind_address,
+            &[IpAddr::V4(kubernetes_ip), advertise_address],
+        )?;
         let addr = SocketAddr::new(config.bind_address, config.https_port);
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -153,6 +170,7 @@ impl ApiServer {
             .await
             .map_err(|e| anyhow::anyhow!("storing the cluster's bootstrap data: {e:#}"))?;
         let state = Arc::new(State {
+            services: services::ServiceNetwork::new(store.clone(), config.service_network.clone()),
             admission: config.admission.clone(),
             signer,
             cacher,
@@ -174,13 +192,33 @@ impl ApiServer {
             .await
             .map_err(|e| anyhow::anyhow!("loading CustomResourceDefinitions: {e}"))?;
         crd::spawn(Arc::downgrade(&state));
+        // Rebuild the allocations from the Services before any is written.
+        services::repair::start(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("repairing the service allocations: {e}"))?;
+        let endpoints = Arc::new(tokio::sync::Mutex::new(
+            services::kubernetes::Reconciler::new(&state, advertise_address, local_addr.port()),
+        ));
+        if let Err(err) = endpoints.lock().await.reconcile_once(&state).await {
+            tracing::warn!(error = %err.message, "creating the kubernetes service");
+        }
+        services::kubernetes::Reconciler::spawn(endpoints.clone());
         state.ready.store(true, Ordering::Release);
-        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state));
+        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), state.clone()));
         Ok(Self {
             local_addr,
             admin_kubeconfig: pki.admin_kubeconfig,
+            advertise_address,
             task,
+            state,
+            endpoints,
         })
+    }
+
+    /// A clean shutdown: this server's address leaves the `kubernetes` endpoints at once
+    /// rather than when its lease expires.
+    pub async fn shutdown(&self) {
+        self.endpoints.lock().await.remove_own(&self.state).await;
     }
 }
 

@@ -25,7 +25,7 @@ use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::routes::ResourcePath;
 use crate::typed::{self, FieldValidation};
-use crate::{table, time_util, watch};
+use crate::{services, table, time_util, watch};
 
 /// The namespaces every cluster has.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -760,8 +760,33 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     // generated selector, status reset) runs before validation.
     prepare_new(&call.resource, &mut object);
     drop_empty_metadata(&mut object);
+    if !is_service(&call.resource) {
+        return finish_create(call, namespace.as_deref(), object).await;
+    }
+    // The Service registry allocates before validation (kube's BeginCreate), and frees what
+    // it took unless the Service is stored.
+    let net = &call.state.services;
+    let txn = services::strategy::begin_create(net, &mut object, call.dry_run()).await?;
+    let result = finish_create(call, namespace.as_deref(), object).await;
+    match &result {
+        Ok(_) => txn.commit(net).await,
+        Err(_) => txn.revert(net).await,
+    }
+    result
+}
+
+fn is_service(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.plural == "services"
+}
+
+/// Validation and the store write of a create.
+async fn finish_create(
+    call: &Call<'_>,
+    namespace: Option<&str>,
+    mut object: Value,
+) -> Result<Value, ApiError> {
     validate(&call.resource, &object, None)?;
-    if let Some(ns) = &namespace {
+    if let Some(ns) = namespace {
         check_namespace(call, ns).await?;
     }
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
@@ -776,6 +801,119 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
         .map_err(|e| call.store_error(e, &name))?;
     set_resource_version(&mut object, kv.mod_revision);
     Ok(object)
+}
+
+/// A request the API server makes of itself (kube's loopback client), as `system:apiserver`.
+fn internal_call<'a>(
+    state: &'a State,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<Call<'a>, ApiError> {
+    let resource = state
+        .resource(group, version, plural)
+        .ok_or_else(ApiError::no_route)?;
+    Ok(Call {
+        state,
+        path: ResourcePath {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            plural: plural.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource: None,
+            legacy_watch: false,
+        },
+        resource,
+        query: HashMap::new(),
+        user: User {
+            name: "system:apiserver".to_owned(),
+            groups: vec![
+                "system:masters".to_owned(),
+                "system:authenticated".to_owned(),
+            ],
+        },
+        validation: FieldValidation::Strict,
+        warnings: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+/// Reads an object as the API server itself; `None` when it does not exist.
+pub(crate) async fn get_internal_in(
+    state: &State,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    let call = internal_call(state, group, version, plural, namespace, Some(name))?;
+    match get(&call).await {
+        Ok(object) => Ok(Some(object)),
+        Err(e) if e.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates an object as the API server itself, through the same path as a client's.
+pub(crate) async fn create_internal_in(
+    state: &State,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    object: Value,
+) -> Result<Value, ApiError> {
+    let call = internal_call(state, group, version, plural, namespace, None)?;
+    create(&call, object).await
+}
+
+/// Updates an object (which carries the resourceVersion it was read at) as the API server
+/// itself.
+pub(crate) async fn update_internal_in(
+    state: &State,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+    object: Value,
+) -> Result<Value, ApiError> {
+    let call = internal_call(state, group, version, plural, namespace, Some(name))?;
+    update(&call, object, Part::Main).await
+}
+
+/// [`get_internal_in`] for the core group.
+pub(crate) async fn get_internal(
+    state: &State,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    get_internal_in(state, "", "v1", plural, namespace, name).await
+}
+
+/// [`create_internal_in`] for the core group.
+pub(crate) async fn create_internal(
+    state: &State,
+    plural: &str,
+    namespace: Option<&str>,
+    object: Value,
+) -> Result<Value, ApiError> {
+    create_internal_in(state, "", "v1", plural, namespace, object).await
+}
+
+/// [`update_internal_in`] for the core group.
+pub(crate) async fn update_internal(
+    state: &State,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+    object: Value,
+) -> Result<Value, ApiError> {
+    update_internal_in(state, "", "v1", plural, namespace, name, object).await
 }
 
 /// Empty metadata lists and maps are not kept, as kube-apiserver's encoding omits them
@@ -951,6 +1089,35 @@ async fn write_update(
     call.check_typed(&mut new)?;
     merge_for_update(&call.resource, old, &mut new, part);
     drop_empty_metadata(&mut new);
+    if !is_service(&call.resource) || part != Part::Main {
+        return finish_update(call, name, old, new, revision).await;
+    }
+    let net = &call.state.services;
+    if deletion::should_delete_during_update(&call.resource, &new) {
+        // The last finalizer went: the Service leaves the store and frees its addresses.
+        let result = finish_update(call, name, old, new, revision).await;
+        if result.is_ok() && !call.dry_run() {
+            services::strategy::release_all(net, old).await;
+        }
+        return result;
+    }
+    let txn = services::strategy::begin_update(net, &mut new, old, call.dry_run()).await?;
+    let result = finish_update(call, name, old, new, revision).await;
+    match &result {
+        Ok(_) => txn.commit(net).await,
+        Err(_) => txn.revert(net).await,
+    }
+    result
+}
+
+/// Validation and the store write of an update.
+async fn finish_update(
+    call: &Call<'_>,
+    name: &str,
+    old: &Value,
+    mut new: Value,
+    revision: Revision,
+) -> Result<Value, ApiError> {
     validate(&call.resource, &new, Some(old))?;
     if call.dry_run() {
         set_resource_version(&mut new, revision);
@@ -1068,7 +1235,9 @@ async fn delete(
                 list.push(json!(crate::crd::CLEANUP_FINALIZER));
             }
         }
-        let result = match deletion::plan(&call.resource, &mut object, options) {
+        let plan = deletion::plan(&call.resource, &mut object, options);
+        let removed = plan == Plan::Delete;
+        let result = match plan {
             Plan::Unchanged => return Ok((200, object)),
             // Marked for deletion; it goes when its finalizers and grace period are done.
             Plan::Mark => {
@@ -1081,6 +1250,10 @@ async fn delete(
         };
         match result {
             Ok(written) => {
+                if removed && is_service(&call.resource) {
+                    // kube's afterDelete: the Service is gone, its addresses are free.
+                    services::strategy::release_all(&call.state.services, &object).await;
+                }
                 set_resource_version(&mut object, written.mod_revision);
                 return Ok((200, object));
             }

@@ -13,9 +13,6 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-/// The ClusterIP of the `kubernetes` Service (first address of 10.43.0.0/16).
-pub const KUBERNETES_SERVICE_IP: &str = "10.43.0.1";
-
 /// Everything the server needs to speak TLS and authenticate.
 pub struct Pki {
     /// The CA certificate (PEM), which signs serving and client certificates.
@@ -140,7 +137,14 @@ pub fn issue_client_cert(
 
 impl Pki {
     /// Loads the certificates under `data_dir`, making whatever is missing.
-    pub fn load_or_create(data_dir: &Path, https_port: u16, bind: IpAddr) -> anyhow::Result<Self> {
+    /// `extra_ips` (the `kubernetes` Service's ClusterIP, the advertised address) go into a
+    /// new serving certificate's names.
+    pub fn load_or_create(
+        data_dir: &Path,
+        https_port: u16,
+        bind: IpAddr,
+        extra_ips: &[IpAddr],
+    ) -> anyhow::Result<Self> {
         let tls = data_dir.join("tls");
         std::fs::create_dir_all(&tls)
             .with_context(|| format!("cannot create {}", tls.display()))?;
@@ -167,9 +171,10 @@ impl Pki {
                 let mut params = leaf_params("kube-apiserver", None)?;
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
                 let (names, mut ips) = host_names();
-                for ip in ["127.0.0.1", "::1", KUBERNETES_SERVICE_IP] {
+                for ip in ["127.0.0.1", "::1"] {
                     ips.extend(ip.parse::<IpAddr>().ok());
                 }
+                ips.extend_from_slice(extra_ips);
                 if !bind.is_unspecified() {
                     ips.push(bind);
                 }

@@ -216,44 +216,6 @@ fn int(v: &Value) -> Value {
     json!(v.as_i64().unwrap_or(0))
 }
 
-/// kubectl's getServiceExternalIP (server-side tables print wide, so nothing is truncated).
-fn service_external_ip(s: &Value) -> Value {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect()
-    };
-    let external = strings(&s["spec"]["externalIPs"]);
-    match s["spec"]["type"].as_str().unwrap_or("ClusterIP") {
-        "ClusterIP" | "NodePort" if !external.is_empty() => json!(external.join(",")),
-        "ClusterIP" | "NodePort" => json!("<none>"),
-        "LoadBalancer" => {
-            let mut all: Vec<String> = s["status"]["loadBalancer"]["ingress"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|i| {
-                    i["ip"]
-                        .as_str()
-                        .filter(|ip| !ip.is_empty())
-                        .or_else(|| i["hostname"].as_str())
-                        .map(str::to_owned)
-                })
-                .collect();
-            all.extend(external);
-            if all.is_empty() {
-                json!("<pending>")
-            } else {
-                json!(all.join(","))
-            }
-        }
-        "ExternalName" => json!(s["spec"]["externalName"].as_str().unwrap_or("")),
-        _ => json!("<unknown>"),
-    }
-}
-
 fn service_ports(svc: &Value) -> Value {
     let ports: Vec<String> = svc["spec"]["ports"]
         .as_array()
@@ -261,7 +223,7 @@ fn service_ports(svc: &Value) -> Value {
         .flatten()
         .map(|p| {
             let proto = p["protocol"].as_str().unwrap_or("TCP");
-            match p["nodePort"].as_i64() {
+            match p["nodePort"].as_i64().filter(|np| *np > 0) {
                 Some(np) => format!("{}:{np}/{proto}", p["port"]),
                 None => format!("{}/{proto}", p["port"]),
             }
@@ -271,6 +233,43 @@ fn service_ports(svc: &Value) -> Value {
         json!("<none>")
     } else {
         json!(ports.join(","))
+    }
+}
+
+/// kube's `getServiceExternalIP` (server-side tables are wide: no truncation).
+fn service_external_ip(svc: &Value) -> Value {
+    let external_ips: Vec<&str> = svc["spec"]["externalIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match svc["spec"]["type"].as_str().unwrap_or("ClusterIP") {
+        "ClusterIP" | "NodePort" if external_ips.is_empty() => json!("<none>"),
+        "ClusterIP" | "NodePort" => json!(external_ips.join(",")),
+        "LoadBalancer" => {
+            let mut balancer: Vec<&str> = svc["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i["ip"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .or_else(|| i["hostname"].as_str().filter(|s| !s.is_empty()))
+                })
+                .collect();
+            balancer.sort_unstable();
+            balancer.dedup();
+            balancer.extend(external_ips);
+            if balancer.is_empty() {
+                json!("<pending>")
+            } else {
+                json!(balancer.join(","))
+            }
+        }
+        "ExternalName" => json!(svc["spec"]["externalName"].as_str().unwrap_or("")),
+        _ => json!("<unknown>"),
     }
 }
 
@@ -337,8 +336,12 @@ fn columns(resource: &Resource) -> Vec<Column> {
             col("Type", "string", 0, |s| {
                 json!(s["spec"]["type"].as_str().unwrap_or("ClusterIP"))
             }),
-            col("Cluster-IP", "string", 0, |s| {
-                or_none(&s["spec"]["clusterIP"])
+            col("Cluster-IP", "string", 0, |s| match s["spec"]["clusterIPs"]
+                .get(0)
+                .and_then(Value::as_str)
+            {
+                Some(ip) => json!(ip),
+                None => json!("<none>"),
             }),
             col("External-IP", "string", 0, service_external_ip),
             col("Port(s)", "string", 0, service_ports),

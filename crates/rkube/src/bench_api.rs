@@ -128,6 +128,7 @@ pub async fn api(args: ApiBenchArgs) -> anyhow::Result<()> {
         bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
         store,
         admission: rkube_apiserver::admission::AdmissionConfig::default(),
+        service_network: rkube_apiserver::services::ServiceNetworkConfig::default(),
     })
     .await?;
     let target = Target::new(dir.path(), server.local_addr)?;

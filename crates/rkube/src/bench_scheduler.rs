@@ -237,6 +237,7 @@ async fn run_workload(args: &SchedulerBenchArgs, shape: Shape) -> anyhow::Result
         bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
         store,
         admission: rkube_apiserver::admission::AdmissionConfig::default(),
+        service_network: rkube_apiserver::services::ServiceNetworkConfig::default(),
     })
     .await?;
     // The kubeconfig names the configured port; the server took a free one.

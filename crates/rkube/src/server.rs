@@ -39,6 +39,20 @@ pub struct ServerArgs {
     /// Toleration seconds added to pods for node.kubernetes.io/unreachable:NoExecute.
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// The range ClusterIPs are allocated from (IPv4). The `kubernetes` Service takes its
+    /// first address; cluster DNS takes the tenth.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: rkube_apiserver::services::IpRange,
+    /// The range NodePorts are allocated from, both ends included.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: rkube_apiserver::services::PortRange,
+    /// The address the `default/kubernetes` endpoints list for this server (default: the
+    /// bind address when specific, else the host's primary IPv4 address).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// Seconds an API server stays in the `kubernetes` endpoints without renewing its lease.
+    #[arg(long, default_value_t = 15)]
+    pub endpoint_lease_duration_secs: u64,
     /// Run the API server only: no controller manager in this process.
     #[arg(long)]
     pub disable_controller_manager: bool,
@@ -85,10 +99,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
             unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
         },
+        service_network: rkube_apiserver::services::ServiceNetworkConfig {
+            service_cidr: args.service_cidr,
+            node_port_range: args.service_node_port_range,
+            advertise_address: args.advertise_address,
+            endpoint_lease_duration: Duration::from_secs(args.endpoint_lease_duration_secs.max(1)),
+        },
     })
     .await?;
     tracing::info!(
         address = %api.local_addr,
+        advertise = %api.advertise_address,
         kubeconfig = %api.admin_kubeconfig.display(),
         "API server ready"
     );
@@ -133,6 +154,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("waiting for a shutdown signal")?;
     tracing::info!("shutting down");
+    api.shutdown().await;
     stop_handle.stop();
     for task in control_loops {
         // Leaders give their leases up, so another server takes over at once.

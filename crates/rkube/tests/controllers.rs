@@ -854,8 +854,9 @@ fn resource_quota_usage_is_counted() {
             "count/deployments.apps",
         ]
         .map(used);
-        // kube-root-ca.crt is the namespace's one ConfigMap.
-        (got == ["2", "750m", "128Mi", "128Mi", "1", "1", "0"])
+        // kube-root-ca.crt is the namespace's one ConfigMap; `kubernetes` is a service of
+        // `default` too.
+        (got == ["2", "750m", "128Mi", "128Mi", "1", "2", "0"])
             .then_some(())
             .ok_or(format!("{got:?}"))
     });

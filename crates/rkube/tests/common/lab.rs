@@ -105,9 +105,12 @@ impl Lab {
                 processes: Vec::new(),
             });
         }
-        let mut args = vec!["--bind-address", "0.0.0.0"];
-        args.extend_from_slice(extra_args);
-        let cluster = super::start_with(&args)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = super::start_at("0.0.0.0", port, extra_args)?;
         Some(Lab {
             bridge,
             host_ip,

@@ -50,6 +50,8 @@ pub struct Cluster {
     child: Option<Child>,
     kubectl: PathBuf,
     extra_args: Vec<String>,
+    /// The address the server binds (127.0.0.1 unless [`start_at`] says otherwise).
+    pub bind: String,
 }
 
 /// Starts a server, or returns `None` (after saying so) when kubectl is absent outside CI.
@@ -59,6 +61,17 @@ pub fn start() -> Option<Cluster> {
 
 /// Starts a server with extra `rkube server` arguments.
 pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    start_at("127.0.0.1", port, extra_args)
+}
+
+/// Starts a server bound to `bind:port` (any 127.x.y.z address works on Linux, so several
+/// servers can share one port on different loopback addresses).
+pub fn start_at(bind: &str, port: u16, extra_args: &[&str]) -> Option<Cluster> {
     let Some(kubectl) = kubectl_path() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -68,17 +81,13 @@ pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
         return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut cluster = Cluster {
         dir,
         port,
         child: None,
         kubectl,
         extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+        bind: bind.to_owned(),
     };
     cluster.boot();
     Some(cluster)
@@ -116,19 +125,14 @@ impl Cluster {
     }
 
     pub fn server_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.bind, self.port)
     }
 
     /// Starts the server process and waits until it is ready.
     pub fn boot(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args(["server", "--disable-agent"])
-            .args(if self.extra_args.iter().any(|a| a == "--bind-address") {
-                &[][..]
-            } else {
-                &["--bind-address", "127.0.0.1"][..]
-            })
+            .args(["server", "--disable-agent", "--bind-address", &self.bind])
             .arg("--https-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
@@ -147,7 +151,7 @@ impl Cluster {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.kubeconfig().exists() {
                 let out = self.kubectl_raw(&["get", "--raw", "/readyz"], None);
@@ -160,7 +164,7 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "server not ready in 30s: {}",
+                "server not ready in 60s: {}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
