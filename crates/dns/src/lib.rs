@@ -34,8 +34,6 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Options {
     /// The cluster domain (`cluster.local`).
     pub domain: String,
-    /// Where to listen, UDP and TCP.
-    pub listen: SocketAddr,
     /// Where names outside the cluster go (the host's resolvers by default).
     pub upstreams: Vec<SocketAddr>,
     /// The TTL of cluster answers (CoreDNS's default: 5 s).
@@ -208,8 +206,25 @@ async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Message> {
     None
 }
 
+/// Cluster DNS's sockets, bound before the server starts so the port is known.
+pub struct Sockets {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+impl Sockets {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+}
+
 /// Binds UDP and TCP on the same port; with port 0, a free port for both.
-async fn bind(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<Sockets> {
+    let (udp, tcp) = bind_pair(listen).await?;
+    Ok(Sockets { udp, tcp })
+}
+
+async fn bind_pair(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
     let hint = "free the port or choose another with --cluster-dns-port";
     let mut attempts = 0;
     loop {
@@ -230,12 +245,17 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
     }
 }
 
-/// Starts cluster DNS on `options.listen` (UDP and TCP); returns the bound address. It
-/// answers from the informers' caches once they synced, until `stop`.
-pub async fn serve(client: Client, options: Options, stop: Stop) -> anyhow::Result<SocketAddr> {
+/// Serves cluster DNS on `sockets` (UDP and TCP); returns their address. It answers from the
+/// informers' caches once they synced, until `stop`.
+pub async fn serve(
+    client: Client,
+    sockets: Sockets,
+    options: Options,
+    stop: Stop,
+) -> anyhow::Result<SocketAddr> {
     let zone = Zone::new(&options.domain, options.ttl)
         .with_context(|| format!("bad cluster domain {:?}", options.domain))?;
-    let (udp, tcp) = bind(options.listen).await?;
+    let Sockets { udp, tcp } = sockets;
     let local = udp.local_addr()?;
     let informers = Informers {
         services: Informer::start(client.clone(), stop.clone()),

@@ -89,6 +89,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let _compactor = spawn_compactor(store.clone(), policy);
     tracing::info!(revision = store.current_revision().await?, "store ready");
+    // Cluster DNS's port is bound first: the kube-dns Service points at it.
+    let dns_sockets = if args.disable_dns {
+        None
+    } else {
+        let listen = std::net::SocketAddr::new(args.bind_address, args.cluster_dns_port);
+        Some(rkube_dns::bind(listen).await?)
+    };
     let api = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
         token: args.token.clone(),
         data_dir: args.data_dir.clone(),
@@ -104,6 +111,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node_port_range: args.service_node_port_range,
             advertise_address: args.advertise_address,
             endpoint_lease_duration: Duration::from_secs(args.endpoint_lease_duration_secs.max(1)),
+            cluster_dns_port: match &dns_sockets {
+                Some(sockets) => Some(sockets.local_addr()?.port()),
+                None => None,
+            },
         },
     })
     .await?;
@@ -135,7 +146,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             stop.clone(),
         )));
     }
-    if !args.disable_dns {
+    if let Some(sockets) = dns_sockets {
         let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
         let upstreams = if args.cluster_dns_upstreams.is_empty() {
             rkube_dns::upstreams_from(std::path::Path::new("/etc/resolv.conf"))
@@ -144,11 +155,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         };
         let options = rkube_dns::Options {
             domain: args.cluster_domain.clone(),
-            listen: std::net::SocketAddr::new(args.bind_address, args.cluster_dns_port),
             upstreams,
             ttl: 5,
         };
-        rkube_dns::serve(client, options, stop.clone()).await?;
+        rkube_dns::serve(client, sockets, options, stop.clone()).await?;
     }
     tokio::signal::ctrl_c()
         .await

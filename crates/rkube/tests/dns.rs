@@ -211,6 +211,47 @@ fn cluster_dns_answers_for_services_and_forwards_the_rest() {
     let ptr = udp_query(port, "50.0.43.10.in-addr.arpa.", RecordType::PTR);
     assert_eq!(answers(&ptr), ["web.default.svc.cluster.local."]);
 
+    // Pods reach it through the kube-dns Service at the tenth service address, whose
+    // endpoints are the servers' DNS port; it resolves itself.
+    let svc = c.kubectl(&[
+        "-n",
+        "kube-system",
+        "get",
+        "svc",
+        "kube-dns",
+        "-o",
+        "jsonpath={.spec.clusterIP} {.spec.ports[*].protocol} {.spec.ports[*].targetPort}",
+    ]);
+    assert_eq!(svc, format!("10.43.0.10 UDP TCP {port} {port}"));
+    // The same servers as the kubernetes Service's endpoints (their advertised addresses).
+    let servers = c.kubectl(&[
+        "get",
+        "endpointslice",
+        "kubernetes",
+        "-o",
+        "jsonpath={.endpoints[*].addresses[*]}",
+    ]);
+    c.eventually("kube-dns endpoints", Duration::from_secs(20), || {
+        let slice = c.kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "endpointslice",
+            "kube-dns",
+            "-o",
+            "jsonpath={.endpoints[*].addresses[*]} {.ports[*].port}",
+        ]);
+        (!servers.is_empty() && slice == format!("{servers} {port} {port}"))
+            .then_some(())
+            .ok_or(slice)
+    });
+    let dns = udp_query(
+        port,
+        "kube-dns.kube-system.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(answers(&dns), ["10.43.0.10"]);
+
     // Names outside the cluster domain go upstream.
     let outside = udp_query(port, "www.example.com.", RecordType::A);
     assert_eq!(outside.metadata.response_code, ResponseCode::NoError);

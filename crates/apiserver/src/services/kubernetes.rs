@@ -102,7 +102,10 @@ impl Reconciler {
 
     /// One round.
     pub async fn reconcile_once(&mut self, state: &State) -> Result<(), ApiError> {
-        ensure_service(state, self.port).await?;
+        let services = self.services(state);
+        for svc in &services {
+            ensure_service(state, svc).await?;
+        }
         self.renew_lease(state).await?;
         let ips = self.live_ips(state).await?;
         if ips.is_empty() {
@@ -110,7 +113,20 @@ impl Reconciler {
             // the endpoints rather than erase them (as kube does).
             return Ok(());
         }
-        reconcile_endpoints(state, &ips, self.port).await
+        for svc in &services {
+            reconcile_endpoints(state, svc, &ips).await?;
+        }
+        Ok(())
+    }
+
+    /// The services whose endpoints are the API servers: `default/kubernetes`, and
+    /// `kube-system/kube-dns` when the servers run cluster DNS.
+    fn services(&self, state: &State) -> Vec<SystemService> {
+        let mut all = vec![SystemService::kubernetes(state, self.port)];
+        if let Some(dns_port) = state.services.config.cluster_dns_port {
+            all.push(SystemService::dns(state, dns_port));
+        }
+        all
     }
 
     async fn renew_lease(&self, state: &State) -> Result<(), ApiError> {
@@ -180,85 +196,134 @@ impl Reconciler {
         if let Ok(ips) = self.live_ips(state).await
             && !ips.is_empty()
         {
-            let _ = reconcile_endpoints(state, &ips, self.port).await;
+            for svc in self.services(state) {
+                let _ = reconcile_endpoints(state, &svc, &ips).await;
+            }
         }
     }
 }
 
-fn https_port(target: u16) -> Value {
-    json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": target}])
+/// A service the API servers keep, whose endpoints are the live API servers.
+pub struct SystemService {
+    namespace: &'static str,
+    name: &'static str,
+    labels: Value,
+    cluster_ip: String,
+    /// The Service's ports.
+    ports: Value,
+    /// The same ports as the endpoints list them (the servers' ports).
+    endpoint_ports: Value,
+}
+
+impl SystemService {
+    /// `default/kubernetes` at the first service IP, 443 to the servers' HTTPS port.
+    fn kubernetes(state: &State, port: u16) -> Self {
+        Self {
+            namespace: "default",
+            name: "kubernetes",
+            labels: json!({"component": "apiserver", "provider": "kubernetes"}),
+            cluster_ip: state.services.kubernetes_ip().to_string(),
+            ports: json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]),
+            endpoint_ports: json!([{"name": "https", "port": port, "protocol": "TCP"}]),
+        }
+    }
+
+    /// `kube-system/kube-dns` at the tenth service IP (k3s's and kubeadm's convention),
+    /// 53 over UDP and TCP to the servers' cluster DNS port.
+    fn dns(state: &State, port: u16) -> Self {
+        Self {
+            namespace: "kube-system",
+            name: "kube-dns",
+            labels: json!({
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "rkube-dns",
+            }),
+            cluster_ip: state.services.dns_ip().to_string(),
+            ports: json!([
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port},
+            ]),
+            endpoint_ports: json!([
+                {"name": "dns", "port": port, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": port, "protocol": "TCP"},
+            ]),
+        }
+    }
 }
 
 /// `CreateOrUpdateMasterServiceIfNeeded`: creates the Service, or resets its ports and type
 /// when they are not what this server serves.
-pub async fn ensure_service(state: &State, port: u16) -> Result<(), ApiError> {
-    let ip = state.services.kubernetes_ip().to_string();
-    if let Some(mut svc) =
-        objects::get_internal(state, "services", Some("default"), "kubernetes").await?
-    {
-        let ports_ok = svc["spec"]["ports"].as_array().is_some_and(|p| {
-            p.len() == 1
-                && p[0]["port"] == 443
-                && p[0]["targetPort"] == port
-                && p[0]["protocol"] == "TCP"
-                && p[0]["name"] == "https"
-        });
-        if ports_ok && svc["spec"]["type"] == "ClusterIP" {
+pub async fn ensure_service(state: &State, want: &SystemService) -> Result<(), ApiError> {
+    let (ns, name) = (Some(want.namespace), want.name);
+    if let Some(mut svc) = objects::get_internal(state, "services", ns, name).await? {
+        let fields = ["name", "port", "protocol", "targetPort"];
+        let same_ports = match (svc["spec"]["ports"].as_array(), want.ports.as_array()) {
+            (Some(have), Some(wanted)) => {
+                have.len() == wanted.len()
+                    && have
+                        .iter()
+                        .zip(wanted)
+                        .all(|(h, w)| fields.iter().all(|f| h[*f] == w[*f]))
+            }
+            _ => false,
+        };
+        if same_ports && svc["spec"]["type"] == "ClusterIP" {
             return Ok(());
         }
-        tracing::warn!("resetting the ports of service default/kubernetes");
-        svc["spec"]["ports"] = https_port(port);
+        tracing::warn!("resetting the ports of service {}/{name}", want.namespace);
+        svc["spec"]["ports"] = want.ports.clone();
         svc["spec"]["type"] = json!("ClusterIP");
-        objects::update_internal(state, "services", Some("default"), "kubernetes", svc).await?;
+        objects::update_internal(state, "services", ns, name, svc).await?;
         return Ok(());
     }
     let svc = json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": "kubernetes",
-            "namespace": "default",
-            "labels": {"component": "apiserver", "provider": "kubernetes"},
-        },
+        "metadata": {"name": name, "namespace": want.namespace, "labels": want.labels},
         "spec": {
             "type": "ClusterIP",
-            "clusterIP": ip,
+            "clusterIP": want.cluster_ip,
             "ipFamilyPolicy": "SingleStack",
             "sessionAffinity": "None",
-            "ports": https_port(port),
+            "ports": want.ports,
         },
     });
-    match objects::create_internal(state, "services", Some("default"), svc).await {
+    match objects::create_internal(state, "services", ns, svc).await {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Writes the Endpoints and the EndpointSlice of `default/kubernetes` when they differ from
-/// `ips` on `port`.
-async fn reconcile_endpoints(state: &State, ips: &[String], port: u16) -> Result<(), ApiError> {
+/// Writes the Endpoints and the EndpointSlice of a system service when they differ from
+/// `ips` on its ports.
+async fn reconcile_endpoints(
+    state: &State,
+    svc: &SystemService,
+    ips: &[String],
+) -> Result<(), ApiError> {
+    let (ns, name) = (Some(svc.namespace), svc.name);
     let addresses: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
-    let ports = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
+    let ports = svc.endpoint_ports.clone();
     let subsets = json!([{"addresses": addresses, "ports": ports}]);
     let skip_mirror = "endpointslice.kubernetes.io/skip-mirror";
-    match objects::get_internal(state, "endpoints", Some("default"), "kubernetes").await? {
+    match objects::get_internal(state, "endpoints", ns, name).await? {
         Some(mut ep) => {
             if ep["subsets"] != subsets || ep["metadata"]["labels"][skip_mirror] != "true" {
                 ep["subsets"] = subsets;
                 ep["metadata"]["labels"][skip_mirror] = json!("true");
-                objects::update_internal(state, "endpoints", Some("default"), "kubernetes", ep)
-                    .await?;
+                objects::update_internal(state, "endpoints", ns, name, ep).await?;
             }
         }
         None => {
             let ep = json!({
                 "apiVersion": "v1",
                 "kind": "Endpoints",
-                "metadata": {"name": "kubernetes", "namespace": "default", "labels": {skip_mirror: "true"}},
+                "metadata": {"name": name, "namespace": svc.namespace, "labels": {skip_mirror: "true"}},
                 "subsets": subsets,
             });
-            match objects::create_internal(state, "endpoints", Some("default"), ep).await {
+            match objects::create_internal(state, "endpoints", ns, ep).await {
                 Ok(_) => {}
                 Err(e) if e.reason == "AlreadyExists" => {}
                 Err(e) => return Err(e),
@@ -273,33 +338,26 @@ async fn reconcile_endpoints(state: &State, ips: &[String], port: u16) -> Result
         .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
         .collect();
     let service_name = "kubernetes.io/service-name";
-    match objects::get_internal_in(
-        state,
-        "discovery.k8s.io",
-        "v1",
-        "endpointslices",
-        Some("default"),
-        "kubernetes",
-    )
-    .await?
+    match objects::get_internal_in(state, "discovery.k8s.io", "v1", "endpointslices", ns, name)
+        .await?
     {
         Some(mut slice) => {
             let same = slice["addressType"] == address_type
                 && slice["endpoints"] == json!(endpoints)
                 && slice["ports"] == ports
-                && slice["metadata"]["labels"][service_name] == "kubernetes";
+                && slice["metadata"]["labels"][service_name] == name;
             if !same {
                 slice["addressType"] = json!(address_type);
                 slice["endpoints"] = json!(endpoints);
                 slice["ports"] = ports;
-                slice["metadata"]["labels"][service_name] = json!("kubernetes");
+                slice["metadata"]["labels"][service_name] = json!(name);
                 objects::update_internal_in(
                     state,
                     "discovery.k8s.io",
                     "v1",
                     "endpointslices",
-                    Some("default"),
-                    "kubernetes",
+                    ns,
+                    name,
                     slice,
                 )
                 .await?;
@@ -309,7 +367,7 @@ async fn reconcile_endpoints(state: &State, ips: &[String], port: u16) -> Result
             let slice = json!({
                 "apiVersion": "discovery.k8s.io/v1",
                 "kind": "EndpointSlice",
-                "metadata": {"name": "kubernetes", "namespace": "default", "labels": {service_name: "kubernetes"}},
+                "metadata": {"name": name, "namespace": svc.namespace, "labels": {service_name: name}},
                 "addressType": address_type,
                 "endpoints": endpoints,
                 "ports": ports,
@@ -319,7 +377,7 @@ async fn reconcile_endpoints(state: &State, ips: &[String], port: u16) -> Result
                 "discovery.k8s.io",
                 "v1",
                 "endpointslices",
-                Some("default"),
+                ns,
                 slice,
             )
             .await

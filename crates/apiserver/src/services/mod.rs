@@ -41,6 +41,9 @@ pub struct ServiceNetworkConfig {
     pub advertise_address: Option<IpAddr>,
     /// How long a server's endpoint lease lives without renewal (kube's master lease TTL).
     pub endpoint_lease_duration: Duration,
+    /// The port the servers' cluster DNS listens on: the `kube-system/kube-dns` Service
+    /// points there. `None`: the servers run no cluster DNS.
+    pub cluster_dns_port: Option<u16>,
 }
 
 impl Default for ServiceNetworkConfig {
@@ -50,6 +53,7 @@ impl Default for ServiceNetworkConfig {
             node_port_range: PortRange::default_range(),
             advertise_address: None,
             endpoint_lease_duration: Duration::from_secs(15),
+            cluster_dns_port: None,
         }
     }
 }
@@ -103,6 +107,11 @@ impl ServiceNetwork {
     /// The `kubernetes` Service's ClusterIP: the first address of the range.
     pub fn kubernetes_ip(&self) -> Ipv4Addr {
         self.ip_range.ip(0)
+    }
+
+    /// The cluster DNS Service's address: the tenth of the range (10.43.0.10 by default).
+    pub fn dns_ip(&self) -> Ipv4Addr {
+        self.ip_range.ip(9)
     }
 
     /// Allocates `requested`, or a free address when `None`. A dry run only checks.
