@@ -58,11 +58,11 @@ fn cluster_ips_are_allocated_honoured_refused_and_released() {
     assert_eq!(a["spec"]["ipFamilyPolicy"], "SingleStack");
 
     // A requested address is honoured, and refused to the next one who asks.
-    let b = create(&c, "b", "  clusterIP: 10.43.0.10\n");
-    assert_eq!(b["spec"]["clusterIP"], "10.43.0.10");
-    let err = create_fails(&c, "c", "  clusterIP: 10.43.0.10\n");
+    let b = create(&c, "b", "  clusterIP: 10.43.0.20\n");
+    assert_eq!(b["spec"]["clusterIP"], "10.43.0.20");
+    let err = create_fails(&c, "c", "  clusterIP: 10.43.0.20\n");
     assert!(
-        err.contains(r#"The Service "c" is invalid: spec.clusterIPs: Invalid value: []string{"10.43.0.10"}: failed to allocate IP 10.43.0.10: provided IP is already allocated"#),
+        err.contains(r#"The Service "c" is invalid: spec.clusterIPs: Invalid value: []string{"10.43.0.20"}: failed to allocate IP 10.43.0.20: provided IP is already allocated"#),
         "{err}"
     );
     let err = create_fails(&c, "c", "  clusterIP: 10.44.0.1\n");
@@ -76,8 +76,8 @@ fn cluster_ips_are_allocated_honoured_refused_and_released() {
 
     // Deleted, the address can be had again.
     c.kubectl(&["delete", "svc", "b"]);
-    let again = create(&c, "c", "  clusterIP: 10.43.0.10\n");
-    assert_eq!(again["spec"]["clusterIP"], "10.43.0.10");
+    let again = create(&c, "c", "  clusterIP: 10.43.0.20\n");
+    assert_eq!(again["spec"]["clusterIP"], "10.43.0.20");
 
     // The ClusterIP cannot change.
     let out = c.kubectl_raw(
@@ -112,7 +112,7 @@ fn cluster_ips_are_allocated_honoured_refused_and_released() {
     // A dry run checks but keeps nothing.
     let err = c.kubectl_fails(
         &["create", "--dry-run=server", "-f", "-"],
-        Some(&service_yaml("dry", "  clusterIP: 10.43.0.10\n")),
+        Some(&service_yaml("dry", "  clusterIP: 10.43.0.20\n")),
     );
     assert!(err.contains("provided IP is already allocated"), "{err}");
     c.kubectl_stdin(
