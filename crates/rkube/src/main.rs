@@ -1,11 +1,13 @@
-//! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane; `rkube bench`
-//! measures it.
+//! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane, `rkube agent`
+//! and `rkube proxy` a node's parts; `rkube bench` measures them.
 
 mod agent;
 mod bench;
 mod bench_api;
+mod bench_proxy;
 mod bench_scheduler;
 mod controller_manager;
+mod proxy;
 mod scheduler;
 mod server;
 
@@ -31,6 +33,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
     Scheduler(scheduler::SchedulerArgs),
+    /// Runs the service proxy (kube-proxy's nftables mode) and host-gw pod routes.
+    Proxy(proxy::ProxyArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -46,6 +50,8 @@ enum BenchTarget {
     Api(bench_api::ApiBenchArgs),
     /// The scheduler: pods/s on thousands of nodes, in scheduler_perf's shapes.
     Scheduler(bench_scheduler::SchedulerBenchArgs),
+    /// The service proxy: full and partial nftables syncs (root and nftables needed).
+    Proxy(bench_proxy::ProxyBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +85,10 @@ fn main() -> ExitCode {
                 target: BenchTarget::Api(args),
             } => bench_api::api(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
+            Command::Bench {
+                target: BenchTarget::Proxy(args),
+            } => bench_proxy::proxy(args).await,
             Command::Bench {
                 target: BenchTarget::Scheduler(args),
             } => bench_scheduler::scheduler(args).await,
