@@ -125,7 +125,10 @@ struct Dirty {
 
 impl Dirty {
     fn mark(&self, key: String) {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
         self.notify.notify_one();
     }
 
@@ -161,7 +164,12 @@ impl Caches {
         }
         let keys: Vec<String> = match keys {
             Some(keys) => keys.iter().cloned().collect(),
-            None => self.services.list().iter().map(|s| key_of(s.as_ref())).collect(),
+            None => self
+                .services
+                .list()
+                .iter()
+                .map(|s| key_of(s.as_ref()))
+                .collect(),
         };
         keys.into_iter()
             .map(|key| {

@@ -341,7 +341,10 @@ mod tests {
 
     #[test]
     fn serving_terminating_endpoints_are_used_when_none_is_ready() {
-        let eps = vec![ep(2, false, true, true, false), ep(3, false, false, true, false)];
+        let eps = vec![
+            ep(2, false, true, true, false),
+            ep(3, false, false, true, false),
+        ];
         let c = categorize(&port(), &eps);
         assert_eq!(c.cluster, vec![eps[0].clone()]);
         let none = categorize(&port(), &[ep(3, false, false, false, false)]);
@@ -353,7 +356,10 @@ mod tests {
     fn internal_local_uses_only_this_nodes_endpoints() {
         let mut p = port();
         p.internal_local = true;
-        let eps = vec![ep(1, true, true, false, false), ep(2, true, true, false, true)];
+        let eps = vec![
+            ep(1, true, true, false, false),
+            ep(2, true, true, false, true),
+        ];
         let c = categorize(&p, &eps);
         assert!(c.cluster.is_empty());
         assert_eq!(c.local, vec![eps[1].clone()]);
@@ -369,7 +375,10 @@ mod tests {
         let mut p = port();
         p.node_port = 30080;
         p.external_local = true;
-        let eps = vec![ep(1, true, true, false, false), ep(2, true, true, false, true)];
+        let eps = vec![
+            ep(1, true, true, false, false),
+            ep(2, true, true, false, true),
+        ];
         let c = categorize(&p, &eps);
         assert_eq!(c.cluster.len(), 2);
         assert_eq!(c.local, vec![eps[1].clone()]);
@@ -406,7 +415,10 @@ mod tests {
         assert_eq!(ports[0].protocol, "tcp");
         assert_eq!(ports[0].node_port, 30080);
         assert_eq!(ports[0].affinity_timeout, Some(DEFAULT_AFFINITY_TIMEOUT));
-        assert_eq!(ports[0].load_balancer_ips, vec![Ipv4Addr::new(192, 0, 2, 10)]);
+        assert_eq!(
+            ports[0].load_balancer_ips,
+            vec![Ipv4Addr::new(192, 0, 2, 10)]
+        );
         assert!(ports[0].external_policy_local());
         assert_eq!(ports[1].protocol, "udp");
         let headless = service(serde_json::json!({
@@ -446,7 +458,10 @@ mod tests {
         let eps = endpoints_for(&port(), &[&a, &b], "me");
         assert_eq!(
             eps,
-            vec![ep(1, false, true, true, false), ep(2, true, true, false, true)]
+            vec![
+                ep(1, false, true, true, false),
+                ep(2, true, true, false, true)
+            ]
         );
     }
 }

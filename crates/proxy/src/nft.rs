@@ -31,10 +31,7 @@ pub async fn apply(script: &str) -> anyhow::Result<()> {
             .await
             .context("writing the nft transaction")?;
     }
-    let out = child
-        .wait_with_output()
-        .await
-        .context("waiting for nft")?;
+    let out = child.wait_with_output().await.context("waiting for nft")?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first: Vec<&str> = stderr.lines().take(6).collect();

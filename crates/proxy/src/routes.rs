@@ -74,7 +74,11 @@ fn normalize_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
             Some((IpAddr::V4((u32::from(v4) & mask).into()), len))
         }
         IpAddr::V6(v6) if len <= 128 => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             Some((IpAddr::V6((u128::from(v6) & mask).into()), len))
         }
         _ => None,

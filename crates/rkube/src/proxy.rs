@@ -54,10 +54,7 @@ impl ProxyArgs {
         options.cluster_cidr = if self.cluster_cidr.trim().is_empty() {
             None
         } else {
-            Some(
-                rkube_proxy::parse_ipv4_cidr(self.cluster_cidr.trim())
-                    .context("--cluster-cidr")?,
-            )
+            Some(rkube_proxy::parse_ipv4_cidr(self.cluster_cidr.trim()).context("--cluster-cidr")?)
         };
         anyhow::ensure!(
             !self.nft_table.is_empty()
@@ -65,7 +62,9 @@ impl ProxyArgs {
                     .nft_table
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                && self.nft_table.starts_with(|c: char| c.is_ascii_alphabetic()),
+                && self
+                    .nft_table
+                    .starts_with(|c: char| c.is_ascii_alphabetic()),
             "--nft-table: {:?} is not a usable table name (letters, digits, - and _)",
             self.nft_table
         );

@@ -102,14 +102,13 @@ impl Lab {
         };
         lab.teardown(pods); // leftovers of a crashed run
         sh("ip", &["link", "add", &bridge, "type", "bridge"]);
-        sh("ip", &["addr", "add", &format!("10.244.{x}.1/24"), "dev", &bridge]);
+        sh(
+            "ip",
+            &["addr", "add", &format!("10.244.{x}.1/24"), "dev", &bridge],
+        );
         sh("ip", &["link", "set", &bridge, "up"]);
         // Forwarding for packets arriving on this bridge only (pod → service → pod).
-        std::fs::write(
-            format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding"),
-            "1",
-        )
-        .unwrap();
+        std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding"), "1").unwrap();
         for i in 0..pods {
             let name = format!("pod{i}");
             let netns = format!("rkp{x}-{i}");
@@ -118,24 +117,58 @@ impl Lab {
             sh("ip", &["netns", "add", &netns]);
             sh(
                 "ip",
-                &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns],
+                &[
+                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+                ],
             );
             sh("ip", &["link", "set", &veth, "master", &bridge, "up"]);
             // As kubelet and the CNI bridge plugin set it: a pod's packets DNATed back to
             // the pod itself are bridged out of the port they came in on.
-            sh("ip", &["link", "set", &veth, "type", "bridge_slave", "hairpin", "on"]);
-            sh("ip", &["-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            sh(
+                "ip",
+                &[
+                    "link",
+                    "set",
+                    &veth,
+                    "type",
+                    "bridge_slave",
+                    "hairpin",
+                    "on",
+                ],
+            );
+            sh(
+                "ip",
+                &[
+                    "-n",
+                    &netns,
+                    "addr",
+                    "add",
+                    &format!("{ip}/24"),
+                    "dev",
+                    "eth0",
+                ],
+            );
             sh("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
             sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
             sh(
                 "ip",
-                &["-n", &netns, "route", "add", "default", "via", &format!("10.244.{x}.1")],
+                &[
+                    "-n",
+                    &netns,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("10.244.{x}.1"),
+                ],
             );
             let root = lab.dir.path().join(&name);
             std::fs::create_dir_all(&root).unwrap();
             std::fs::write(root.join("index.html"), &name).unwrap();
             let httpd = Command::new("ip")
-                .args(["netns", "exec", &netns, "busybox", "httpd", "-f", "-p", "8080", "-h"])
+                .args([
+                    "netns", "exec", &netns, "busybox", "httpd", "-f", "-p", "8080", "-h",
+                ])
                 .arg(&root)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -152,9 +185,9 @@ impl Lab {
         for pod in &lab.pods {
             let addr: SocketAddr = format!("{}:8080", pod.ip).parse().unwrap();
             common::eventually(&format!("{} answers", pod.name), WAIT, || {
-                get(addr).map_err(|e| e.to_string()).and_then(|body| {
-                    (body == pod.name).then_some(()).ok_or(body)
-                })
+                get(addr)
+                    .map_err(|e| e.to_string())
+                    .and_then(|body| (body == pod.name).then_some(()).ok_or(body))
             });
         }
         lab
@@ -185,7 +218,15 @@ impl Lab {
     /// An HTTP GET from inside pod `i`'s network namespace: the body, or the error.
     fn get_from_pod(&self, i: usize, addr: &str) -> Result<String, String> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.pods[i].netns, "curl", "-sS", "-m", "3"])
+            .args([
+                "netns",
+                "exec",
+                &self.pods[i].netns,
+                "curl",
+                "-sS",
+                "-m",
+                "3",
+            ])
             .arg(format!("http://{addr}/"))
             .output()
             .unwrap();
@@ -223,7 +264,10 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// The names `n` requests reach.
-fn reached(n: usize, mut request: impl FnMut() -> Result<String, String>) -> Result<BTreeSet<String>, String> {
+fn reached(
+    n: usize,
+    mut request: impl FnMut() -> Result<String, String>,
+) -> Result<BTreeSet<String>, String> {
     let mut names = BTreeSet::new();
     for _ in 0..n {
         names.insert(request()?);
@@ -245,7 +289,9 @@ struct Proxy {
 impl Proxy {
     fn start(cluster: &Cluster, x: u8, hostname: &str, extra: &[&str]) -> Proxy {
         let table = format!("rkp-test-{x}");
-        let log = cluster.data_dir().join(format!("proxy-{}.log", rand_suffix()));
+        let log = cluster
+            .data_dir()
+            .join(format!("proxy-{}.log", rand_suffix()));
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
             .arg("proxy")
             .arg("--kubeconfig")
@@ -410,10 +456,16 @@ fn cluster_ip_balances_follows_readiness_refuses_when_empty_and_hairpins() {
     let all = set(&["pod0", "pod1", "pod2"]);
 
     // From the node itself: every endpoint gets traffic.
-    cluster.eventually("the ClusterIP reaches all 3 pods from the host", WAIT, || {
-        let names = reached(40, || get(vip).map_err(|e| e.to_string()))?;
-        (names == all).then_some(()).ok_or(format!("{names:?}\n{}", proxy.log()))
-    });
+    cluster.eventually(
+        "the ClusterIP reaches all 3 pods from the host",
+        WAIT,
+        || {
+            let names = reached(40, || get(vip).map_err(|e| e.to_string()))?;
+            (names == all)
+                .then_some(())
+                .ok_or(format!("{names:?}\n{}", proxy.log()))
+        },
+    );
     // From a pod, including the pod itself through its own service (hairpin).
     cluster.eventually("the ClusterIP reaches all 3 pods from pod0", WAIT, || {
         let names = reached(40, || lab.get_from_pod(0, "10.96.201.10:80"))?;
@@ -443,20 +495,27 @@ fn cluster_ip_balances_follows_readiness_refuses_when_empty_and_hairpins() {
     apply(&cluster, &slice_yaml("web", &[(lab.pod_ip(0), true, node)]));
     cluster.eventually("pod0 reaches itself through the service", WAIT, || {
         let names = reached(5, || lab.get_from_pod(0, "10.96.201.10:80"))?;
-        (names == set(&["pod0"])).then_some(()).ok_or(format!("{names:?}"))
+        (names == set(&["pod0"]))
+            .then_some(())
+            .ok_or(format!("{names:?}"))
     });
 
     // No ready endpoint at all: refused at once, from the host and from a pod.
     apply(
         &cluster,
-        &slice_yaml("web", &[(lab.pod_ip(0), false, node), (lab.pod_ip(1), false, node)]),
+        &slice_yaml(
+            "web",
+            &[(lab.pod_ip(0), false, node), (lab.pod_ip(1), false, node)],
+        ),
     );
-    cluster.eventually("a service without endpoints refuses connections", WAIT, || {
-        match TcpStream::connect_timeout(&vip, Duration::from_secs(3)) {
+    cluster.eventually(
+        "a service without endpoints refuses connections",
+        WAIT,
+        || match TcpStream::connect_timeout(&vip, Duration::from_secs(3)) {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        },
+    );
     // curl: (7) "Couldn't connect to server" is a refusal (a TCP reset); a drop would be
     // (28), a timeout.
     let from_pod = lab.get_from_pod(1, "10.96.201.10:80").unwrap_err();
@@ -498,7 +557,9 @@ fn nodeport_session_affinity_and_load_balancer() {
         &service_yaml(
             "sticky",
             "10.96.202.11",
-            &format!("  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 600\n{HTTP_PORT}"),
+            &format!(
+                "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 600\n{HTTP_PORT}"
+            ),
         ),
     );
     apply(&cluster, &slice_yaml("sticky", &endpoints));
@@ -599,14 +660,23 @@ fn traffic_policy_local_uses_this_nodes_endpoints() {
     );
 
     // internalTrafficPolicy Local: the ClusterIP reaches this node's endpoint only.
-    let names = reached(30, || get(addr("10.96.203.10:80")).map_err(|e| e.to_string())).unwrap();
+    let names = reached(30, || {
+        get(addr("10.96.203.10:80")).map_err(|e| e.to_string())
+    })
+    .unwrap();
     assert_eq!(names, set(&["pod0"]));
 
     // externalTrafficPolicy Local: its ClusterIP still uses every endpoint ...
-    cluster.eventually("the Local NodePort service's ClusterIP reaches all pods", WAIT, || {
-        let names = reached(40, || lab.get_from_pod(1, "10.96.203.11:80"))?;
-        (names == set(&["pod0", "pod1", "pod2"])).then_some(()).ok_or(format!("{names:?}"))
-    });
+    cluster.eventually(
+        "the Local NodePort service's ClusterIP reaches all pods",
+        WAIT,
+        || {
+            let names = reached(40, || lab.get_from_pod(1, "10.96.203.11:80"))?;
+            (names == set(&["pod0", "pod1", "pod2"]))
+                .then_some(())
+                .ok_or(format!("{names:?}"))
+        },
+    );
     // ... and traffic from outside the cluster to the NodePort only this node's. The
     // "outside" client is a namespace on the bridge with an address outside the cluster CIDR.
     let outside = Outside::new(203);
@@ -629,11 +699,41 @@ impl Outside {
         sh_quiet("ip", &["netns", "del", &netns]);
         sh_quiet("ip", &["link", "del", &veth]);
         sh("ip", &["netns", "add", &netns]);
-        sh("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns]);
-        sh("ip", &["link", "set", &veth, "master", &format!("rkpb{x}"), "up"]);
-        sh("ip", &["-n", &netns, "addr", "add", &format!("10.244.{x}.200/24"), "dev", "eth0"]);
+        sh(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+            ],
+        );
+        sh(
+            "ip",
+            &["link", "set", &veth, "master", &format!("rkpb{x}"), "up"],
+        );
+        sh(
+            "ip",
+            &[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("10.244.{x}.200/24"),
+                "dev",
+                "eth0",
+            ],
+        );
         sh("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
-        sh("ip", &["-n", &netns, "route", "add", "default", "via", &format!("10.244.{x}.1")]);
+        sh(
+            "ip",
+            &[
+                "-n",
+                &netns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.244.{x}.1"),
+            ],
+        );
         Outside { netns, veth }
     }
 
@@ -671,7 +771,10 @@ fn restarting_the_proxy_keeps_traffic_flowing() {
     apply(&cluster, &service_yaml("web", "10.96.204.10", HTTP_PORT));
     apply(
         &cluster,
-        &slice_yaml("web", &[(lab.pod_ip(0), true, node), (lab.pod_ip(1), true, node)]),
+        &slice_yaml(
+            "web",
+            &[(lab.pod_ip(0), true, node), (lab.pod_ip(1), true, node)],
+        ),
     );
     let mut first = Proxy::start(&cluster, 204, node, &["--disable-host-routes"]);
     let vip = addr("10.96.204.10:80");
@@ -702,11 +805,16 @@ fn restarting_the_proxy_keeps_traffic_flowing() {
     // The new proxy programs changes: traffic moves to pod1 only.
     apply(
         &cluster,
-        &slice_yaml("web", &[(lab.pod_ip(0), false, node), (lab.pod_ip(1), true, node)]),
+        &slice_yaml(
+            "web",
+            &[(lab.pod_ip(0), false, node), (lab.pod_ip(1), true, node)],
+        ),
     );
     cluster.eventually("the new proxy applies changes", WAIT, || {
         let names = reached(20, || get(vip).map_err(|e| e.to_string()))?;
-        (names == set(&["pod1"])).then_some(()).ok_or(format!("{names:?}"))
+        (names == set(&["pod1"]))
+            .then_some(())
+            .ok_or(format!("{names:?}"))
     });
     running.store(false, Ordering::SeqCst);
     looper.join().unwrap();
@@ -757,12 +865,7 @@ fn host_gw_routes_follow_nodes() {
     // Another node's pod CIDR through its InternalIP (on the test bridge); ourselves: none.
     node("rkp-other-206", "10.245.206.0/24", "10.244.206.50");
     node(me, "10.245.207.0/24", "10.244.206.1");
-    let _proxy = Proxy::start(
-        &cluster,
-        206,
-        me,
-        &["--route-protocol", protocol],
-    );
+    let _proxy = Proxy::start(&cluster, 206, me, &["--route-protocol", protocol]);
     cluster.eventually("a route to the other node's pods", WAIT, || {
         let r = routes();
         (r.contains("10.245.206.0/24 via 10.244.206.50 dev rkpb206") && !r.contains("10.245.207.0"))
@@ -770,7 +873,10 @@ fn host_gw_routes_follow_nodes() {
             .ok_or(r)
     });
     // A route someone else made is left alone.
-    sh("ip", &["route", "add", "10.245.208.0/24", "via", "10.244.206.60"]);
+    sh(
+        "ip",
+        &["route", "add", "10.245.208.0/24", "via", "10.244.206.60"],
+    );
     // The node moves, then goes away: the route follows, then goes.
     cluster.kubectl(&[
         "patch",
@@ -783,7 +889,9 @@ fn host_gw_routes_follow_nodes() {
     ]);
     cluster.eventually("the route follows the node's address", WAIT, || {
         let r = routes();
-        r.contains("10.245.206.0/24 via 10.244.206.51").then_some(()).ok_or(r)
+        r.contains("10.245.206.0/24 via 10.244.206.51")
+            .then_some(())
+            .ok_or(r)
     });
     cluster.kubectl(&["delete", "node", "rkp-other-206"]);
     cluster.eventually("the route goes with the node", WAIT, || {
@@ -795,4 +903,3 @@ fn host_gw_routes_follow_nodes() {
     sh_quiet("ip", &["route", "del", "10.245.208.0/24"]);
     drop(lab);
 }
-
