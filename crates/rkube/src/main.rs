@@ -1,12 +1,14 @@
-//! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane; `rkube bench`
-//! measures it.
+//! `rkube`: Kubernetes in one binary. `rkube server` runs the control plane, `rkube agent`
+//! and `rkube proxy` a node's parts; `rkube bench` measures them.
 
 mod agent;
 mod bench;
 mod bench_api;
+mod bench_proxy;
 mod bench_scheduler;
 mod controller_manager;
 mod ingress;
+mod proxy;
 mod scheduler;
 mod server;
 
@@ -34,6 +36,8 @@ enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Runs the ingress controller (IngressClass `rkube`) against an API server.
     Ingress(ingress::IngressArgs),
+    /// Runs the service proxy (kube-proxy's nftables mode) and host-gw pod routes.
+    Proxy(proxy::ProxyArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
     Bench {
         #[command(subcommand)]
@@ -49,6 +53,8 @@ enum BenchTarget {
     Api(bench_api::ApiBenchArgs),
     /// The scheduler: pods/s on thousands of nodes, in scheduler_perf's shapes.
     Scheduler(bench_scheduler::SchedulerBenchArgs),
+    /// The service proxy: full and partial nftables syncs (root and nftables needed).
+    Proxy(bench_proxy::ProxyBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +89,10 @@ fn main() -> ExitCode {
             } => bench_api::api(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
             Command::Ingress(args) => ingress::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
+            Command::Bench {
+                target: BenchTarget::Proxy(args),
+            } => bench_proxy::proxy(args).await,
             Command::Bench {
                 target: BenchTarget::Scheduler(args),
             } => bench_scheduler::scheduler(args).await,
