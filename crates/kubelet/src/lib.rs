@@ -18,6 +18,7 @@
 //!   pod's volumes as kube's kubelet makes them, from the API objects they refer to.
 
 mod agent;
+pub mod dns;
 pub mod downward;
 pub mod envvars;
 pub mod events;
