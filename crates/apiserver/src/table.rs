@@ -221,15 +221,17 @@ fn selector_string(v: &Value) -> Value {
     )
 }
 
+/// The columns of a resource. Built-in columns read the stored form of an object (kube
+/// prints its internal type), so versions served over one storage print alike.
 fn columns(resource: &Resource) -> Vec<Column> {
     if let Some(info) = &resource.custom {
         return custom_columns(info);
     }
-    if resource.group.is_empty() && resource.plural == "events" {
+    if resource.storage_group.is_empty() && resource.plural == "events" {
         return event_columns();
     }
     let mut cols = vec![col("Name", "string", 0, name)];
-    let extra: Vec<Column> = match (resource.group.as_str(), resource.plural.as_str()) {
+    let extra: Vec<Column> = match (resource.storage_group.as_str(), resource.plural.as_str()) {
         ("", "pods") => vec![
             col("Ready", "string", 0, pod_ready),
             col("Status", "string", 0, pod_status),
@@ -645,9 +647,17 @@ fn columns(resource: &Resource) -> Vec<Column> {
                     h["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or("")
                 ))
             }),
-            col("Targets", "string", 0, |_| json!("<unknown>")),
-            col("MinPods", "integer", 0, |h| {
-                json!(h["spec"]["minReplicas"].as_i64().unwrap_or(1))
+            col("Targets", "string", 0, |h| {
+                json!(hpa_metrics(
+                    &h["spec"]["metrics"],
+                    &h["status"]["currentMetrics"]
+                ))
+            }),
+            col("MinPods", "string", 0, |h| {
+                match h["spec"]["minReplicas"].as_i64() {
+                    Some(n) => json!(n.to_string()),
+                    None => json!("<unset>"),
+                }
             }),
             col("MaxPods", "integer", 0, |h| int(&h["spec"]["maxReplicas"])),
             col("Replicas", "integer", 0, |h| {
@@ -661,6 +671,95 @@ fn columns(resource: &Resource) -> Vec<Column> {
     };
     cols.extend(extra);
     cols
+}
+
+/// A quantity or a utilization as kube prints it in the Targets column.
+fn quantity_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "0".to_owned(),
+    }
+}
+
+/// kube's `formatHPAMetrics`: `cpu: 40%/50%`, `<unknown>` for a current value not yet
+/// measured, at most two metrics and `+ N more...`.
+fn hpa_metrics(specs: &Value, statuses: &Value) -> String {
+    let Some(specs) = specs.as_array().filter(|s| !s.is_empty()) else {
+        return "<none>".into();
+    };
+    let status = |i: usize, source: &str| -> Option<&Value> {
+        statuses
+            .as_array()
+            .and_then(|s| s.get(i))
+            .and_then(|m| m.get(source))
+            .filter(|v| v.is_object())
+    };
+    let unknown = || "<unknown>".to_owned();
+    let mut list: Vec<String> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let kind = spec["type"].as_str().unwrap_or("");
+        let text = match kind {
+            "External" | "Object" => {
+                let source = if kind == "External" {
+                    "external"
+                } else {
+                    "object"
+                };
+                let target = &spec[source]["target"];
+                let current = status(i, source).map(|s| &s["current"]);
+                if !target["averageValue"].is_null() {
+                    let now = current
+                        .map(|c| &c["averageValue"])
+                        .filter(|v| !v.is_null())
+                        .map_or_else(unknown, quantity_text);
+                    format!("{now}/{} (avg)", quantity_text(&target["averageValue"]))
+                } else {
+                    let now = current.map_or_else(unknown, |c| quantity_text(&c["value"]));
+                    format!("{now}/{}", quantity_text(&target["value"]))
+                }
+            }
+            "Pods" => {
+                let now = status(i, "pods")
+                    .map_or_else(unknown, |s| quantity_text(&s["current"]["averageValue"]));
+                format!(
+                    "{now}/{}",
+                    quantity_text(&spec["pods"]["target"]["averageValue"])
+                )
+            }
+            "Resource" | "ContainerResource" => {
+                let source = if kind == "Resource" {
+                    "resource"
+                } else {
+                    "containerResource"
+                };
+                let metric = &spec[source];
+                let name = metric["name"].as_str().unwrap_or("");
+                let target = &metric["target"];
+                let current = status(i, source).map(|s| &s["current"]);
+                if !target["averageValue"].is_null() {
+                    let now = current.map_or_else(unknown, |c| quantity_text(&c["averageValue"]));
+                    format!("{name}: {now}/{}", quantity_text(&target["averageValue"]))
+                } else {
+                    let now = current
+                        .and_then(|c| c["averageUtilization"].as_i64())
+                        .map_or_else(unknown, |u| format!("{u}%"));
+                    let goal = target["averageUtilization"]
+                        .as_i64()
+                        .map_or_else(|| "<auto>".to_owned(), |u| format!("{u}%"));
+                    format!("{name}: {now}/{goal}")
+                }
+            }
+            _ => "<unknown type>".to_owned(),
+        };
+        list.push(text);
+    }
+    let count = list.len();
+    if count > 2 {
+        list.truncate(2);
+        return format!("{} + {} more...", list.join(", "), count - 2);
+    }
+    list.join(", ")
 }
 
 /// kube's event table: no leading Name column; the Name comes last, in wide output.
@@ -824,7 +923,20 @@ fn quota_usage(q: &Value, limits: bool) -> Value {
 }
 
 fn row(resource: &Resource, columns: &[Column], object: &Value, include: &str) -> Value {
-    let cells: Vec<Value> = columns.iter().map(|c| (c.cell)(object)).collect();
+    let cells: Vec<Value> = if resource.converts() && resource.custom.is_none() {
+        // List items carry no apiVersion: name the version they are in before converting.
+        let mut typed = object.clone();
+        typed["apiVersion"] = json!(resource.api_version());
+        typed["kind"] = json!(resource.kind);
+        let stored = rkube_api::conversion::convert(
+            &typed,
+            &resource.storage_group,
+            &resource.storage_version,
+        );
+        columns.iter().map(|c| (c.cell)(&stored)).collect()
+    } else {
+        columns.iter().map(|c| (c.cell)(object)).collect()
+    };
     let embedded = match include {
         "None" => Value::Null,
         "Object" => {
@@ -896,6 +1008,30 @@ pub fn watch_table(resource: &Resource, object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::human_duration;
+
+    #[test]
+    fn hpa_targets_read_like_kubectl() {
+        use serde_json::json;
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}});
+        let mem = json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}});
+        let pods = json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}});
+        assert_eq!(
+            super::hpa_metrics(&json!([cpu]), &json!(null)),
+            "cpu: <unknown>/50%"
+        );
+        assert_eq!(
+            super::hpa_metrics(
+                &json!([cpu]),
+                &json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12}}}])
+            ),
+            "cpu: 12%/50%"
+        );
+        assert_eq!(
+            super::hpa_metrics(&json!([cpu, mem, pods]), &json!([])),
+            "cpu: <unknown>/50%, memory: <unknown>/100Mi + 1 more..."
+        );
+        assert_eq!(super::hpa_metrics(&json!([]), &json!([])), "<none>");
+    }
 
     #[test]
     fn ages_read_like_kubectl() {
