@@ -214,10 +214,15 @@ async fn dispatch(
         (Method::GET, false) => {
             let result = list(call).await?;
             if as_table {
-                let list = result.to_value(call);
+                let items: Vec<&Value> = result.items.iter().map(|c| &c.value).collect();
                 Ok(http_util::json(
                     200,
-                    &table::list_table(&call.resource, &list, &call.query),
+                    &table::list_table(
+                        (&call.resource, &call.storage),
+                        &items,
+                        &result.metadata(),
+                        &call.query,
+                    ),
                 ))
             } else {
                 let mut response = Response::new(http_util::full(result.to_bytes(call)));
@@ -229,15 +234,20 @@ async fn dispatch(
             }
         }
         (Method::GET, true) => {
-            let object = call.output(get(call).await?);
+            let object = get(call).await?;
             if as_table {
-                let list = json!({"metadata": {"resourceVersion": object["metadata"]["resourceVersion"]}, "items": [object]});
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
                 Ok(http_util::json(
                     200,
-                    &table::list_table(&call.resource, &list, &call.query),
+                    &table::list_table(
+                        (&call.resource, &call.storage),
+                        &[&object],
+                        &meta,
+                        &call.query,
+                    ),
                 ))
             } else {
-                Ok(http_util::json(200, &object))
+                Ok(http_util::json(200, &call.output(object)))
             }
         }
         (Method::POST, false) => {
@@ -1235,6 +1245,12 @@ pub(crate) fn field_value(
         ),
         ("namespaces", "status.phase") => s(&object["status"]["phase"]),
         ("secrets", "type") => s(&object["type"]),
+        // kube's event field set: `source` is the source component, or the reporting
+        // controller of a new-style event.
+        ("events", "source") => match object["source"]["component"].as_str() {
+            Some(c) if !c.is_empty() => Some(c.to_owned()),
+            _ => s(&object["reportingComponent"]),
+        },
         ("events", f) => {
             let mut v = &object[""];
             let mut cur = object;

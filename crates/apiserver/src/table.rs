@@ -221,17 +221,17 @@ fn selector_string(v: &Value) -> Value {
     )
 }
 
-/// The columns of a resource. Built-in columns read the stored form of an object (kube
+/// The columns of a resource, as stored: cells read the stored form of an object (kube
 /// prints its internal type), so versions served over one storage print alike.
 fn columns(resource: &Resource) -> Vec<Column> {
     if let Some(info) = &resource.custom {
         return custom_columns(info);
     }
-    if resource.storage_group.is_empty() && resource.plural == "events" {
+    if resource.group.is_empty() && resource.plural == "events" {
         return event_columns();
     }
     let mut cols = vec![col("Name", "string", 0, name)];
-    let extra: Vec<Column> = match (resource.storage_group.as_str(), resource.plural.as_str()) {
+    let extra: Vec<Column> = match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "pods") => vec![
             col("Ready", "string", 0, pod_ready),
             col("Status", "string", 0, pod_status),
@@ -673,12 +673,13 @@ fn columns(resource: &Resource) -> Vec<Column> {
     cols
 }
 
-/// A quantity or a utilization as kube prints it in the Targets column.
+/// A quantity as kube prints it in the Targets column (Go's `(*Quantity).String`, which
+/// prints `<nil>` for a missing one: kube pairs specs and statuses by index).
 fn quantity_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        _ => "0".to_owned(),
+        _ => "<nil>".to_owned(),
     }
 }
 
@@ -922,33 +923,17 @@ fn quota_usage(q: &Value, limits: bool) -> Value {
     json!(parts.join(", "))
 }
 
-fn row(resource: &Resource, columns: &[Column], object: &Value, include: &str) -> Value {
-    let cells: Vec<Value> = if resource.converts() && resource.custom.is_none() {
-        // List items carry no apiVersion: name the version they are in before converting.
-        let mut typed = object.clone();
-        typed["apiVersion"] = json!(resource.api_version());
-        typed["kind"] = json!(resource.kind);
-        let stored = rkube_api::conversion::convert(
-            &typed,
-            &resource.storage_group,
-            &resource.storage_version,
-        );
-        columns.iter().map(|c| (c.cell)(&stored)).collect()
-    } else {
-        columns.iter().map(|c| (c.cell)(object)).collect()
-    };
+/// One row: cells from the stored form of the object, the embedded object (when asked
+/// for) in the requested version.
+fn row(request: &Resource, columns: &[Column], stored: &Value, include: &str) -> Value {
+    let cells: Vec<Value> = columns.iter().map(|c| (c.cell)(stored)).collect();
     let embedded = match include {
         "None" => Value::Null,
-        "Object" => {
-            let mut o = object.clone();
-            o["kind"] = json!(resource.kind);
-            o["apiVersion"] = json!(resource.api_version());
-            o
-        }
+        "Object" => crate::objects::to_version(request, stored.clone()),
         _ => json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": object["metadata"],
+            "metadata": stored["metadata"],
         }),
     };
     json!({"cells": cells, "object": embedded})
@@ -968,20 +953,25 @@ fn definitions(columns: &[Column]) -> Vec<Value> {
         .collect()
 }
 
-/// The Table of a list.
-pub fn list_table(resource: &Resource, list: &Value, query: &HashMap<String, String>) -> Value {
-    let columns = columns(resource);
+/// The Table of a list. `resources` are the resource as requested and as stored; `items`
+/// are in their stored form (with apiVersion and kind), `list_meta` the list's metadata.
+pub fn list_table(
+    resources: (&Resource, &Resource),
+    items: &[&Value],
+    list_meta: &Value,
+    query: &HashMap<String, String>,
+) -> Value {
+    let (request, storage) = resources;
+    let columns = columns(storage);
     let include = query
         .get("includeObject")
         .map_or("Metadata", String::as_str);
-    let rows: Vec<Value> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| row(resource, &columns, o, include))
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| row(request, &columns, o, include))
         .collect();
-    let mut metadata = json!({"resourceVersion": list["metadata"]["resourceVersion"]});
-    if let Some(c) = list["metadata"].get("continue") {
+    let mut metadata = json!({"resourceVersion": list_meta["resourceVersion"]});
+    if let Some(c) = list_meta.get("continue") {
         metadata["continue"] = c.clone();
     }
     json!({
@@ -993,15 +983,16 @@ pub fn list_table(resource: &Resource, list: &Value, query: &HashMap<String, Str
     })
 }
 
-/// The Table of one object in a watch event.
-pub fn watch_table(resource: &Resource, object: &Value) -> Value {
-    let columns = columns(resource);
+/// The Table of one object (stored form) in a watch event.
+pub fn watch_table(resources: (&Resource, &Resource), stored: &Value) -> Value {
+    let (request, storage) = resources;
+    let columns = columns(storage);
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": object["metadata"]["resourceVersion"]},
+        "metadata": {"resourceVersion": stored["metadata"]["resourceVersion"]},
         "columnDefinitions": definitions(&columns),
-        "rows": [row(resource, &columns, object, "Metadata")],
+        "rows": [row(request, &columns, stored, "Metadata")],
     })
 }
 

@@ -130,11 +130,10 @@ pub async fn serve(
         metrics.watch(&labels, 1);
         let _open = OpenWatch { metrics, labels };
         let render = |object: &Value| {
-            let object = to_version(&resource, object.clone());
             if as_table {
-                table::watch_table(&resource, &object)
+                table::watch_table((&resource, &storage), object)
             } else {
-                object
+                to_version(&resource, object.clone())
             }
         };
         let mut events = match subscription {

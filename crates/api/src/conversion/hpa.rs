@@ -515,8 +515,8 @@ pub fn v2_to_v1(v2: &Value) -> Value {
     // As kube: the last CPU metric with a utilization wins.
     if let Some(cpu) = current
         .iter()
-        .filter(|m| is_cpu(m) && !m["resource"]["current"]["averageUtilization"].is_null())
-        .last()
+        .rev()
+        .find(|m| is_cpu(m) && !m["resource"]["current"]["averageUtilization"].is_null())
     {
         v1_status.insert(
             "currentCPUUtilizationPercentage".into(),
