@@ -1,6 +1,7 @@
 //! The Kubernetes API's rules, without I/O: which resources exist (group, version, kind,
 //! scope, short names, subresources), and the logic the API server applies to objects.
 
+pub mod conversion;
 pub mod defaults;
 pub mod patch;
 pub mod pods;

@@ -12,11 +12,11 @@ const fn f(tag: u32, json: &'static str, ty: Type, flags: u8) -> Field {
 }
 
 /// `DeleteOptions`, sent under any group's apiVersion.
-pub(crate) const DELETE_OPTIONS: u16 = 418;
+pub(crate) const DELETE_OPTIONS: u16 = 420;
 
 /// (apiVersion, kind) of each top-level kind, sorted, and its message.
 pub(crate) static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 395),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 397),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "DaemonSet", 1),
     ("apps/v1", "Deployment", 6),
@@ -37,23 +37,24 @@ pub(crate) static KINDS: &[(&str, &str, u16)] = &[
     ("batch/v1", "JobTemplateSpec", 102),
     ("coordination.k8s.io/v1", "Lease", 110),
     ("discovery.k8s.io/v1", "EndpointSlice", 330),
-    ("networking.k8s.io/v1", "IPAddress", 335),
-    ("networking.k8s.io/v1", "Ingress", 338),
-    ("networking.k8s.io/v1", "IngressClass", 340),
-    ("networking.k8s.io/v1", "NetworkPolicy", 352),
-    ("networking.k8s.io/v1", "ServiceCIDR", 360),
-    ("policy/v1", "Eviction", 363),
-    ("policy/v1", "PodDisruptionBudget", 364),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 368),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 369),
-    ("rbac.authorization.k8s.io/v1", "Role", 371),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 372),
-    ("scheduling.k8s.io/v1", "PriorityClass", 375),
-    ("storage.k8s.io/v1", "CSIDriver", 376),
-    ("storage.k8s.io/v1", "CSINode", 378),
-    ("storage.k8s.io/v1", "CSIStorageCapacity", 381),
-    ("storage.k8s.io/v1", "StorageClass", 382),
-    ("storage.k8s.io/v1", "VolumeAttachment", 384),
+    ("events.k8s.io/v1", "Event", 333),
+    ("networking.k8s.io/v1", "IPAddress", 337),
+    ("networking.k8s.io/v1", "Ingress", 340),
+    ("networking.k8s.io/v1", "IngressClass", 342),
+    ("networking.k8s.io/v1", "NetworkPolicy", 354),
+    ("networking.k8s.io/v1", "ServiceCIDR", 362),
+    ("policy/v1", "Eviction", 365),
+    ("policy/v1", "PodDisruptionBudget", 366),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 370),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 371),
+    ("rbac.authorization.k8s.io/v1", "Role", 373),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 374),
+    ("scheduling.k8s.io/v1", "PriorityClass", 377),
+    ("storage.k8s.io/v1", "CSIDriver", 378),
+    ("storage.k8s.io/v1", "CSINode", 380),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 383),
+    ("storage.k8s.io/v1", "StorageClass", 384),
+    ("storage.k8s.io/v1", "VolumeAttachment", 386),
     ("v1", "Binding", 120),
     ("v1", "ComponentStatus", 131),
     ("v1", "ConfigMap", 132),
@@ -81,13 +82,13 @@ pub(crate) static KINDS: &[(&str, &str, u16)] = &[
 pub(crate) static MESSAGES: &[Message] = &[
     // 0
     Message { name: "k8s.io.api.apps.v1.ControllerRevision", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "data", M(434), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "data", M(436), 0),
         f(3, "revision", I64, 0),
     ] },
     // 1
     Message { name: "k8s.io.api.apps.v1.DaemonSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(3), 0),
         f(3, "status", M(4), 0),
     ] },
@@ -95,13 +96,13 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.DaemonSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
     // 3
     Message { name: "k8s.io.api.apps.v1.DaemonSetSpec", special: Special::Plain, fields: &[
-        f(1, "selector", M(422), PTR),
+        f(1, "selector", M(424), PTR),
         f(2, "template", M(256), 0),
         f(3, "updateStrategy", M(5), 0),
         f(4, "minReadySeconds", I32, OMIT),
@@ -127,7 +128,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 6
     Message { name: "k8s.io.api.apps.v1.Deployment", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(8), 0),
         f(3, "status", M(9), 0),
     ] },
@@ -137,13 +138,13 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(2, "status", Str, 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
-        f(6, "lastUpdateTime", M(433), 0),
-        f(7, "lastTransitionTime", M(433), 0),
+        f(6, "lastUpdateTime", M(435), 0),
+        f(7, "lastTransitionTime", M(435), 0),
     ] },
     // 8
     Message { name: "k8s.io.api.apps.v1.DeploymentSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(422), PTR),
+        f(2, "selector", M(424), PTR),
         f(3, "template", M(256), 0),
         f(4, "strategy", M(10), 0),
         f(5, "minReadySeconds", I32, OMIT),
@@ -170,7 +171,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 11
     Message { name: "k8s.io.api.apps.v1.ReplicaSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(13), 0),
         f(3, "status", M(14), 0),
     ] },
@@ -178,14 +179,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.ReplicaSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
     // 13
     Message { name: "k8s.io.api.apps.v1.ReplicaSetSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(422), PTR),
+        f(2, "selector", M(424), PTR),
         f(3, "template", M(256), 0),
         f(4, "minReadySeconds", I32, OMIT),
     ] },
@@ -201,22 +202,22 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 15
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDaemonSet", special: Special::Plain, fields: &[
-        f(1, "maxUnavailable", M(435), PTR|OMIT),
-        f(2, "maxSurge", M(435), PTR|OMIT),
+        f(1, "maxUnavailable", M(437), PTR|OMIT),
+        f(2, "maxSurge", M(437), PTR|OMIT),
     ] },
     // 16
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDeployment", special: Special::Plain, fields: &[
-        f(1, "maxUnavailable", M(435), PTR|OMIT),
-        f(2, "maxSurge", M(435), PTR|OMIT),
+        f(1, "maxUnavailable", M(437), PTR|OMIT),
+        f(2, "maxSurge", M(437), PTR|OMIT),
     ] },
     // 17
     Message { name: "k8s.io.api.apps.v1.RollingUpdateStatefulSetStrategy", special: Special::Plain, fields: &[
         f(1, "partition", I32, PTR|OMIT),
-        f(2, "maxUnavailable", M(435), PTR|OMIT),
+        f(2, "maxUnavailable", M(437), PTR|OMIT),
     ] },
     // 18
     Message { name: "k8s.io.api.apps.v1.StatefulSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(22), 0),
         f(3, "status", M(23), 0),
     ] },
@@ -224,7 +225,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.StatefulSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -240,7 +241,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 22
     Message { name: "k8s.io.api.apps.v1.StatefulSetSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(422), PTR),
+        f(2, "selector", M(424), PTR),
         f(3, "template", M(256), 0),
         f(4, "volumeClaimTemplates", M(222), REP|OMIT),
         f(5, "serviceName", Str, 0),
@@ -282,7 +283,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 27
     Message { name: "k8s.io.api.authentication.v1.SelfSubjectReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "status", M(28), 0),
     ] },
     // 28
@@ -291,7 +292,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 29
     Message { name: "k8s.io.api.authentication.v1.TokenRequest", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(30), 0),
         f(3, "status", M(31), 0),
     ] },
@@ -304,11 +305,11 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 31
     Message { name: "k8s.io.api.authentication.v1.TokenRequestStatus", special: Special::Plain, fields: &[
         f(1, "token", Str, 0),
-        f(2, "expirationTimestamp", M(433), 0),
+        f(2, "expirationTimestamp", M(435), 0),
     ] },
     // 32
     Message { name: "k8s.io.api.authentication.v1.TokenReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(33), 0),
         f(3, "status", M(34), 0),
     ] },
@@ -338,16 +339,16 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 37
     Message { name: "k8s.io.api.authorization.v1.FieldSelectorAttributes", special: Special::Plain, fields: &[
         f(1, "rawSelector", Str, OMIT),
-        f(2, "requirements", M(420), REP|OMIT),
+        f(2, "requirements", M(422), REP|OMIT),
     ] },
     // 38
     Message { name: "k8s.io.api.authorization.v1.LabelSelectorAttributes", special: Special::Plain, fields: &[
         f(1, "rawSelector", Str, OMIT),
-        f(2, "requirements", M(423), REP|OMIT),
+        f(2, "requirements", M(425), REP|OMIT),
     ] },
     // 39
     Message { name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(49), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -382,7 +383,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 44
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(45), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -393,7 +394,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 46
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(47), 0),
         f(3, "status", M(51), 0),
     ] },
@@ -403,7 +404,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 48
     Message { name: "k8s.io.api.authorization.v1.SubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(49), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -434,14 +435,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricSource", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "targetAverageUtilization", I32, PTR|OMIT),
-        f(3, "targetAverageValue", M(416), PTR|OMIT),
+        f(3, "targetAverageValue", M(418), PTR|OMIT),
         f(5, "container", Str, 0),
     ] },
     // 53
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "currentAverageUtilization", I32, PTR|OMIT),
-        f(3, "currentAverageValue", M(416), 0),
+        f(3, "currentAverageValue", M(418), 0),
         f(4, "container", Str, 0),
     ] },
     // 54
@@ -453,20 +454,20 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 55
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricSource", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "metricSelector", M(422), PTR|OMIT),
-        f(3, "targetValue", M(416), PTR|OMIT),
-        f(4, "targetAverageValue", M(416), PTR|OMIT),
+        f(2, "metricSelector", M(424), PTR|OMIT),
+        f(3, "targetValue", M(418), PTR|OMIT),
+        f(4, "targetAverageValue", M(418), PTR|OMIT),
     ] },
     // 56
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricStatus", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "metricSelector", M(422), PTR|OMIT),
-        f(3, "currentValue", M(416), 0),
-        f(4, "currentAverageValue", M(416), PTR|OMIT),
+        f(2, "metricSelector", M(424), PTR|OMIT),
+        f(3, "currentValue", M(418), 0),
+        f(4, "currentAverageValue", M(418), PTR|OMIT),
     ] },
     // 57
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(59), 0),
         f(3, "status", M(60), 0),
     ] },
@@ -474,7 +475,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -488,7 +489,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 60
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, PTR|OMIT),
-        f(2, "lastScaleTime", M(433), PTR|OMIT),
+        f(2, "lastScaleTime", M(435), PTR|OMIT),
         f(3, "currentReplicas", I32, 0),
         f(4, "desiredReplicas", I32, 0),
         f(5, "currentCPUUtilizationPercentage", I32, PTR|OMIT),
@@ -515,45 +516,45 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricSource", special: Special::Plain, fields: &[
         f(1, "target", M(54), 0),
         f(2, "metricName", Str, 0),
-        f(3, "targetValue", M(416), 0),
-        f(4, "selector", M(422), PTR|OMIT),
-        f(5, "averageValue", M(416), PTR|OMIT),
+        f(3, "targetValue", M(418), 0),
+        f(4, "selector", M(424), PTR|OMIT),
+        f(5, "averageValue", M(418), PTR|OMIT),
     ] },
     // 64
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricStatus", special: Special::Plain, fields: &[
         f(1, "target", M(54), 0),
         f(2, "metricName", Str, 0),
-        f(3, "currentValue", M(416), 0),
-        f(4, "selector", M(422), PTR|OMIT),
-        f(5, "averageValue", M(416), PTR|OMIT),
+        f(3, "currentValue", M(418), 0),
+        f(4, "selector", M(424), PTR|OMIT),
+        f(5, "averageValue", M(418), PTR|OMIT),
     ] },
     // 65
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricSource", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "targetAverageValue", M(416), 0),
-        f(3, "selector", M(422), PTR|OMIT),
+        f(2, "targetAverageValue", M(418), 0),
+        f(3, "selector", M(424), PTR|OMIT),
     ] },
     // 66
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricStatus", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "currentAverageValue", M(416), 0),
-        f(3, "selector", M(422), PTR|OMIT),
+        f(2, "currentAverageValue", M(418), 0),
+        f(3, "selector", M(424), PTR|OMIT),
     ] },
     // 67
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricSource", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "targetAverageUtilization", I32, PTR|OMIT),
-        f(3, "targetAverageValue", M(416), PTR|OMIT),
+        f(3, "targetAverageValue", M(418), PTR|OMIT),
     ] },
     // 68
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "currentAverageUtilization", I32, PTR|OMIT),
-        f(3, "currentAverageValue", M(416), 0),
+        f(3, "currentAverageValue", M(418), 0),
     ] },
     // 69
     Message { name: "k8s.io.api.autoscaling.v1.Scale", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(70), 0),
         f(3, "status", M(71), 0),
     ] },
@@ -605,11 +606,11 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "selectPolicy", Str, PTR|OMIT),
         f(2, "policies", M(77), REP|OMIT),
         f(3, "stabilizationWindowSeconds", I32, PTR|OMIT),
-        f(4, "tolerance", M(416), PTR|OMIT),
+        f(4, "tolerance", M(418), PTR|OMIT),
     ] },
     // 79
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(82), 0),
         f(3, "status", M(83), 0),
     ] },
@@ -622,7 +623,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -637,7 +638,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 83
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, PTR|OMIT),
-        f(2, "lastScaleTime", M(433), PTR|OMIT),
+        f(2, "lastScaleTime", M(435), PTR|OMIT),
         f(3, "currentReplicas", I32, OMIT),
         f(4, "desiredReplicas", I32, 0),
         f(5, "currentMetrics", M(86), REP),
@@ -646,7 +647,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 84
     Message { name: "k8s.io.api.autoscaling.v2.MetricIdentifier", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "selector", M(422), PTR|OMIT),
+        f(2, "selector", M(424), PTR|OMIT),
     ] },
     // 85
     Message { name: "k8s.io.api.autoscaling.v2.MetricSpec", special: Special::Plain, fields: &[
@@ -669,14 +670,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 87
     Message { name: "k8s.io.api.autoscaling.v2.MetricTarget", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
-        f(2, "value", M(416), PTR|OMIT),
-        f(3, "averageValue", M(416), PTR|OMIT),
+        f(2, "value", M(418), PTR|OMIT),
+        f(3, "averageValue", M(418), PTR|OMIT),
         f(4, "averageUtilization", I32, PTR|OMIT),
     ] },
     // 88
     Message { name: "k8s.io.api.autoscaling.v2.MetricValueStatus", special: Special::Plain, fields: &[
-        f(1, "value", M(416), PTR|OMIT),
-        f(2, "averageValue", M(416), PTR|OMIT),
+        f(1, "value", M(418), PTR|OMIT),
+        f(2, "averageValue", M(418), PTR|OMIT),
         f(3, "averageUtilization", I32, PTR|OMIT),
     ] },
     // 89
@@ -713,7 +714,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 95
     Message { name: "k8s.io.api.batch.v1.CronJob", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(96), 0),
         f(3, "status", M(97), 0),
     ] },
@@ -731,12 +732,12 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 97
     Message { name: "k8s.io.api.batch.v1.CronJobStatus", special: Special::Plain, fields: &[
         f(1, "active", M(220), REP|OMIT),
-        f(4, "lastScheduleTime", M(433), PTR|OMIT),
-        f(5, "lastSuccessfulTime", M(433), PTR|OMIT),
+        f(4, "lastScheduleTime", M(435), PTR|OMIT),
+        f(5, "lastSuccessfulTime", M(435), PTR|OMIT),
     ] },
     // 98
     Message { name: "k8s.io.api.batch.v1.Job", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(100), 0),
         f(3, "status", M(101), 0),
     ] },
@@ -744,8 +745,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.batch.v1.JobCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(433), 0),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(3, "lastProbeTime", M(435), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
@@ -754,7 +755,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "parallelism", I32, PTR|OMIT),
         f(2, "completions", I32, PTR|OMIT),
         f(3, "activeDeadlineSeconds", I64, PTR|OMIT),
-        f(4, "selector", M(422), PTR|OMIT),
+        f(4, "selector", M(424), PTR|OMIT),
         f(5, "manualSelector", Bool, PTR|OMIT),
         f(6, "template", M(256), 0),
         f(7, "backoffLimit", I32, PTR|OMIT),
@@ -771,8 +772,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 101
     Message { name: "k8s.io.api.batch.v1.JobStatus", special: Special::Plain, fields: &[
         f(1, "conditions", M(99), REP|OMIT),
-        f(2, "startTime", M(433), PTR|OMIT),
-        f(3, "completionTime", M(433), PTR|OMIT),
+        f(2, "startTime", M(435), PTR|OMIT),
+        f(3, "completionTime", M(435), PTR|OMIT),
         f(4, "active", I32, OMIT),
         f(5, "succeeded", I32, OMIT),
         f(6, "failed", I32, OMIT),
@@ -784,7 +785,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 102
     Message { name: "k8s.io.api.batch.v1.JobTemplateSpec", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(100), 0),
     ] },
     // 103
@@ -824,15 +825,15 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 110
     Message { name: "k8s.io.api.coordination.v1.Lease", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(111), 0),
     ] },
     // 111
     Message { name: "k8s.io.api.coordination.v1.LeaseSpec", special: Special::Plain, fields: &[
         f(1, "holderIdentity", Str, PTR|OMIT),
         f(2, "leaseDurationSeconds", I32, PTR|OMIT),
-        f(3, "acquireTime", M(426), PTR|OMIT),
-        f(4, "renewTime", M(426), PTR|OMIT),
+        f(3, "acquireTime", M(428), PTR|OMIT),
+        f(4, "renewTime", M(428), PTR|OMIT),
         f(5, "leaseTransitions", I32, PTR|OMIT),
         f(6, "strategy", Str, PTR|OMIT),
         f(7, "preferredHolder", Str, PTR|OMIT),
@@ -888,7 +889,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 120
     Message { name: "k8s.io.api.core.v1.Binding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "target", M(220), 0),
     ] },
     // 121
@@ -957,7 +958,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.ClusterTrustBundleProjection", special: Special::Plain, fields: &[
         f(1, "name", Str, PTR|OMIT),
         f(2, "signerName", Str, PTR|OMIT),
-        f(3, "labelSelector", M(422), PTR|OMIT),
+        f(3, "labelSelector", M(424), PTR|OMIT),
         f(4, "path", Str, 0),
         f(5, "optional", Bool, PTR|OMIT),
     ] },
@@ -970,12 +971,12 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 131
     Message { name: "k8s.io.api.core.v1.ComponentStatus", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "conditions", M(130), REP|OMIT),
     ] },
     // 132
     Message { name: "k8s.io.api.core.v1.ConfigMap", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "data", Str, MAP|OMIT),
         f(3, "binaryData", Bytes, MAP|OMIT),
         f(4, "immutable", Bool, PTR|OMIT),
@@ -1065,7 +1066,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 143
     Message { name: "k8s.io.api.core.v1.ContainerStateRunning", special: Special::Plain, fields: &[
-        f(1, "startedAt", M(433), 0),
+        f(1, "startedAt", M(435), 0),
     ] },
     // 144
     Message { name: "k8s.io.api.core.v1.ContainerStateTerminated", special: Special::Plain, fields: &[
@@ -1073,8 +1074,8 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(2, "signal", I32, OMIT),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
-        f(5, "startedAt", M(433), 0),
-        f(6, "finishedAt", M(433), 0),
+        f(5, "startedAt", M(435), 0),
+        f(6, "finishedAt", M(435), 0),
         f(7, "containerID", Str, OMIT),
     ] },
     // 145
@@ -1093,7 +1094,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(7, "imageID", Str, 0),
         f(8, "containerID", Str, OMIT),
         f(9, "started", Bool, PTR|OMIT),
-        f(10, "allocatedResources", M(416), MAP|OMIT),
+        f(10, "allocatedResources", M(418), MAP|OMIT),
         f(11, "resources", M(279), PTR|OMIT),
         f(12, "volumeMounts", M(318), REP|OMIT),
         f(13, "user", M(147), PTR|OMIT),
@@ -1127,7 +1128,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 152
     Message { name: "k8s.io.api.core.v1.EmptyDirVolumeSource", special: Special::Plain, fields: &[
         f(1, "medium", Str, OMIT),
-        f(2, "sizeLimit", M(416), PTR|OMIT),
+        f(2, "sizeLimit", M(418), PTR|OMIT),
     ] },
     // 153
     Message { name: "k8s.io.api.core.v1.EndpointAddress", special: Special::Plain, fields: &[
@@ -1151,7 +1152,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 156
     Message { name: "k8s.io.api.core.v1.Endpoints", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "subsets", M(155), REP|OMIT),
     ] },
     // 157
@@ -1211,16 +1212,16 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 163
     Message { name: "k8s.io.api.core.v1.Event", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "involvedObject", M(220), 0),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
         f(5, "source", M(165), 0),
-        f(6, "firstTimestamp", M(433), 0),
-        f(7, "lastTimestamp", M(433), 0),
+        f(6, "firstTimestamp", M(435), 0),
+        f(7, "lastTimestamp", M(435), 0),
         f(8, "count", I32, OMIT),
         f(9, "type", Str, OMIT),
-        f(10, "eventTime", M(426), 0),
+        f(10, "eventTime", M(428), 0),
         f(11, "series", M(164), PTR|OMIT),
         f(12, "action", Str, OMIT),
         f(13, "related", M(220), PTR|OMIT),
@@ -1230,7 +1231,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 164
     Message { name: "k8s.io.api.core.v1.EventSeries", special: Special::Plain, fields: &[
         f(1, "count", I32, OMIT),
-        f(2, "lastObservedTime", M(426), 0),
+        f(2, "lastObservedTime", M(428), 0),
     ] },
     // 165
     Message { name: "k8s.io.api.core.v1.EventSource", special: Special::Plain, fields: &[
@@ -1304,7 +1305,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 176
     Message { name: "k8s.io.api.core.v1.HTTPGetAction", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
-        f(2, "port", M(435), 0),
+        f(2, "port", M(437), 0),
         f(3, "host", Str, OMIT),
         f(4, "scheme", Str, OMIT),
         f(5, "httpHeaders", M(177), REP|OMIT),
@@ -1382,17 +1383,17 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 187
     Message { name: "k8s.io.api.core.v1.LimitRange", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(189), 0),
     ] },
     // 188
     Message { name: "k8s.io.api.core.v1.LimitRangeItem", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
-        f(2, "max", M(416), MAP|OMIT),
-        f(3, "min", M(416), MAP|OMIT),
-        f(4, "default", M(416), MAP|OMIT),
-        f(5, "defaultRequest", M(416), MAP|OMIT),
-        f(6, "maxLimitRequestRatio", M(416), MAP|OMIT),
+        f(2, "max", M(418), MAP|OMIT),
+        f(3, "min", M(418), MAP|OMIT),
+        f(4, "default", M(418), MAP|OMIT),
+        f(5, "defaultRequest", M(418), MAP|OMIT),
+        f(6, "maxLimitRequestRatio", M(418), MAP|OMIT),
     ] },
     // 189
     Message { name: "k8s.io.api.core.v1.LimitRangeSpec", special: Special::Plain, fields: &[
@@ -1437,7 +1438,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 197
     Message { name: "k8s.io.api.core.v1.Namespace", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(199), 0),
         f(3, "status", M(200), 0),
     ] },
@@ -1445,7 +1446,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.NamespaceCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
@@ -1460,7 +1461,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 201
     Message { name: "k8s.io.api.core.v1.Node", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(215), 0),
         f(3, "status", M(216), 0),
     ] },
@@ -1478,8 +1479,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.NodeCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastHeartbeatTime", M(433), 0),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(3, "lastHeartbeatTime", M(435), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
@@ -1543,8 +1544,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 216
     Message { name: "k8s.io.api.core.v1.NodeStatus", special: Special::Plain, fields: &[
-        f(1, "capacity", M(416), MAP|OMIT),
-        f(2, "allocatable", M(416), MAP|OMIT),
+        f(1, "capacity", M(418), MAP|OMIT),
+        f(2, "allocatable", M(418), MAP|OMIT),
         f(3, "phase", Str, OMIT),
         f(4, "conditions", M(204), REP|OMIT),
         f(5, "addresses", M(202), REP|OMIT),
@@ -1592,13 +1593,13 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 221
     Message { name: "k8s.io.api.core.v1.PersistentVolume", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(229), 0),
         f(3, "status", M(230), 0),
     ] },
     // 222
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaim", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(224), 0),
         f(3, "status", M(225), 0),
     ] },
@@ -1606,8 +1607,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(433), 0),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(3, "lastProbeTime", M(435), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
@@ -1616,7 +1617,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "accessModes", Str, REP|OMIT),
         f(2, "resources", M(321), 0),
         f(3, "volumeName", Str, OMIT),
-        f(4, "selector", M(422), PTR|OMIT),
+        f(4, "selector", M(424), PTR|OMIT),
         f(5, "storageClassName", Str, PTR|OMIT),
         f(6, "volumeMode", Str, PTR|OMIT),
         f(7, "dataSource", M(313), PTR|OMIT),
@@ -1627,16 +1628,16 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimStatus", special: Special::Plain, fields: &[
         f(1, "phase", Str, OMIT),
         f(2, "accessModes", Str, REP|OMIT),
-        f(3, "capacity", M(416), MAP|OMIT),
+        f(3, "capacity", M(418), MAP|OMIT),
         f(4, "conditions", M(223), REP|OMIT),
-        f(5, "allocatedResources", M(416), MAP|OMIT),
+        f(5, "allocatedResources", M(418), MAP|OMIT),
         f(7, "allocatedResourceStatuses", Str, MAP|OMIT),
         f(8, "currentVolumeAttributesClassName", Str, PTR|OMIT),
         f(9, "modifyVolumeStatus", M(195), PTR|OMIT),
     ] },
     // 226
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimTemplate", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(224), 0),
     ] },
     // 227
@@ -1671,7 +1672,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 229
     Message { name: "k8s.io.api.core.v1.PersistentVolumeSpec", special: Special::Plain, fields: &[
-        f(1, "capacity", M(416), MAP|OMIT),
+        f(1, "capacity", M(418), MAP|OMIT),
         f(2, "", M(228), INLINE),
         f(3, "accessModes", Str, REP|OMIT),
         f(4, "claimRef", M(220), PTR|OMIT),
@@ -1687,7 +1688,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "phase", Str, OMIT),
         f(2, "message", Str, OMIT),
         f(3, "reason", Str, OMIT),
-        f(4, "lastPhaseTransitionTime", M(433), PTR|OMIT),
+        f(4, "lastPhaseTransitionTime", M(435), PTR|OMIT),
     ] },
     // 231
     Message { name: "k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource", special: Special::Plain, fields: &[
@@ -1696,7 +1697,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 232
     Message { name: "k8s.io.api.core.v1.Pod", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(252), 0),
         f(3, "status", M(253), 0),
     ] },
@@ -1707,10 +1708,10 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 234
     Message { name: "k8s.io.api.core.v1.PodAffinityTerm", special: Special::Plain, fields: &[
-        f(1, "labelSelector", M(422), PTR|OMIT),
+        f(1, "labelSelector", M(424), PTR|OMIT),
         f(2, "namespaces", Str, REP|OMIT),
         f(3, "topologyKey", Str, 0),
-        f(4, "namespaceSelector", M(422), PTR|OMIT),
+        f(4, "namespaceSelector", M(424), PTR|OMIT),
         f(5, "matchLabelKeys", Str, REP|OMIT),
         f(6, "mismatchLabelKeys", Str, REP|OMIT),
     ] },
@@ -1731,8 +1732,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.PodCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(433), 0),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(3, "lastProbeTime", M(435), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
         f(7, "observedGeneration", I64, OMIT),
@@ -1767,7 +1768,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(2, "follow", Bool, OMIT),
         f(3, "previous", Bool, OMIT),
         f(4, "sinceSeconds", I64, PTR|OMIT),
-        f(5, "sinceTime", M(433), PTR|OMIT),
+        f(5, "sinceTime", M(435), PTR|OMIT),
         f(6, "timestamps", Bool, OMIT),
         f(7, "tailLines", I64, PTR|OMIT),
         f(8, "limitBytes", I64, PTR|OMIT),
@@ -1823,7 +1824,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 251
     Message { name: "k8s.io.api.core.v1.PodSignature", special: Special::Plain, fields: &[
-        f(1, "podController", M(428), PTR|OMIT),
+        f(1, "podController", M(430), PTR|OMIT),
     ] },
     // 252
     Message { name: "k8s.io.api.core.v1.PodSpec", special: Special::Plain, fields: &[
@@ -1858,7 +1859,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(29, "runtimeClassName", Str, PTR|OMIT),
         f(30, "enableServiceLinks", Bool, PTR|OMIT),
         f(31, "preemptionPolicy", Str, PTR|OMIT),
-        f(32, "overhead", M(416), MAP|OMIT),
+        f(32, "overhead", M(418), MAP|OMIT),
         f(33, "topologySpreadConstraints", M(312), REP|OMIT),
         f(34, "ephemeralContainers", M(160), REP|OMIT),
         f(35, "setHostnameAsFQDN", Bool, PTR|OMIT),
@@ -1876,7 +1877,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "reason", Str, OMIT),
         f(5, "hostIP", Str, OMIT),
         f(6, "podIP", Str, OMIT),
-        f(7, "startTime", M(433), PTR|OMIT),
+        f(7, "startTime", M(435), PTR|OMIT),
         f(8, "containerStatuses", M(146), REP|OMIT),
         f(9, "qosClass", Str, OMIT),
         f(10, "initContainerStatuses", M(146), REP|OMIT),
@@ -1890,17 +1891,17 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 254
     Message { name: "k8s.io.api.core.v1.PodStatusResult", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "status", M(253), 0),
     ] },
     // 255
     Message { name: "k8s.io.api.core.v1.PodTemplate", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "template", M(256), 0),
     ] },
     // 256
     Message { name: "k8s.io.api.core.v1.PodTemplateSpec", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(252), 0),
     ] },
     // 257
@@ -1922,7 +1923,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 260
     Message { name: "k8s.io.api.core.v1.PreferAvoidPodsEntry", special: Special::Plain, fields: &[
         f(1, "podSignature", M(251), 0),
-        f(2, "evictionTime", M(433), 0),
+        f(2, "evictionTime", M(435), 0),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
     ] },
@@ -1986,13 +1987,13 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 268
     Message { name: "k8s.io.api.core.v1.RangeAllocation", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "range", Str, 0),
         f(3, "data", Bytes, 0),
     ] },
     // 269
     Message { name: "k8s.io.api.core.v1.ReplicationController", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(271), 0),
         f(3, "status", M(272), 0),
     ] },
@@ -2000,7 +2001,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.ReplicationControllerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -2029,7 +2030,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.ResourceFieldSelector", special: Special::Plain, fields: &[
         f(1, "containerName", Str, OMIT),
         f(2, "resource", Str, 0),
-        f(3, "divisor", M(416), 0),
+        f(3, "divisor", M(418), 0),
     ] },
     // 275
     Message { name: "k8s.io.api.core.v1.ResourceHealth", special: Special::Plain, fields: &[
@@ -2038,25 +2039,25 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 276
     Message { name: "k8s.io.api.core.v1.ResourceQuota", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(277), 0),
         f(3, "status", M(278), 0),
     ] },
     // 277
     Message { name: "k8s.io.api.core.v1.ResourceQuotaSpec", special: Special::Plain, fields: &[
-        f(1, "hard", M(416), MAP|OMIT),
+        f(1, "hard", M(418), MAP|OMIT),
         f(2, "scopes", Str, REP|OMIT),
         f(3, "scopeSelector", M(284), PTR|OMIT),
     ] },
     // 278
     Message { name: "k8s.io.api.core.v1.ResourceQuotaStatus", special: Special::Plain, fields: &[
-        f(1, "hard", M(416), MAP|OMIT),
-        f(2, "used", M(416), MAP|OMIT),
+        f(1, "hard", M(418), MAP|OMIT),
+        f(2, "used", M(418), MAP|OMIT),
     ] },
     // 279
     Message { name: "k8s.io.api.core.v1.ResourceRequirements", special: Special::Plain, fields: &[
-        f(1, "limits", M(416), MAP|OMIT),
-        f(2, "requests", M(416), MAP|OMIT),
+        f(1, "limits", M(418), MAP|OMIT),
+        f(2, "requests", M(418), MAP|OMIT),
         f(3, "claims", M(273), REP|OMIT),
     ] },
     // 280
@@ -2114,7 +2115,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 287
     Message { name: "k8s.io.api.core.v1.Secret", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "data", Bytes, MAP|OMIT),
         f(3, "type", Str, OMIT),
         f(4, "stringData", Str, MAP|OMIT),
@@ -2170,13 +2171,13 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 295
     Message { name: "k8s.io.api.core.v1.Service", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "spec", M(300), 0),
         f(3, "status", M(301), 0),
     ] },
     // 296
     Message { name: "k8s.io.api.core.v1.ServiceAccount", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "secrets", M(220), REP|OMIT),
         f(3, "imagePullSecrets", M(193), REP|OMIT),
         f(4, "automountServiceAccountToken", Bool, PTR|OMIT),
@@ -2192,7 +2193,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "name", Str, OMIT),
         f(2, "protocol", Str, OMIT),
         f(3, "port", I32, 0),
-        f(4, "targetPort", M(435), 0),
+        f(4, "targetPort", M(437), 0),
         f(5, "nodePort", I32, OMIT),
         f(6, "appProtocol", Str, PTR|OMIT),
     ] },
@@ -2226,7 +2227,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 301
     Message { name: "k8s.io.api.core.v1.ServiceStatus", special: Special::Plain, fields: &[
         f(1, "loadBalancer", M(192), 0),
-        f(2, "conditions", M(417), REP|OMIT),
+        f(2, "conditions", M(419), REP|OMIT),
     ] },
     // 302
     Message { name: "k8s.io.api.core.v1.SessionAffinityConfig", special: Special::Plain, fields: &[
@@ -2259,7 +2260,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 307
     Message { name: "k8s.io.api.core.v1.TCPSocketAction", special: Special::Plain, fields: &[
-        f(1, "port", M(435), 0),
+        f(1, "port", M(437), 0),
         f(2, "host", Str, OMIT),
     ] },
     // 308
@@ -2267,7 +2268,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "key", Str, 0),
         f(2, "value", Str, OMIT),
         f(3, "effect", Str, 0),
-        f(4, "timeAdded", M(433), PTR|OMIT),
+        f(4, "timeAdded", M(435), PTR|OMIT),
     ] },
     // 309
     Message { name: "k8s.io.api.core.v1.Toleration", special: Special::Plain, fields: &[
@@ -2291,7 +2292,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "maxSkew", I32, 0),
         f(2, "topologyKey", Str, 0),
         f(3, "whenUnsatisfiable", Str, 0),
-        f(4, "labelSelector", M(422), PTR|OMIT),
+        f(4, "labelSelector", M(424), PTR|OMIT),
         f(5, "minDomains", I32, PTR|OMIT),
         f(6, "nodeAffinityPolicy", Str, PTR|OMIT),
         f(7, "nodeTaintsPolicy", Str, PTR|OMIT),
@@ -2351,8 +2352,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 321
     Message { name: "k8s.io.api.core.v1.VolumeResourceRequirements", special: Special::Plain, fields: &[
-        f(1, "limits", M(416), MAP|OMIT),
-        f(2, "requests", M(416), MAP|OMIT),
+        f(1, "limits", M(418), MAP|OMIT),
+        f(2, "requests", M(418), MAP|OMIT),
     ] },
     // 322
     Message { name: "k8s.io.api.core.v1.VolumeSource", special: Special::Plain, fields: &[
@@ -2437,7 +2438,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 330
     Message { name: "k8s.io.api.discovery.v1.EndpointSlice", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "endpoints", M(326), REP),
         f(3, "ports", M(329), REP),
         f(4, "addressType", Str, 0),
@@ -2451,46 +2452,69 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "name", Str, 0),
     ] },
     // 333
-    Message { name: "k8s.io.api.networking.v1.HTTPIngressPath", special: Special::Plain, fields: &[
-        f(1, "path", Str, OMIT),
-        f(2, "backend", M(339), 0),
-        f(3, "pathType", Str, PTR),
+    Message { name: "k8s.io.api.events.v1.Event", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "eventTime", M(428), 0),
+        f(3, "series", M(334), PTR|OMIT),
+        f(4, "reportingController", Str, OMIT),
+        f(5, "reportingInstance", Str, OMIT),
+        f(6, "action", Str, OMIT),
+        f(7, "reason", Str, OMIT),
+        f(8, "regarding", M(220), 0),
+        f(9, "related", M(220), PTR|OMIT),
+        f(10, "note", Str, OMIT),
+        f(11, "type", Str, OMIT),
+        f(12, "deprecatedSource", M(165), 0),
+        f(13, "deprecatedFirstTimestamp", M(435), 0),
+        f(14, "deprecatedLastTimestamp", M(435), 0),
+        f(15, "deprecatedCount", I32, OMIT),
     ] },
     // 334
-    Message { name: "k8s.io.api.networking.v1.HTTPIngressRuleValue", special: Special::Plain, fields: &[
-        f(1, "paths", M(333), REP),
+    Message { name: "k8s.io.api.events.v1.EventSeries", special: Special::Plain, fields: &[
+        f(1, "count", I32, 0),
+        f(2, "lastObservedTime", M(428), 0),
     ] },
     // 335
-    Message { name: "k8s.io.api.networking.v1.IPAddress", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(336), 0),
+    Message { name: "k8s.io.api.networking.v1.HTTPIngressPath", special: Special::Plain, fields: &[
+        f(1, "path", Str, OMIT),
+        f(2, "backend", M(341), 0),
+        f(3, "pathType", Str, PTR),
     ] },
     // 336
-    Message { name: "k8s.io.api.networking.v1.IPAddressSpec", special: Special::Plain, fields: &[
-        f(1, "parentRef", M(358), PTR|OMIT),
+    Message { name: "k8s.io.api.networking.v1.HTTPIngressRuleValue", special: Special::Plain, fields: &[
+        f(1, "paths", M(335), REP),
     ] },
     // 337
+    Message { name: "k8s.io.api.networking.v1.IPAddress", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(338), 0),
+    ] },
+    // 338
+    Message { name: "k8s.io.api.networking.v1.IPAddressSpec", special: Special::Plain, fields: &[
+        f(1, "parentRef", M(360), PTR|OMIT),
+    ] },
+    // 339
     Message { name: "k8s.io.api.networking.v1.IPBlock", special: Special::Plain, fields: &[
         f(1, "cidr", Str, 0),
         f(2, "except", Str, REP|OMIT),
     ] },
-    // 338
-    Message { name: "k8s.io.api.networking.v1.Ingress", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(349), 0),
-        f(3, "status", M(350), 0),
-    ] },
-    // 339
-    Message { name: "k8s.io.api.networking.v1.IngressBackend", special: Special::Plain, fields: &[
-        f(3, "resource", M(313), PTR|OMIT),
-        f(4, "service", M(348), PTR|OMIT),
-    ] },
     // 340
-    Message { name: "k8s.io.api.networking.v1.IngressClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(342), 0),
+    Message { name: "k8s.io.api.networking.v1.Ingress", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(351), 0),
+        f(3, "status", M(352), 0),
     ] },
     // 341
+    Message { name: "k8s.io.api.networking.v1.IngressBackend", special: Special::Plain, fields: &[
+        f(3, "resource", M(313), PTR|OMIT),
+        f(4, "service", M(350), PTR|OMIT),
+    ] },
+    // 342
+    Message { name: "k8s.io.api.networking.v1.IngressClass", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(344), 0),
+    ] },
+    // 343
     Message { name: "k8s.io.api.networking.v1.IngressClassParametersReference", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, PTR|OMIT),
         f(2, "kind", Str, 0),
@@ -2498,162 +2522,162 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "scope", Str, PTR),
         f(5, "namespace", Str, PTR|OMIT),
     ] },
-    // 342
+    // 344
     Message { name: "k8s.io.api.networking.v1.IngressClassSpec", special: Special::Plain, fields: &[
         f(1, "controller", Str, OMIT),
-        f(2, "parameters", M(341), PTR|OMIT),
+        f(2, "parameters", M(343), PTR|OMIT),
     ] },
-    // 343
+    // 345
     Message { name: "k8s.io.api.networking.v1.IngressLoadBalancerIngress", special: Special::Plain, fields: &[
         f(1, "ip", Str, OMIT),
         f(2, "hostname", Str, OMIT),
-        f(4, "ports", M(345), REP|OMIT),
+        f(4, "ports", M(347), REP|OMIT),
     ] },
-    // 344
+    // 346
     Message { name: "k8s.io.api.networking.v1.IngressLoadBalancerStatus", special: Special::Plain, fields: &[
-        f(1, "ingress", M(343), REP|OMIT),
+        f(1, "ingress", M(345), REP|OMIT),
     ] },
-    // 345
+    // 347
     Message { name: "k8s.io.api.networking.v1.IngressPortStatus", special: Special::Plain, fields: &[
         f(1, "port", I32, 0),
         f(2, "protocol", Str, 0),
         f(3, "error", Str, PTR|OMIT),
     ] },
-    // 346
+    // 348
     Message { name: "k8s.io.api.networking.v1.IngressRule", special: Special::Plain, fields: &[
         f(1, "host", Str, OMIT),
-        f(2, "", M(347), INLINE),
-    ] },
-    // 347
-    Message { name: "k8s.io.api.networking.v1.IngressRuleValue", special: Special::Plain, fields: &[
-        f(1, "http", M(334), PTR|OMIT),
-    ] },
-    // 348
-    Message { name: "k8s.io.api.networking.v1.IngressServiceBackend", special: Special::Plain, fields: &[
-        f(1, "name", Str, 0),
-        f(2, "port", M(359), 0),
+        f(2, "", M(349), INLINE),
     ] },
     // 349
-    Message { name: "k8s.io.api.networking.v1.IngressSpec", special: Special::Plain, fields: &[
-        f(1, "defaultBackend", M(339), PTR|OMIT),
-        f(2, "tls", M(351), REP|OMIT),
-        f(3, "rules", M(346), REP|OMIT),
-        f(4, "ingressClassName", Str, PTR|OMIT),
+    Message { name: "k8s.io.api.networking.v1.IngressRuleValue", special: Special::Plain, fields: &[
+        f(1, "http", M(336), PTR|OMIT),
     ] },
     // 350
-    Message { name: "k8s.io.api.networking.v1.IngressStatus", special: Special::Plain, fields: &[
-        f(1, "loadBalancer", M(344), 0),
+    Message { name: "k8s.io.api.networking.v1.IngressServiceBackend", special: Special::Plain, fields: &[
+        f(1, "name", Str, 0),
+        f(2, "port", M(361), 0),
     ] },
     // 351
+    Message { name: "k8s.io.api.networking.v1.IngressSpec", special: Special::Plain, fields: &[
+        f(1, "defaultBackend", M(341), PTR|OMIT),
+        f(2, "tls", M(353), REP|OMIT),
+        f(3, "rules", M(348), REP|OMIT),
+        f(4, "ingressClassName", Str, PTR|OMIT),
+    ] },
+    // 352
+    Message { name: "k8s.io.api.networking.v1.IngressStatus", special: Special::Plain, fields: &[
+        f(1, "loadBalancer", M(346), 0),
+    ] },
+    // 353
     Message { name: "k8s.io.api.networking.v1.IngressTLS", special: Special::Plain, fields: &[
         f(1, "hosts", Str, REP|OMIT),
         f(2, "secretName", Str, OMIT),
     ] },
-    // 352
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicy", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(357), 0),
-    ] },
-    // 353
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyEgressRule", special: Special::Plain, fields: &[
-        f(1, "ports", M(356), REP|OMIT),
-        f(2, "to", M(355), REP|OMIT),
-    ] },
     // 354
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyIngressRule", special: Special::Plain, fields: &[
-        f(1, "ports", M(356), REP|OMIT),
-        f(2, "from", M(355), REP|OMIT),
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicy", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(359), 0),
     ] },
     // 355
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPeer", special: Special::Plain, fields: &[
-        f(1, "podSelector", M(422), PTR|OMIT),
-        f(2, "namespaceSelector", M(422), PTR|OMIT),
-        f(3, "ipBlock", M(337), PTR|OMIT),
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyEgressRule", special: Special::Plain, fields: &[
+        f(1, "ports", M(358), REP|OMIT),
+        f(2, "to", M(357), REP|OMIT),
     ] },
     // 356
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPort", special: Special::Plain, fields: &[
-        f(1, "protocol", Str, PTR|OMIT),
-        f(2, "port", M(435), PTR|OMIT),
-        f(3, "endPort", I32, PTR|OMIT),
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyIngressRule", special: Special::Plain, fields: &[
+        f(1, "ports", M(358), REP|OMIT),
+        f(2, "from", M(357), REP|OMIT),
     ] },
     // 357
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicySpec", special: Special::Plain, fields: &[
-        f(1, "podSelector", M(422), 0),
-        f(2, "ingress", M(354), REP|OMIT),
-        f(3, "egress", M(353), REP|OMIT),
-        f(4, "policyTypes", Str, REP|OMIT),
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPeer", special: Special::Plain, fields: &[
+        f(1, "podSelector", M(424), PTR|OMIT),
+        f(2, "namespaceSelector", M(424), PTR|OMIT),
+        f(3, "ipBlock", M(339), PTR|OMIT),
     ] },
     // 358
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPort", special: Special::Plain, fields: &[
+        f(1, "protocol", Str, PTR|OMIT),
+        f(2, "port", M(437), PTR|OMIT),
+        f(3, "endPort", I32, PTR|OMIT),
+    ] },
+    // 359
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicySpec", special: Special::Plain, fields: &[
+        f(1, "podSelector", M(424), 0),
+        f(2, "ingress", M(356), REP|OMIT),
+        f(3, "egress", M(355), REP|OMIT),
+        f(4, "policyTypes", Str, REP|OMIT),
+    ] },
+    // 360
     Message { name: "k8s.io.api.networking.v1.ParentReference", special: Special::Plain, fields: &[
         f(1, "group", Str, OMIT),
         f(2, "resource", Str, OMIT),
         f(3, "namespace", Str, OMIT),
         f(4, "name", Str, OMIT),
     ] },
-    // 359
+    // 361
     Message { name: "k8s.io.api.networking.v1.ServiceBackendPort", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "number", I32, OMIT),
     ] },
-    // 360
+    // 362
     Message { name: "k8s.io.api.networking.v1.ServiceCIDR", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(361), 0),
-        f(3, "status", M(362), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(363), 0),
+        f(3, "status", M(364), 0),
     ] },
-    // 361
+    // 363
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRSpec", special: Special::Plain, fields: &[
         f(1, "cidrs", Str, REP|OMIT),
     ] },
-    // 362
-    Message { name: "k8s.io.api.networking.v1.ServiceCIDRStatus", special: Special::Plain, fields: &[
-        f(1, "conditions", M(417), REP|OMIT),
-    ] },
-    // 363
-    Message { name: "k8s.io.api.policy.v1.Eviction", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "deleteOptions", M(418), PTR|OMIT),
-    ] },
     // 364
-    Message { name: "k8s.io.api.policy.v1.PodDisruptionBudget", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(365), 0),
-        f(3, "status", M(366), 0),
+    Message { name: "k8s.io.api.networking.v1.ServiceCIDRStatus", special: Special::Plain, fields: &[
+        f(1, "conditions", M(419), REP|OMIT),
     ] },
     // 365
-    Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetSpec", special: Special::Plain, fields: &[
-        f(1, "minAvailable", M(435), PTR|OMIT),
-        f(2, "selector", M(422), PTR|OMIT),
-        f(3, "maxUnavailable", M(435), PTR|OMIT),
-        f(4, "unhealthyPodEvictionPolicy", Str, PTR|OMIT),
+    Message { name: "k8s.io.api.policy.v1.Eviction", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "deleteOptions", M(420), PTR|OMIT),
     ] },
     // 366
+    Message { name: "k8s.io.api.policy.v1.PodDisruptionBudget", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(367), 0),
+        f(3, "status", M(368), 0),
+    ] },
+    // 367
+    Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetSpec", special: Special::Plain, fields: &[
+        f(1, "minAvailable", M(437), PTR|OMIT),
+        f(2, "selector", M(424), PTR|OMIT),
+        f(3, "maxUnavailable", M(437), PTR|OMIT),
+        f(4, "unhealthyPodEvictionPolicy", Str, PTR|OMIT),
+    ] },
+    // 368
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, OMIT),
-        f(2, "disruptedPods", M(433), MAP|OMIT),
+        f(2, "disruptedPods", M(435), MAP|OMIT),
         f(3, "disruptionsAllowed", I32, 0),
         f(4, "currentHealthy", I32, 0),
         f(5, "desiredHealthy", I32, 0),
         f(6, "expectedPods", I32, 0),
-        f(7, "conditions", M(417), REP|OMIT),
-    ] },
-    // 367
-    Message { name: "k8s.io.api.rbac.v1.AggregationRule", special: Special::Plain, fields: &[
-        f(1, "clusterRoleSelectors", M(422), REP|OMIT),
-    ] },
-    // 368
-    Message { name: "k8s.io.api.rbac.v1.ClusterRole", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "rules", M(370), REP),
-        f(3, "aggregationRule", M(367), PTR|OMIT),
+        f(7, "conditions", M(419), REP|OMIT),
     ] },
     // 369
-    Message { name: "k8s.io.api.rbac.v1.ClusterRoleBinding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "subjects", M(374), REP|OMIT),
-        f(3, "roleRef", M(373), 0),
+    Message { name: "k8s.io.api.rbac.v1.AggregationRule", special: Special::Plain, fields: &[
+        f(1, "clusterRoleSelectors", M(424), REP|OMIT),
     ] },
     // 370
+    Message { name: "k8s.io.api.rbac.v1.ClusterRole", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "rules", M(372), REP),
+        f(3, "aggregationRule", M(369), PTR|OMIT),
+    ] },
+    // 371
+    Message { name: "k8s.io.api.rbac.v1.ClusterRoleBinding", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "subjects", M(376), REP|OMIT),
+        f(3, "roleRef", M(375), 0),
+    ] },
+    // 372
     Message { name: "k8s.io.api.rbac.v1.PolicyRule", special: Special::Plain, fields: &[
         f(1, "verbs", Str, REP),
         f(2, "apiGroups", Str, REP|OMIT),
@@ -2661,82 +2685,82 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "resourceNames", Str, REP|OMIT),
         f(5, "nonResourceURLs", Str, REP|OMIT),
     ] },
-    // 371
-    Message { name: "k8s.io.api.rbac.v1.Role", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "rules", M(370), REP),
-    ] },
-    // 372
-    Message { name: "k8s.io.api.rbac.v1.RoleBinding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "subjects", M(374), REP|OMIT),
-        f(3, "roleRef", M(373), 0),
-    ] },
     // 373
+    Message { name: "k8s.io.api.rbac.v1.Role", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "rules", M(372), REP),
+    ] },
+    // 374
+    Message { name: "k8s.io.api.rbac.v1.RoleBinding", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "subjects", M(376), REP|OMIT),
+        f(3, "roleRef", M(375), 0),
+    ] },
+    // 375
     Message { name: "k8s.io.api.rbac.v1.RoleRef", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, 0),
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
     ] },
-    // 374
+    // 376
     Message { name: "k8s.io.api.rbac.v1.Subject", special: Special::Plain, fields: &[
         f(1, "kind", Str, 0),
         f(2, "apiGroup", Str, OMIT),
         f(3, "name", Str, 0),
         f(4, "namespace", Str, OMIT),
     ] },
-    // 375
+    // 377
     Message { name: "k8s.io.api.scheduling.v1.PriorityClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "value", I32, 0),
         f(3, "globalDefault", Bool, OMIT),
         f(4, "description", Str, OMIT),
         f(5, "preemptionPolicy", Str, PTR|OMIT),
     ] },
-    // 376
+    // 378
     Message { name: "k8s.io.api.storage.v1.CSIDriver", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(377), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(379), 0),
     ] },
-    // 377
+    // 379
     Message { name: "k8s.io.api.storage.v1.CSIDriverSpec", special: Special::Plain, fields: &[
         f(1, "attachRequired", Bool, PTR|OMIT),
         f(2, "podInfoOnMount", Bool, PTR|OMIT),
         f(3, "volumeLifecycleModes", Str, REP|OMIT),
         f(4, "storageCapacity", Bool, PTR|OMIT),
         f(5, "fsGroupPolicy", Str, PTR|OMIT),
-        f(6, "tokenRequests", M(383), REP|OMIT),
+        f(6, "tokenRequests", M(385), REP|OMIT),
         f(7, "requiresRepublish", Bool, PTR|OMIT),
         f(8, "seLinuxMount", Bool, PTR|OMIT),
         f(9, "nodeAllocatableUpdatePeriodSeconds", I64, PTR|OMIT),
     ] },
-    // 378
+    // 380
     Message { name: "k8s.io.api.storage.v1.CSINode", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(380), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(382), 0),
     ] },
-    // 379
+    // 381
     Message { name: "k8s.io.api.storage.v1.CSINodeDriver", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "nodeID", Str, 0),
         f(3, "topologyKeys", Str, REP),
-        f(4, "allocatable", M(389), PTR|OMIT),
-    ] },
-    // 380
-    Message { name: "k8s.io.api.storage.v1.CSINodeSpec", special: Special::Plain, fields: &[
-        f(1, "drivers", M(379), REP),
-    ] },
-    // 381
-    Message { name: "k8s.io.api.storage.v1.CSIStorageCapacity", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "nodeTopology", M(422), PTR|OMIT),
-        f(3, "storageClassName", Str, 0),
-        f(4, "capacity", M(416), PTR|OMIT),
-        f(5, "maximumVolumeSize", M(416), PTR|OMIT),
+        f(4, "allocatable", M(391), PTR|OMIT),
     ] },
     // 382
+    Message { name: "k8s.io.api.storage.v1.CSINodeSpec", special: Special::Plain, fields: &[
+        f(1, "drivers", M(381), REP),
+    ] },
+    // 383
+    Message { name: "k8s.io.api.storage.v1.CSIStorageCapacity", special: Special::Plain, fields: &[
+        f(1, "metadata", M(429), 0),
+        f(2, "nodeTopology", M(424), PTR|OMIT),
+        f(3, "storageClassName", Str, 0),
+        f(4, "capacity", M(418), PTR|OMIT),
+        f(5, "maximumVolumeSize", M(418), PTR|OMIT),
+    ] },
+    // 384
     Message { name: "k8s.io.api.storage.v1.StorageClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
+        f(1, "metadata", M(429), 0),
         f(2, "provisioner", Str, 0),
         f(3, "parameters", Str, MAP|OMIT),
         f(4, "reclaimPolicy", Str, PTR|OMIT),
@@ -2745,63 +2769,63 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(7, "volumeBindingMode", Str, PTR|OMIT),
         f(8, "allowedTopologies", M(311), REP|OMIT),
     ] },
-    // 383
+    // 385
     Message { name: "k8s.io.api.storage.v1.TokenRequest", special: Special::Plain, fields: &[
         f(1, "audience", Str, 0),
         f(2, "expirationSeconds", I64, PTR|OMIT),
     ] },
-    // 384
+    // 386
     Message { name: "k8s.io.api.storage.v1.VolumeAttachment", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(386), 0),
-        f(3, "status", M(387), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(388), 0),
+        f(3, "status", M(389), 0),
     ] },
-    // 385
+    // 387
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSource", special: Special::Plain, fields: &[
         f(1, "persistentVolumeName", Str, PTR|OMIT),
         f(2, "inlineVolumeSpec", M(229), PTR|OMIT),
     ] },
-    // 386
+    // 388
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSpec", special: Special::Plain, fields: &[
         f(1, "attacher", Str, 0),
-        f(2, "source", M(385), 0),
+        f(2, "source", M(387), 0),
         f(3, "nodeName", Str, 0),
     ] },
-    // 387
+    // 389
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentStatus", special: Special::Plain, fields: &[
         f(1, "attached", Bool, 0),
         f(2, "attachmentMetadata", Str, MAP|OMIT),
-        f(3, "attachError", M(388), PTR|OMIT),
-        f(4, "detachError", M(388), PTR|OMIT),
+        f(3, "attachError", M(390), PTR|OMIT),
+        f(4, "detachError", M(390), PTR|OMIT),
     ] },
-    // 388
+    // 390
     Message { name: "k8s.io.api.storage.v1.VolumeError", special: Special::Plain, fields: &[
-        f(1, "time", M(433), 0),
+        f(1, "time", M(435), 0),
         f(2, "message", Str, OMIT),
         f(3, "errorCode", I32, PTR|OMIT),
     ] },
-    // 389
+    // 391
     Message { name: "k8s.io.api.storage.v1.VolumeNodeResources", special: Special::Plain, fields: &[
         f(1, "count", I32, PTR|OMIT),
     ] },
-    // 390
+    // 392
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionRequest", special: Special::Plain, fields: &[
         f(1, "uid", Str, 0),
         f(2, "desiredAPIVersion", Str, 0),
-        f(3, "objects", M(434), REP),
-    ] },
-    // 391
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionResponse", special: Special::Plain, fields: &[
-        f(1, "uid", Str, 0),
-        f(2, "convertedObjects", M(434), REP),
-        f(3, "result", M(430), 0),
-    ] },
-    // 392
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionReview", special: Special::Plain, fields: &[
-        f(1, "request", M(390), PTR|OMIT),
-        f(2, "response", M(391), PTR|OMIT),
+        f(3, "objects", M(436), REP),
     ] },
     // 393
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionResponse", special: Special::Plain, fields: &[
+        f(1, "uid", Str, 0),
+        f(2, "convertedObjects", M(436), REP),
+        f(3, "result", M(432), 0),
+    ] },
+    // 394
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionReview", special: Special::Plain, fields: &[
+        f(1, "request", M(392), PTR|OMIT),
+        f(2, "response", M(393), PTR|OMIT),
+    ] },
+    // 395
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "type", Str, 0),
@@ -2810,26 +2834,26 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "priority", I32, OMIT),
         f(6, "jsonPath", Str, 0),
     ] },
-    // 394
+    // 396
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", special: Special::Plain, fields: &[
         f(1, "strategy", Str, 0),
-        f(2, "webhook", M(415), PTR|OMIT),
+        f(2, "webhook", M(417), PTR|OMIT),
     ] },
-    // 395
+    // 397
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", special: Special::Plain, fields: &[
-        f(1, "metadata", M(427), 0),
-        f(2, "spec", M(398), 0),
-        f(3, "status", M(399), 0),
+        f(1, "metadata", M(429), 0),
+        f(2, "spec", M(400), 0),
+        f(3, "status", M(401), 0),
     ] },
-    // 396
+    // 398
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(433), 0),
+        f(3, "lastTransitionTime", M(435), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
-    // 397
+    // 399
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", special: Special::Plain, fields: &[
         f(1, "plural", Str, 0),
         f(2, "singular", Str, OMIT),
@@ -2838,61 +2862,61 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "listKind", Str, OMIT),
         f(6, "categories", Str, REP|OMIT),
     ] },
-    // 398
+    // 400
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", special: Special::Plain, fields: &[
         f(1, "group", Str, 0),
-        f(3, "names", M(397), 0),
+        f(3, "names", M(399), 0),
         f(4, "scope", Str, 0),
-        f(7, "versions", M(400), REP),
-        f(9, "conversion", M(394), PTR|OMIT),
+        f(7, "versions", M(402), REP),
+        f(9, "conversion", M(396), PTR|OMIT),
         f(10, "preserveUnknownFields", Bool, OMIT),
     ] },
-    // 399
+    // 401
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus", special: Special::Plain, fields: &[
-        f(1, "conditions", M(396), REP),
-        f(2, "acceptedNames", M(397), 0),
+        f(1, "conditions", M(398), REP),
+        f(2, "acceptedNames", M(399), 0),
         f(3, "storedVersions", Str, REP),
     ] },
-    // 400
+    // 402
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "served", Bool, 0),
         f(3, "storage", Bool, 0),
-        f(4, "schema", M(404), PTR|OMIT),
-        f(5, "subresources", M(403), PTR|OMIT),
-        f(6, "additionalPrinterColumns", M(393), REP|OMIT),
+        f(4, "schema", M(406), PTR|OMIT),
+        f(5, "subresources", M(405), PTR|OMIT),
+        f(6, "additionalPrinterColumns", M(395), REP|OMIT),
         f(7, "deprecated", Bool, OMIT),
         f(8, "deprecationWarning", Str, PTR|OMIT),
-        f(9, "selectableFields", M(411), REP|OMIT),
+        f(9, "selectableFields", M(413), REP|OMIT),
     ] },
-    // 401
+    // 403
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", special: Special::Plain, fields: &[
         f(1, "specReplicasPath", Str, 0),
         f(2, "statusReplicasPath", Str, 0),
         f(3, "labelSelectorPath", Str, PTR|OMIT),
     ] },
-    // 402
+    // 404
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus", special: Special::Plain, fields: &[
     ] },
-    // 403
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", special: Special::Plain, fields: &[
-        f(1, "status", M(402), PTR|OMIT),
-        f(2, "scale", M(401), PTR|OMIT),
-    ] },
-    // 404
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", special: Special::Plain, fields: &[
-        f(1, "openAPIV3Schema", M(407), PTR|OMIT),
-    ] },
     // 405
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", special: Special::Plain, fields: &[
+        f(1, "status", M(404), PTR|OMIT),
+        f(2, "scale", M(403), PTR|OMIT),
+    ] },
+    // 406
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", special: Special::Plain, fields: &[
+        f(1, "openAPIV3Schema", M(409), PTR|OMIT),
+    ] },
+    // 407
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation", special: Special::Plain, fields: &[
         f(1, "description", Str, OMIT),
         f(2, "url", Str, OMIT),
     ] },
-    // 406
+    // 408
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON", special: Special::RawJson, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 407
+    // 409
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps", special: Special::Plain, fields: &[
         f(1, "id", Str, OMIT),
         f(2, "$schema", Str, OMIT),
@@ -2901,7 +2925,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "type", Str, OMIT),
         f(6, "format", Str, OMIT),
         f(7, "title", Str, OMIT),
-        f(8, "default", M(406), PTR|OMIT),
+        f(8, "default", M(408), PTR|OMIT),
         f(9, "maximum", F64, PTR|OMIT),
         f(10, "exclusiveMaximum", Bool, OMIT),
         f(11, "minimum", F64, PTR|OMIT),
@@ -2913,23 +2937,23 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(17, "minItems", I64, PTR|OMIT),
         f(18, "uniqueItems", Bool, OMIT),
         f(19, "multipleOf", F64, PTR|OMIT),
-        f(20, "enum", M(406), REP|OMIT),
+        f(20, "enum", M(408), REP|OMIT),
         f(21, "maxProperties", I64, PTR|OMIT),
         f(22, "minProperties", I64, PTR|OMIT),
         f(23, "required", Str, REP|OMIT),
-        f(24, "items", M(408), PTR|OMIT),
-        f(25, "allOf", M(407), REP|OMIT),
-        f(26, "oneOf", M(407), REP|OMIT),
-        f(27, "anyOf", M(407), REP|OMIT),
-        f(28, "not", M(407), PTR|OMIT),
-        f(29, "properties", M(407), MAP|OMIT),
-        f(30, "additionalProperties", M(409), PTR|OMIT),
-        f(31, "patternProperties", M(407), MAP|OMIT),
-        f(32, "dependencies", M(410), MAP|OMIT),
-        f(33, "additionalItems", M(409), PTR|OMIT),
-        f(34, "definitions", M(407), MAP|OMIT),
-        f(35, "externalDocs", M(405), PTR|OMIT),
-        f(36, "example", M(406), PTR|OMIT),
+        f(24, "items", M(410), PTR|OMIT),
+        f(25, "allOf", M(409), REP|OMIT),
+        f(26, "oneOf", M(409), REP|OMIT),
+        f(27, "anyOf", M(409), REP|OMIT),
+        f(28, "not", M(409), PTR|OMIT),
+        f(29, "properties", M(409), MAP|OMIT),
+        f(30, "additionalProperties", M(411), PTR|OMIT),
+        f(31, "patternProperties", M(409), MAP|OMIT),
+        f(32, "dependencies", M(412), MAP|OMIT),
+        f(33, "additionalItems", M(411), PTR|OMIT),
+        f(34, "definitions", M(409), MAP|OMIT),
+        f(35, "externalDocs", M(407), PTR|OMIT),
+        f(36, "example", M(408), PTR|OMIT),
         f(37, "nullable", Bool, OMIT),
         f(38, "x-kubernetes-preserve-unknown-fields", Bool, PTR|OMIT),
         f(39, "x-kubernetes-embedded-resource", Bool, OMIT),
@@ -2937,35 +2961,35 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(41, "x-kubernetes-list-map-keys", Str, REP|OMIT),
         f(42, "x-kubernetes-list-type", Str, PTR|OMIT),
         f(43, "x-kubernetes-map-type", Str, PTR|OMIT),
-        f(44, "x-kubernetes-validations", M(413), REP|OMIT),
-    ] },
-    // 408
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray", special: Special::SchemaOrArray, fields: &[
-        f(1, "schema", M(407), 0),
-        f(2, "jSonSchemas", M(407), REP),
-    ] },
-    // 409
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool", special: Special::SchemaOrBool, fields: &[
-        f(1, "allows", Bool, 0),
-        f(2, "schema", M(407), 0),
+        f(44, "x-kubernetes-validations", M(415), REP|OMIT),
     ] },
     // 410
-    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray", special: Special::SchemaOrStringArray, fields: &[
-        f(1, "schema", M(407), 0),
-        f(2, "property", Str, REP),
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray", special: Special::SchemaOrArray, fields: &[
+        f(1, "schema", M(409), 0),
+        f(2, "jSonSchemas", M(409), REP),
     ] },
     // 411
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool", special: Special::SchemaOrBool, fields: &[
+        f(1, "allows", Bool, 0),
+        f(2, "schema", M(409), 0),
+    ] },
+    // 412
+    Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray", special: Special::SchemaOrStringArray, fields: &[
+        f(1, "schema", M(409), 0),
+        f(2, "property", Str, REP),
+    ] },
+    // 413
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField", special: Special::Plain, fields: &[
         f(1, "jsonPath", Str, 0),
     ] },
-    // 412
+    // 414
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference", special: Special::Plain, fields: &[
         f(1, "namespace", Str, 0),
         f(2, "name", Str, 0),
         f(3, "path", Str, PTR|OMIT),
         f(4, "port", I32, PTR|OMIT),
     ] },
-    // 413
+    // 415
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ValidationRule", special: Special::Plain, fields: &[
         f(1, "rule", Str, 0),
         f(2, "message", Str, OMIT),
@@ -2974,87 +2998,87 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "fieldPath", Str, OMIT),
         f(6, "optionalOldSelf", Bool, PTR|OMIT),
     ] },
-    // 414
+    // 416
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig", special: Special::Plain, fields: &[
-        f(1, "service", M(412), PTR|OMIT),
+        f(1, "service", M(414), PTR|OMIT),
         f(2, "caBundle", Bytes, OMIT),
         f(3, "url", Str, PTR|OMIT),
     ] },
-    // 415
+    // 417
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion", special: Special::Plain, fields: &[
-        f(2, "clientConfig", M(414), PTR|OMIT),
+        f(2, "clientConfig", M(416), PTR|OMIT),
         f(3, "conversionReviewVersions", Str, REP),
     ] },
-    // 416
+    // 418
     Message { name: "k8s.io.apimachinery.pkg.api.resource.Quantity", special: Special::Quantity, fields: &[
         f(1, "string", Str, 0),
     ] },
-    // 417
+    // 419
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Condition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
         f(3, "observedGeneration", I64, OMIT),
-        f(4, "lastTransitionTime", M(433), 0),
+        f(4, "lastTransitionTime", M(435), 0),
         f(5, "reason", Str, 0),
         f(6, "message", Str, 0),
     ] },
-    // 418
+    // 420
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions", special: Special::Plain, fields: &[
         f(1, "gracePeriodSeconds", I64, PTR|OMIT),
-        f(2, "preconditions", M(429), PTR|OMIT),
+        f(2, "preconditions", M(431), PTR|OMIT),
         f(3, "orphanDependents", Bool, PTR|OMIT),
         f(4, "propagationPolicy", Str, PTR|OMIT),
         f(5, "dryRun", Str, REP|OMIT),
         f(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool, PTR|OMIT),
     ] },
-    // 419
+    // 421
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Duration", special: Special::Duration, fields: &[
         f(1, "duration", I64, 0),
     ] },
-    // 420
+    // 422
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 421
+    // 423
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1", special: Special::RawJson, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 422
+    // 424
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector", special: Special::Plain, fields: &[
         f(1, "matchLabels", Str, MAP|OMIT),
-        f(2, "matchExpressions", M(423), REP|OMIT),
+        f(2, "matchExpressions", M(425), REP|OMIT),
     ] },
-    // 423
+    // 425
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 424
+    // 426
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta", special: Special::Plain, fields: &[
         f(1, "selfLink", Str, OMIT),
         f(2, "resourceVersion", Str, OMIT),
         f(3, "continue", Str, OMIT),
         f(4, "remainingItemCount", I64, PTR|OMIT),
     ] },
-    // 425
+    // 427
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry", special: Special::Plain, fields: &[
         f(1, "manager", Str, OMIT),
         f(2, "operation", Str, OMIT),
         f(3, "apiVersion", Str, OMIT),
-        f(4, "time", M(433), PTR|OMIT),
+        f(4, "time", M(435), PTR|OMIT),
         f(6, "fieldsType", Str, OMIT),
-        f(7, "fieldsV1", M(421), PTR|OMIT),
+        f(7, "fieldsV1", M(423), PTR|OMIT),
         f(8, "subresource", Str, OMIT),
     ] },
-    // 426
+    // 428
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime", special: Special::MicroTime, fields: &[
         f(1, "seconds", I64, 0),
         f(2, "nanos", I32, 0),
     ] },
-    // 427
+    // 429
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "generateName", Str, OMIT),
@@ -3063,16 +3087,16 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "uid", Str, OMIT),
         f(6, "resourceVersion", Str, OMIT),
         f(7, "generation", I64, OMIT),
-        f(8, "creationTimestamp", M(433), 0),
-        f(9, "deletionTimestamp", M(433), PTR|OMIT),
+        f(8, "creationTimestamp", M(435), 0),
+        f(9, "deletionTimestamp", M(435), PTR|OMIT),
         f(10, "deletionGracePeriodSeconds", I64, PTR|OMIT),
         f(11, "labels", Str, MAP|OMIT),
         f(12, "annotations", Str, MAP|OMIT),
-        f(13, "ownerReferences", M(428), REP|OMIT),
+        f(13, "ownerReferences", M(430), REP|OMIT),
         f(14, "finalizers", Str, REP|OMIT),
-        f(17, "managedFields", M(425), REP|OMIT),
+        f(17, "managedFields", M(427), REP|OMIT),
     ] },
-    // 428
+    // 430
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference", special: Special::Plain, fields: &[
         f(1, "kind", Str, 0),
         f(3, "name", Str, 0),
@@ -3081,45 +3105,45 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "controller", Bool, PTR|OMIT),
         f(7, "blockOwnerDeletion", Bool, PTR|OMIT),
     ] },
-    // 429
+    // 431
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions", special: Special::Plain, fields: &[
         f(1, "uid", Str, PTR|OMIT),
         f(2, "resourceVersion", Str, PTR|OMIT),
     ] },
-    // 430
+    // 432
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Status", special: Special::Plain, fields: &[
-        f(1, "metadata", M(424), 0),
+        f(1, "metadata", M(426), 0),
         f(2, "status", Str, OMIT),
         f(3, "message", Str, OMIT),
         f(4, "reason", Str, OMIT),
-        f(5, "details", M(432), PTR|OMIT),
+        f(5, "details", M(434), PTR|OMIT),
         f(6, "code", I32, OMIT),
     ] },
-    // 431
+    // 433
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause", special: Special::Plain, fields: &[
         f(1, "reason", Str, OMIT),
         f(2, "message", Str, OMIT),
         f(3, "field", Str, OMIT),
     ] },
-    // 432
+    // 434
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "group", Str, OMIT),
         f(3, "kind", Str, OMIT),
-        f(4, "causes", M(431), REP|OMIT),
+        f(4, "causes", M(433), REP|OMIT),
         f(5, "retryAfterSeconds", I32, OMIT),
         f(6, "uid", Str, OMIT),
     ] },
-    // 433
+    // 435
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Time", special: Special::Time, fields: &[
         f(1, "seconds", I64, 0),
         f(2, "nanos", I32, 0),
     ] },
-    // 434
+    // 436
     Message { name: "k8s.io.apimachinery.pkg.runtime.RawExtension", special: Special::RawExtension, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 435
+    // 437
     Message { name: "k8s.io.apimachinery.pkg.util.intstr.IntOrString", special: Special::IntOrString, fields: &[
         f(1, "type", I64, 0),
         f(2, "intVal", I32, 0),

@@ -978,6 +978,25 @@ mod tests {
     }
 
     #[test]
+    fn events_k8s_io_event() {
+        // client-go's events recorder sends events.k8s.io/v1 Events as protobuf.
+        let object = Enc::new()
+            .msg(1, meta("e"))
+            .str(4, "example.com/ctl")
+            .str(5, "ctl-1")
+            .str(6, "Scale")
+            .str(7, "Scaled")
+            .msg(8, Enc::new().str(1, "Deployment").str(3, "web"))
+            .str(10, "scaled up")
+            .str(11, "Normal");
+        let value = decode(&envelope("events.k8s.io/v1", "Event", object)).unwrap();
+        assert_eq!(value["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(value["reportingController"], "example.com/ctl");
+        assert_eq!(value["regarding"]["name"], "web");
+        assert_eq!(value["note"], "scaled up");
+    }
+
+    #[test]
     fn secret_bytes_are_base64() {
         let object = Enc::new()
             .msg(1, meta("s"))

@@ -104,6 +104,9 @@ pub struct Resource {
     pub subresources: Vec<Subresource>,
     /// Where the objects are kept: resources served in several versions share one place.
     pub storage_group: String,
+    /// The version objects are stored in; requests in another version are converted
+    /// (`crate::conversion`).
+    pub storage_version: String,
     /// Whether objects are stored at all (reviews are not).
     pub stored: bool,
     /// For a custom resource: what its CustomResourceDefinition says.
@@ -172,6 +175,7 @@ impl CustomInfo {
                     verbs: STANDARD_VERBS.iter().map(|s| (*s).to_owned()).collect(),
                     subresources,
                     storage_group: group.clone(),
+                    storage_version: str_of(&v["name"]),
                     stored: true,
                     custom: Some(std::sync::Arc::new(CustomInfo {
                         crd_name: str_of(&crd["metadata"]["name"]),
@@ -192,6 +196,11 @@ impl Resource {
     /// `apiVersion` as objects carry it: `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         group_version(&self.group, &self.version)
+    }
+
+    /// Whether objects are stored in another group or version than the one served here.
+    pub fn converts(&self) -> bool {
+        self.group != self.storage_group || self.version != self.storage_version
     }
 
     /// The subresource named `name`.
@@ -250,6 +259,8 @@ struct Builtin {
     all: bool,
     sub: &'static [Subresource],
     create_only: bool,
+    /// Stored as this group and version instead of its own.
+    stored_as: Option<(&'static str, &'static str)>,
 }
 
 const fn r(
@@ -270,6 +281,7 @@ const fn r(
         all: false,
         sub: &[],
         create_only: false,
+        stored_as: None,
     }
 }
 
@@ -284,6 +296,10 @@ impl Builtin {
     }
     const fn create_only(mut self) -> Self {
         self.create_only = true;
+        self
+    }
+    const fn stored_as(mut self, group: &'static str, version: &'static str) -> Self {
+        self.stored_as = Some((group, version));
         self
     }
 }
@@ -401,6 +417,18 @@ const BUILTINS: &[Builtin] = &[
     )
     .all()
     .sub(&[STATUS]),
+    // Served after v2, so v2 is the preferred version; stored as v2, as kube-apiserver does.
+    r(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        NS,
+        &["hpa"],
+    )
+    .all()
+    .sub(&[STATUS])
+    .stored_as("autoscaling", "v2"),
     // batch/v1
     r("batch", "v1", "CronJob", "cronjobs", NS, &["cj"])
         .all()
@@ -429,6 +457,8 @@ const BUILTINS: &[Builtin] = &[
         &[],
     ),
     r("coordination.k8s.io", "v1", "Lease", "leases", NS, &[]),
+    // events.k8s.io/v1: the core Events, seen through the newer API.
+    r("events.k8s.io", "v1", "Event", "events", NS, &["ev"]).stored_as("", "v1"),
     r(
         "policy",
         "v1",
@@ -552,7 +582,8 @@ impl Builtin {
                 STANDARD_VERBS
             }),
             subresources: self.sub.to_vec(),
-            storage_group: self.group.to_owned(),
+            storage_group: self.stored_as.map_or(self.group, |(g, _)| g).to_owned(),
+            storage_version: self.stored_as.map_or(self.version, |(_, v)| v).to_owned(),
             stored: !self.create_only,
             custom: None,
         }
@@ -613,6 +644,20 @@ mod tests {
             "/registry/core/pods/default/web"
         );
         assert!(pods.has_status());
+        // Versions served over one storage share its keys.
+        let hpa = |v: &str| {
+            all.iter()
+                .find(|r| r.group == "autoscaling" && r.version == v)
+                .unwrap()
+        };
+        assert!(hpa("v1").converts() && !hpa("v2").converts());
+        assert_eq!(
+            hpa("v1").storage_key(Some("d"), "h"),
+            hpa("v2").storage_key(Some("d"), "h")
+        );
+        let events = all.iter().find(|r| r.group == "events.k8s.io").unwrap();
+        assert_eq!(events.storage_prefix(), "/registry/core/events/");
+        assert!(events.converts());
         let ns = all.iter().find(|r| r.plural == "namespaces").unwrap();
         assert_eq!(
             ns.storage_key(Some("ignored"), "default"),

@@ -7561,6 +7561,172 @@ fn priority_class_update(obj: &Value, old: &Value, errs: &mut Errs) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// events
+// ---------------------------------------------------------------------------------------------
+
+/// `ValidateEventCreate` / `ValidateEventUpdate` (kube's `core/validation/events.go`): an
+/// Event in its stored (core/v1) form, judged by the group-version of the request. Writes
+/// through core/v1 get the legacy checks only; writes through events.k8s.io/v1 must also
+/// be well-formed new-style events (eventTime, Normal/Warning, no deprecated fields).
+/// Field paths are the core names, as kube validates the internal type.
+pub fn validate_event(
+    event: &Value,
+    old: Option<&Value>,
+    request_group: &str,
+    request_version: &str,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let core_request = request_group.is_empty() && request_version == "v1";
+    legacy_event(event, core_request, &mut errs);
+    if core_request {
+        return errs;
+    }
+    let set = |v: &Value, k: &str| v.get(k).is_some_and(|x| !x.is_null());
+    match old {
+        None => {
+            event_series(event, &mut errs);
+            if !set(event, "eventTime") {
+                errs.push(required(&Path::new("eventTime"), ""));
+            }
+            let kind = st(event, "type");
+            if kind != "Normal" && kind != "Warning" {
+                errs.push(invalid(
+                    &Path::new("type"),
+                    "",
+                    format!("has invalid value: {kind}"),
+                ));
+            }
+            for k in ["firstTimestamp", "lastTimestamp"] {
+                if set(event, k) {
+                    errs.push(invalid(&Path::new(k), "", "needs to be unset"));
+                }
+            }
+            if event.get("count").and_then(Value::as_i64).unwrap_or(0) != 0 {
+                errs.push(invalid(&Path::new("count"), "", "needs to be unset"));
+            }
+            let source = event.get("source").unwrap_or(&Value::Null);
+            if !st(source, "component").is_empty() || !st(source, "host").is_empty() {
+                errs.push(invalid(&Path::new("source"), "", "needs to be unset"));
+            }
+        }
+        Some(old) => {
+            if !sem_eq(event.get("series"), old.get("series")) {
+                event_series(event, &mut errs);
+            }
+            for k in [
+                "involvedObject",
+                "reason",
+                "message",
+                "source",
+                "firstTimestamp",
+                "lastTimestamp",
+                "count",
+                "reason",
+                "type",
+                "eventTime",
+                "action",
+                "related",
+                "reportingComponent",
+                "reportingInstance",
+            ] {
+                if !sem_eq(event.get(k), old.get(k)) {
+                    // kube names the internal field: reportingController.
+                    let path = if k == "reportingComponent" {
+                        "reportingController"
+                    } else {
+                        k
+                    };
+                    errs.push(invalid_json(
+                        &Path::new(path),
+                        event.get(k).unwrap_or(&Value::Null),
+                        FIELD_IMMUTABLE_ERROR_MSG,
+                    ));
+                }
+            }
+        }
+    }
+    errs
+}
+
+fn event_series(event: &Value, errs: &mut Errs) {
+    let Some(series) = event.get("series").filter(|s| s.is_object()) else {
+        return;
+    };
+    if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+        errs.push(invalid(
+            &Path::new("series.count"),
+            "",
+            "should be at least 2",
+        ));
+    }
+    if series.get("lastObservedTime").is_none_or(Value::is_null) {
+        errs.push(required(&Path::new("series.lastObservedTime"), ""));
+    }
+}
+
+/// `legacyValidateEvent`.
+fn legacy_event(event: &Value, core_request: bool, errs: &mut Errs) {
+    let null = Value::Null;
+    let namespace = event
+        .get("metadata")
+        .map(|m| st(m, "namespace"))
+        .unwrap_or("");
+    let involved = event.get("involvedObject").unwrap_or(&null);
+    let involved_ns = st(involved, "namespace");
+    let ns_path = Path::new("involvedObject").child("namespace");
+    let mismatch = |errs: &mut Errs| {
+        errs.push(invalid(
+            &ns_path,
+            involved_ns,
+            "does not match event.namespace",
+        ));
+    };
+    if event.get("eventTime").is_none_or(Value::is_null) {
+        if involved_ns.is_empty() {
+            if !namespace.is_empty() && namespace != "default" {
+                mismatch(errs);
+            }
+        } else if namespace != involved_ns {
+            mismatch(errs);
+        }
+    } else {
+        if involved_ns.is_empty() && namespace != "default" && namespace != "kube-system" {
+            mismatch(errs);
+        }
+        let controller_path = Path::new(if core_request {
+            "reportingComponent"
+        } else {
+            "reportingController"
+        });
+        let controller = st(event, "reportingComponent");
+        if controller.is_empty() {
+            errs.push(required(&controller_path, ""));
+        }
+        qualified_name(controller, &controller_path, errs);
+        let limited = |k: &str, limit: usize, required_too: bool, errs: &mut Errs| {
+            let v = st(event, k);
+            if required_too && v.is_empty() {
+                errs.push(required(&Path::new(k), ""));
+            }
+            if v.len() > limit {
+                errs.push(invalid(
+                    &Path::new(k),
+                    "",
+                    format!("can have at most {limit} characters"),
+                ));
+            }
+        };
+        limited("reportingInstance", 128, true, errs);
+        limited("action", 128, true, errs);
+        limited("reason", 128, true, errs);
+        limited("message", 1024, false, errs);
+    }
+    for msg in is_dns1123_subdomain(namespace) {
+        errs.push(invalid(&Path::new("namespace"), namespace, msg));
+    }
+}
+
 /// `ValidateHorizontalPodAutoscalerSpec` (the metrics' inner targets are not checked).
 fn hpa(obj: &Value, version: &str, errs: &mut Errs) {
     let null = Value::Null;
@@ -9251,6 +9417,71 @@ mod tests {
                 "value: Forbidden: may not be changed in an update.",
                 "preemptionPolicy: Invalid value: \"Never\": field is immutable",
             ]
+        );
+    }
+
+    #[test]
+    fn events_are_judged_by_the_request_version() {
+        let bodies = |errs: Vec<FieldError>| -> Vec<String> {
+            errs.iter()
+                .map(|e| format!("{}: {}", e.field, e.body()))
+                .collect()
+        };
+        // A new-style event without its required fields, through events.k8s.io/v1.
+        let bare = json!({"metadata": {"name": "e", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}});
+        assert_eq!(
+            bodies(validate_event(&bare, None, "events.k8s.io", "v1")),
+            [
+                "eventTime: Required value",
+                "type: Invalid value: \"\": has invalid value: ",
+            ]
+        );
+        let mut new = bare.clone();
+        new["eventTime"] = json!("2025-01-01T00:00:00.000000Z");
+        new["type"] = json!("Normal");
+        new["count"] = json!(3);
+        assert_eq!(
+            bodies(validate_event(&new, None, "events.k8s.io", "v1"))
+                .into_iter()
+                .filter(|e| !e.contains("name part must consist"))
+                .collect::<Vec<_>>(),
+            [
+                // As kube: the empty name is also judged as a qualified name.
+                "reportingController: Required value",
+                "reportingController: Invalid value: \"\": name part must be non-empty",
+                "reportingInstance: Required value",
+                "action: Required value",
+                "reason: Required value",
+                "count: Invalid value: \"\": needs to be unset",
+            ]
+        );
+        // The same through core/v1 names its field reportingComponent and stops there.
+        assert_eq!(
+            bodies(validate_event(&new, None, "", "v1"))[0],
+            "reportingComponent: Required value"
+        );
+        // Old-style core events only need matching namespaces.
+        assert!(validate_event(&bare, None, "", "v1").is_empty());
+        let mut elsewhere = bare.clone();
+        elsewhere["involvedObject"]["namespace"] = json!("other");
+        assert_eq!(
+            bodies(validate_event(&elsewhere, None, "", "v1")),
+            ["involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"]
+        );
+        // Updates through events.k8s.io/v1 may not change what happened.
+        let mut changed = bare.clone();
+        changed["message"] = json!("new");
+        assert_eq!(
+            bodies(validate_event(&changed, Some(&bare), "", "v1")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            validate_event(&changed, Some(&bare), "events.k8s.io", "v1")
+                .iter()
+                .map(|e| e.field.as_str())
+                .collect::<Vec<_>>(),
+            ["message"]
         );
     }
 

@@ -89,6 +89,20 @@ impl State {
             .cloned()
     }
 
+    /// The resource `resource`'s objects are stored as (itself unless its version is
+    /// converted to another for storage).
+    pub fn storage_of(&self, resource: &Resource) -> Resource {
+        if !resource.converts() {
+            return resource.clone();
+        }
+        self.resource(
+            &resource.storage_group,
+            &resource.storage_version,
+            &resource.plural,
+        )
+        .unwrap_or_else(|| resource.clone())
+    }
+
     /// The watch hub of a resource, started on first use.
     pub async fn hub(&self, resource: &Resource) -> Result<Arc<WatchHub>, errors::ApiError> {
         let prefix = resource.storage_prefix();

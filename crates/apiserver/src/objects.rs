@@ -55,7 +55,12 @@ pub async fn ensure_system_namespaces(state: &State) -> Result<(), ApiError> {
 /// One request on a resource path.
 struct Call<'a> {
     state: &'a State,
+    /// The resource as the request names it (its group and version are what the client
+    /// sends and reads).
     resource: Resource,
+    /// The resource objects are stored as: the same unless the request's version is
+    /// converted (`rkube_api::conversion`).
+    storage: Resource,
     path: ResourcePath,
     query: HashMap<String, String>,
     user: User,
@@ -88,6 +93,23 @@ impl Call<'_> {
     fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
     }
+    /// A stored object as the request's version shows it.
+    fn output(&self, object: Value) -> Value {
+        to_version(&self.resource, object)
+    }
+    /// A request's object in the stored version.
+    fn to_storage(&self, object: Value) -> Value {
+        to_version(&self.storage, object)
+    }
+}
+
+/// `object` in `resource`'s group and version (unchanged when already there).
+pub(crate) fn to_version(resource: &Resource, object: Value) -> Value {
+    if object["apiVersion"].as_str() == Some(resource.api_version().as_str()) {
+        object
+    } else {
+        rkube_api::conversion::convert(&object, &resource.group, &resource.version)
+    }
 }
 
 /// Serves a request on a resource path.
@@ -107,9 +129,11 @@ pub async fn serve(
     let query = http_util::query(parts.uri.query());
     let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1") || path.legacy_watch;
     let validation = FieldValidation::from_query(query.get("fieldValidation").map(String::as_str))?;
+    let storage = state.storage_of(&resource);
     let call = Call {
         state: &state,
         resource,
+        storage,
         path,
         query,
         user,
@@ -165,7 +189,7 @@ async fn dispatch(
         (Method::GET, false) if is_watch => {
             watch::serve(
                 state,
-                &call.resource,
+                (&call.resource, &call.storage),
                 call.namespace(),
                 &call.query,
                 as_table,
@@ -178,18 +202,30 @@ async fn dispatch(
                 "fieldSelector".into(),
                 format!("metadata.name={}", call.name()),
             );
-            watch::serve(state, &call.resource, call.namespace(), &query, as_table).await
+            watch::serve(
+                state,
+                (&call.resource, &call.storage),
+                call.namespace(),
+                &query,
+                as_table,
+            )
+            .await
         }
         (Method::GET, false) => {
             let result = list(call).await?;
             if as_table {
-                let list = result.to_value(&call.resource);
+                let items: Vec<&Value> = result.items.iter().map(|c| &c.value).collect();
                 Ok(http_util::json(
                     200,
-                    &table::list_table(&call.resource, &list, &call.query),
+                    &table::list_table(
+                        (&call.resource, &call.storage),
+                        &items,
+                        &result.metadata(),
+                        &call.query,
+                    ),
                 ))
             } else {
-                let mut response = Response::new(http_util::full(result.to_bytes(&call.resource)));
+                let mut response = Response::new(http_util::full(result.to_bytes(call)));
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
@@ -200,35 +236,40 @@ async fn dispatch(
         (Method::GET, true) => {
             let object = get(call).await?;
             if as_table {
-                let list = json!({"metadata": {"resourceVersion": object["metadata"]["resourceVersion"]}, "items": [object]});
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
                 Ok(http_util::json(
                     200,
-                    &table::list_table(&call.resource, &list, &call.query),
+                    &table::list_table(
+                        (&call.resource, &call.storage),
+                        &[&object],
+                        &meta,
+                        &call.query,
+                    ),
                 ))
             } else {
-                Ok(http_util::json(200, &object))
+                Ok(http_util::json(200, &call.output(object)))
             }
         }
         (Method::POST, false) => {
             let object = parse_body(&body.clone(), &content_type)?;
             let created = create(call, object).await?;
-            Ok(http_util::json(201, &created))
+            Ok(http_util::json(201, &call.output(created)))
         }
         (Method::PUT, true) => {
             let object = parse_body(&body.clone(), &content_type)?;
             let updated = update(call, object, Part::Main).await?;
-            Ok(http_util::json(200, &updated))
+            Ok(http_util::json(200, &call.output(updated)))
         }
         (Method::PATCH, true) => {
             let bytes = body.clone();
             let patched = patch(call, &bytes, &content_type, Part::Main).await?;
-            Ok(http_util::json(200, &patched))
+            Ok(http_util::json(200, &call.output(patched)))
         }
         (Method::DELETE, true) => {
             let bytes = delete_body(body, &content_type)?;
             let options = DeleteOptions::parse(&bytes, &call.query)?;
             let (code, object) = delete(call, call.name(), &options).await?;
-            Ok(http_util::json(code, &object))
+            Ok(http_util::json(code, &call.output(object)))
         }
         (Method::DELETE, false) => {
             let bytes = delete_body(body, &content_type)?;
@@ -261,20 +302,18 @@ async fn subresource(
         return Err(ApiError::no_route());
     };
     match (info.kind, method.clone()) {
-        (SubresourceKind::Status, Method::GET) => Ok(http_util::json(200, &get(call).await?)),
+        (SubresourceKind::Status, Method::GET) => {
+            Ok(http_util::json(200, &call.output(get(call).await?)))
+        }
         (SubresourceKind::Status, Method::PUT) => {
             let object = parse_body(&body.clone(), content_type)?;
-            Ok(http_util::json(
-                200,
-                &update(call, object, Part::Status).await?,
-            ))
+            let updated = update(call, object, Part::Status).await?;
+            Ok(http_util::json(200, &call.output(updated)))
         }
         (SubresourceKind::Status, Method::PATCH) => {
             let bytes = body.clone();
-            Ok(http_util::json(
-                200,
-                &patch(call, &bytes, content_type, Part::Status).await?,
-            ))
+            let patched = patch(call, &bytes, content_type, Part::Status).await?;
+            Ok(http_util::json(200, &call.output(patched)))
         }
         (SubresourceKind::Scale, Method::GET) => Ok(http_util::json(
             200,
@@ -529,7 +568,14 @@ fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+/// Validates an object in its stored form (as kube validates its internal type); `request`
+/// is the resource the client wrote through, which Event validation depends on.
+fn validate(
+    resource: &Resource,
+    request: &Resource,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     if resource.kind == "CustomResourceDefinition" {
         let name = object["metadata"]["name"].as_str().unwrap_or("");
         let spec = &object["spec"];
@@ -596,6 +642,14 @@ fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Result<
         None => validate_types::validate_create(g, v, k, object),
         Some(old) => validate_types::validate_update(g, v, k, object, old),
     });
+    if g.is_empty() && k == "Event" {
+        errors.extend(validate_types::validate_event(
+            object,
+            old,
+            &request.group,
+            &request.version,
+        ));
+    }
     if errors.is_empty() {
         return Ok(());
     }
@@ -719,9 +773,12 @@ impl Call<'_> {
     }
 }
 
+/// Creates an object; returns it in its stored form.
 async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
+    // Decoded and defaulted in the request's version, then kept in the stored one.
     check_type(&call.resource, &mut object)?;
     call.check_typed(&mut object)?;
+    let mut object = call.to_storage(object);
     let namespace = call.namespace().map(str::to_owned);
     {
         let meta = meta_mut(&mut object);
@@ -758,7 +815,7 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     }
     // As kube-apiserver's BeforeCreate: the strategy's PrepareForCreate (uid, a Job's
     // generated selector, status reset) runs before validation.
-    prepare_new(&call.resource, &mut object);
+    prepare_new(&call.storage, &mut object);
     drop_empty_metadata(&mut object);
     if !is_service(&call.resource) {
         return finish_create(call, namespace.as_deref(), object).await;
@@ -785,7 +842,7 @@ async fn finish_create(
     namespace: Option<&str>,
     mut object: Value,
 ) -> Result<Value, ApiError> {
-    validate(&call.resource, &object, None)?;
+    validate(&call.storage, &call.resource, &object, None)?;
     if let Some(ns) = namespace {
         check_namespace(call, ns).await?;
     }
@@ -816,6 +873,7 @@ fn internal_call<'a>(
         .resource(group, version, plural)
         .ok_or_else(ApiError::no_route)?;
     Ok(Call {
+        storage: state.storage_of(&resource),
         state,
         path: ResourcePath {
             group: group.to_owned(),
@@ -1077,7 +1135,8 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
     write_update(call, &name, &old, object, part, kv.mod_revision).await
 }
 
-/// Writes `new` over `old` (read at `revision`), keeping what the server owns.
+/// Writes `new` (in the request's version) over `old` (stored form, read at `revision`),
+/// keeping what the server owns; returns the stored form.
 async fn write_update(
     call: &Call<'_>,
     name: &str,
@@ -1087,13 +1146,14 @@ async fn write_update(
     revision: Revision,
 ) -> Result<Value, ApiError> {
     call.check_typed(&mut new)?;
-    merge_for_update(&call.resource, old, &mut new, part);
+    let mut new = call.to_storage(new);
+    merge_for_update(&call.storage, old, &mut new, part);
     drop_empty_metadata(&mut new);
     if !is_service(&call.resource) || part != Part::Main {
         return finish_update(call, name, old, new, revision).await;
     }
     let net = &call.state.services;
-    if deletion::should_delete_during_update(&call.resource, &new) {
+    if deletion::should_delete_during_update(&call.storage, &new) {
         // The last finalizer went: the Service leaves the store and frees its addresses.
         let result = finish_update(call, name, old, new, revision).await;
         if result.is_ok() && !call.dry_run() {
@@ -1118,13 +1178,13 @@ async fn finish_update(
     mut new: Value,
     revision: Revision,
 ) -> Result<Value, ApiError> {
-    validate(&call.resource, &new, Some(old))?;
+    validate(&call.storage, &call.resource, &new, Some(old))?;
     if call.dry_run() {
         set_resource_version(&mut new, revision);
         return Ok(new);
     }
     // An object being deleted goes once its last finalizer is removed.
-    if deletion::should_delete_during_update(&call.resource, &new) {
+    if deletion::should_delete_during_update(&call.storage, &new) {
         let kv = call
             .state
             .store
@@ -1176,8 +1236,10 @@ async fn patch(
             .await?
             .ok_or_else(|| call.not_found())?;
         let old = from_kv(&kv)?;
-        let mut new =
-            apply_patch(&old, bytes, kind, &builtin_list_strategy).map_err(ApiError::from_patch)?;
+        // The patch applies to the object as the request's version shows it.
+        let view = call.output(old.clone());
+        let mut new = apply_patch(&view, bytes, kind, &builtin_list_strategy)
+            .map_err(ApiError::from_patch)?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the patch did not produce an object"));
         }
@@ -1235,7 +1297,7 @@ async fn delete(
                 list.push(json!(crate::crd::CLEANUP_FINALIZER));
             }
         }
-        let plan = deletion::plan(&call.resource, &mut object, options);
+        let plan = deletion::plan(&call.storage, &mut object, options);
         let removed = plan == Plan::Delete;
         let result = match plan {
             Plan::Unchanged => return Ok((200, object)),
@@ -1308,7 +1370,7 @@ async fn delete_collection(
     call: &Call<'_>,
     options: &DeleteOptions,
 ) -> Result<Response<Body>, ApiError> {
-    let list = list(call).await?.to_value(&call.resource);
+    let list = list(call).await?.to_value(call);
     let mut deleted = Vec::new();
     for item in list["items"].as_array().into_iter().flatten() {
         let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
@@ -1316,6 +1378,7 @@ async fn delete_collection(
         let per_item = Call {
             state: call.state,
             resource: call.resource.clone(),
+            storage: call.storage.clone(),
             path: ResourcePath {
                 namespace: ns,
                 name: Some(name.clone()),
@@ -1327,7 +1390,7 @@ async fn delete_collection(
             warnings: std::sync::Mutex::new(Vec::new()),
         };
         match delete(&per_item, &name, options).await {
-            Ok((_, object)) => deleted.push(object),
+            Ok((_, object)) => deleted.push(call.output(object)),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
@@ -1373,6 +1436,12 @@ pub(crate) fn field_value(
         ),
         ("namespaces", "status.phase") => s(&object["status"]["phase"]),
         ("secrets", "type") => s(&object["type"]),
+        // kube's event field set: `source` is the source component, or the reporting
+        // controller of a new-style event.
+        ("events", "source") => match object["source"]["component"].as_str() {
+            Some(c) if !c.is_empty() => Some(c.to_owned()),
+            _ => s(&object["reportingComponent"]),
+        },
         ("events", f) => {
             let mut v = &object[""];
             let mut cur = object;
@@ -1477,13 +1546,14 @@ impl ListResult {
         metadata
     }
 
-    /// The list as a JSON value.
-    fn to_value(&self, resource: &Resource) -> Value {
+    /// The list as a JSON value, in the request's version.
+    fn to_value(&self, call: &Call<'_>) -> Value {
+        let resource = &call.resource;
         let items: Vec<Value> = self
             .items
             .iter()
             .map(|c| {
-                let mut v = c.value.clone();
+                let mut v = call.output(c.value.clone());
                 if let Some(o) = v.as_object_mut() {
                     o.remove("kind");
                     o.remove("apiVersion");
@@ -1499,8 +1569,13 @@ impl ListResult {
         })
     }
 
-    /// The list serialized, from the items' cached bytes.
-    fn to_bytes(&self, resource: &Resource) -> Bytes {
+    /// The list serialized, from the items' cached bytes (converted first when the request
+    /// speaks another version than the stored one).
+    fn to_bytes(&self, call: &Call<'_>) -> Bytes {
+        let resource = &call.resource;
+        if resource.converts() {
+            return Bytes::from(serde_json::to_vec(&self.to_value(call)).unwrap_or_default());
+        }
         let head = json!({
             "kind": format!("{}List", resource.kind),
             "apiVersion": resource.api_version(),
@@ -1529,7 +1604,7 @@ const CACHE_WAIT: Duration = Duration::from_secs(3);
 /// Lists objects: selectors, paging with limit and continue, and resourceVersion
 /// semantics. Served from the watch cache unless an exact or continued read needs history.
 async fn list(call: &Call<'_>) -> Result<ListResult, ApiError> {
-    let filter = Filter::from_query(&call.resource, &call.query)?;
+    let filter = Filter::from_query(&call.storage, &call.query)?;
     let limit: usize = match call.query.get("limit") {
         Some(l) if !l.is_empty() => l
             .parse::<i64>()
@@ -1538,7 +1613,7 @@ async fn list(call: &Call<'_>) -> Result<ListResult, ApiError> {
         _ => 0,
     };
     let prefix = call.resource.namespace_prefix(call.namespace());
-    let keep = |v: &Value| filter.matches(&call.resource, v);
+    let keep = |v: &Value| filter.matches(&call.storage, v);
     let rv_param = call
         .query
         .get("resourceVersion")

@@ -285,6 +285,8 @@ fn selector_string(v: &Value) -> Value {
     )
 }
 
+/// The columns of a resource, as stored: cells read the stored form of an object (kube
+/// prints its internal type), so versions served over one storage print alike.
 fn columns(resource: &Resource) -> Vec<Column> {
     if let Some(info) = &resource.custom {
         return custom_columns(info);
@@ -706,9 +708,17 @@ fn columns(resource: &Resource) -> Vec<Column> {
                     h["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or("")
                 ))
             }),
-            col("Targets", "string", 0, |_| json!("<unknown>")),
-            col("MinPods", "integer", 0, |h| {
-                json!(h["spec"]["minReplicas"].as_i64().unwrap_or(1))
+            col("Targets", "string", 0, |h| {
+                json!(hpa_metrics(
+                    &h["spec"]["metrics"],
+                    &h["status"]["currentMetrics"]
+                ))
+            }),
+            col("MinPods", "string", 0, |h| {
+                match h["spec"]["minReplicas"].as_i64() {
+                    Some(n) => json!(n.to_string()),
+                    None => json!("<unset>"),
+                }
             }),
             col("MaxPods", "integer", 0, |h| int(&h["spec"]["maxReplicas"])),
             col("Replicas", "integer", 0, |h| {
@@ -722,6 +732,96 @@ fn columns(resource: &Resource) -> Vec<Column> {
     };
     cols.extend(extra);
     cols
+}
+
+/// A quantity as kube prints it in the Targets column (Go's `(*Quantity).String`, which
+/// prints `<nil>` for a missing one: kube pairs specs and statuses by index).
+fn quantity_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "<nil>".to_owned(),
+    }
+}
+
+/// kube's `formatHPAMetrics`: `cpu: 40%/50%`, `<unknown>` for a current value not yet
+/// measured, at most two metrics and `+ N more...`.
+fn hpa_metrics(specs: &Value, statuses: &Value) -> String {
+    let Some(specs) = specs.as_array().filter(|s| !s.is_empty()) else {
+        return "<none>".into();
+    };
+    let status = |i: usize, source: &str| -> Option<&Value> {
+        statuses
+            .as_array()
+            .and_then(|s| s.get(i))
+            .and_then(|m| m.get(source))
+            .filter(|v| v.is_object())
+    };
+    let unknown = || "<unknown>".to_owned();
+    let mut list: Vec<String> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let kind = spec["type"].as_str().unwrap_or("");
+        let text = match kind {
+            "External" | "Object" => {
+                let source = if kind == "External" {
+                    "external"
+                } else {
+                    "object"
+                };
+                let target = &spec[source]["target"];
+                let current = status(i, source).map(|s| &s["current"]);
+                if !target["averageValue"].is_null() {
+                    let now = current
+                        .map(|c| &c["averageValue"])
+                        .filter(|v| !v.is_null())
+                        .map_or_else(unknown, quantity_text);
+                    format!("{now}/{} (avg)", quantity_text(&target["averageValue"]))
+                } else {
+                    let now = current.map_or_else(unknown, |c| quantity_text(&c["value"]));
+                    format!("{now}/{}", quantity_text(&target["value"]))
+                }
+            }
+            "Pods" => {
+                let now = status(i, "pods")
+                    .map_or_else(unknown, |s| quantity_text(&s["current"]["averageValue"]));
+                format!(
+                    "{now}/{}",
+                    quantity_text(&spec["pods"]["target"]["averageValue"])
+                )
+            }
+            "Resource" | "ContainerResource" => {
+                let source = if kind == "Resource" {
+                    "resource"
+                } else {
+                    "containerResource"
+                };
+                let metric = &spec[source];
+                let name = metric["name"].as_str().unwrap_or("");
+                let target = &metric["target"];
+                let current = status(i, source).map(|s| &s["current"]);
+                if !target["averageValue"].is_null() {
+                    let now = current.map_or_else(unknown, |c| quantity_text(&c["averageValue"]));
+                    format!("{name}: {now}/{}", quantity_text(&target["averageValue"]))
+                } else {
+                    let now = current
+                        .and_then(|c| c["averageUtilization"].as_i64())
+                        .map_or_else(unknown, |u| format!("{u}%"));
+                    let goal = target["averageUtilization"]
+                        .as_i64()
+                        .map_or_else(|| "<auto>".to_owned(), |u| format!("{u}%"));
+                    format!("{name}: {now}/{goal}")
+                }
+            }
+            _ => "<unknown type>".to_owned(),
+        };
+        list.push(text);
+    }
+    let count = list.len();
+    if count > 2 {
+        list.truncate(2);
+        return format!("{} + {} more...", list.join(", "), count - 2);
+    }
+    list.join(", ")
 }
 
 /// kube's event table: no leading Name column; the Name comes last, in wide output.
@@ -884,20 +984,17 @@ fn quota_usage(q: &Value, limits: bool) -> Value {
     json!(parts.join(", "))
 }
 
-fn row(resource: &Resource, columns: &[Column], object: &Value, include: &str) -> Value {
-    let cells: Vec<Value> = columns.iter().map(|c| (c.cell)(object)).collect();
+/// One row: cells from the stored form of the object, the embedded object (when asked
+/// for) in the requested version.
+fn row(request: &Resource, columns: &[Column], stored: &Value, include: &str) -> Value {
+    let cells: Vec<Value> = columns.iter().map(|c| (c.cell)(stored)).collect();
     let embedded = match include {
         "None" => Value::Null,
-        "Object" => {
-            let mut o = object.clone();
-            o["kind"] = json!(resource.kind);
-            o["apiVersion"] = json!(resource.api_version());
-            o
-        }
+        "Object" => crate::objects::to_version(request, stored.clone()),
         _ => json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": object["metadata"],
+            "metadata": stored["metadata"],
         }),
     };
     json!({"cells": cells, "object": embedded})
@@ -917,20 +1014,25 @@ fn definitions(columns: &[Column]) -> Vec<Value> {
         .collect()
 }
 
-/// The Table of a list.
-pub fn list_table(resource: &Resource, list: &Value, query: &HashMap<String, String>) -> Value {
-    let columns = columns(resource);
+/// The Table of a list. `resources` are the resource as requested and as stored; `items`
+/// are in their stored form (with apiVersion and kind), `list_meta` the list's metadata.
+pub fn list_table(
+    resources: (&Resource, &Resource),
+    items: &[&Value],
+    list_meta: &Value,
+    query: &HashMap<String, String>,
+) -> Value {
+    let (request, storage) = resources;
+    let columns = columns(storage);
     let include = query
         .get("includeObject")
         .map_or("Metadata", String::as_str);
-    let rows: Vec<Value> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| row(resource, &columns, o, include))
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| row(request, &columns, o, include))
         .collect();
-    let mut metadata = json!({"resourceVersion": list["metadata"]["resourceVersion"]});
-    if let Some(c) = list["metadata"].get("continue") {
+    let mut metadata = json!({"resourceVersion": list_meta["resourceVersion"]});
+    if let Some(c) = list_meta.get("continue") {
         metadata["continue"] = c.clone();
     }
     json!({
@@ -942,21 +1044,46 @@ pub fn list_table(resource: &Resource, list: &Value, query: &HashMap<String, Str
     })
 }
 
-/// The Table of one object in a watch event.
-pub fn watch_table(resource: &Resource, object: &Value) -> Value {
-    let columns = columns(resource);
+/// The Table of one object (stored form) in a watch event.
+pub fn watch_table(resources: (&Resource, &Resource), stored: &Value) -> Value {
+    let (request, storage) = resources;
+    let columns = columns(storage);
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": object["metadata"]["resourceVersion"]},
+        "metadata": {"resourceVersion": stored["metadata"]["resourceVersion"]},
         "columnDefinitions": definitions(&columns),
-        "rows": [row(resource, &columns, object, "Metadata")],
+        "rows": [row(request, &columns, stored, "Metadata")],
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::human_duration;
+
+    #[test]
+    fn hpa_targets_read_like_kubectl() {
+        use serde_json::json;
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}});
+        let mem = json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}});
+        let pods = json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}});
+        assert_eq!(
+            super::hpa_metrics(&json!([cpu]), &json!(null)),
+            "cpu: <unknown>/50%"
+        );
+        assert_eq!(
+            super::hpa_metrics(
+                &json!([cpu]),
+                &json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12}}}])
+            ),
+            "cpu: 12%/50%"
+        );
+        assert_eq!(
+            super::hpa_metrics(&json!([cpu, mem, pods]), &json!([])),
+            "cpu: <unknown>/50%, memory: <unknown>/100Mi + 1 more..."
+        );
+        assert_eq!(super::hpa_metrics(&json!([]), &json!([])), "<none>");
+    }
 
     #[test]
     fn ages_read_like_kubectl() {

@@ -4,10 +4,10 @@
 //! `Warning` header; Ignore: silently dropped). Unknown fields are never stored.
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling,
+    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde_json::Value;
@@ -76,6 +76,7 @@ roundtrip_table! {
     "apps" "v1" "Deployment" => apps::Deployment;
     "apps" "v1" "ReplicaSet" => apps::ReplicaSet;
     "apps" "v1" "StatefulSet" => apps::StatefulSet;
+    "autoscaling" "v1" "HorizontalPodAutoscaler" => autoscaling_v1::HorizontalPodAutoscaler;
     "autoscaling" "v2" "HorizontalPodAutoscaler" => autoscaling::HorizontalPodAutoscaler;
     "batch" "v1" "CronJob" => batch::CronJob;
     "batch" "v1" "Job" => batch::Job;
@@ -84,6 +85,7 @@ roundtrip_table! {
     "networking.k8s.io" "v1" "NetworkPolicy" => networking::NetworkPolicy;
     "discovery.k8s.io" "v1" "EndpointSlice" => discovery::EndpointSlice;
     "coordination.k8s.io" "v1" "Lease" => coordination::Lease;
+    "events.k8s.io" "v1" "Event" => events::Event;
     "policy" "v1" "PodDisruptionBudget" => policy::PodDisruptionBudget;
     "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => rbac::ClusterRoleBinding;
     "rbac.authorization.k8s.io" "v1" "ClusterRole" => rbac::ClusterRole;

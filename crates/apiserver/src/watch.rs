@@ -19,7 +19,7 @@ use crate::State;
 use crate::errors::ApiError;
 use crate::http_util::Body;
 use crate::metrics::RequestLabels;
-use crate::objects::{Filter, from_kv, set_resource_version};
+use crate::objects::{Filter, from_kv, set_resource_version, to_version};
 use crate::table;
 
 /// How often a watch that asked for bookmarks gets one.
@@ -44,15 +44,17 @@ impl Drop for OpenWatch {
     }
 }
 
-/// Starts a watch.
+/// Starts a watch. `resources` are the resource as requested and as stored: selectors
+/// apply to the stored form, each event is converted to the requested version.
 pub async fn serve(
     state: &State,
-    resource: &Resource,
+    resources: (&Resource, &Resource),
     namespace: Option<&str>,
     query: &HashMap<String, String>,
     as_table: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::from_query(resource, query)?;
+    let (resource, storage) = resources;
+    let filter = Filter::from_query(storage, query)?;
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -95,7 +97,7 @@ pub async fn serve(
             revision = page.revision;
             for kv in &page.kvs {
                 let object = from_kv(kv)?;
-                if filter.matches(resource, &object) {
+                if filter.matches(storage, &object) {
                     initial.push(object);
                 }
             }
@@ -111,6 +113,7 @@ pub async fn serve(
     };
     let subscription = hub.subscribe(&prefix, start).await;
     let resource = resource.clone();
+    let storage = storage.clone();
     let initial_end_bookmark =
         send_initial && query.get("sendInitialEvents").is_some_and(|s| s == "true");
     let api_version = resource.api_version();
@@ -128,9 +131,9 @@ pub async fn serve(
         let _open = OpenWatch { metrics, labels };
         let render = |object: &Value| {
             if as_table {
-                table::watch_table(&resource, object)
+                table::watch_table((&resource, &storage), object)
             } else {
-                object.clone()
+                to_version(&resource, object.clone())
             }
         };
         let mut events = match subscription {
@@ -185,7 +188,7 @@ pub async fn serve(
                     last = event.revision();
                     let Ok(mut object) = from_kv(&event.kv) else { continue };
                     set_resource_version(&mut object, event.revision());
-                    if !filter.matches(&resource, &object) {
+                    if !filter.matches(&storage, &object) {
                         continue;
                     }
                     let kind = match event.kind {

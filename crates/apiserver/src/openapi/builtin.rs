@@ -14,7 +14,7 @@ use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authentication, authorization::v1 as authorization,
     autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -120,6 +120,7 @@ kinds! {
     "apps" "v1" "Deployment" => apps::Deployment;
     "apps" "v1" "ReplicaSet" => apps::ReplicaSet;
     "apps" "v1" "StatefulSet" => apps::StatefulSet;
+    "autoscaling" "v1" "HorizontalPodAutoscaler" => autoscaling_v1::HorizontalPodAutoscaler;
     "autoscaling" "v1" "Scale" => autoscaling_v1::Scale;
     "autoscaling" "v2" "HorizontalPodAutoscaler" => autoscaling::HorizontalPodAutoscaler;
     "batch" "v1" "CronJob" => batch::CronJob;
@@ -129,6 +130,7 @@ kinds! {
     "networking.k8s.io" "v1" "NetworkPolicy" => networking::NetworkPolicy;
     "discovery.k8s.io" "v1" "EndpointSlice" => discovery::EndpointSlice;
     "coordination.k8s.io" "v1" "Lease" => coordination::Lease;
+    "events.k8s.io" "v1" "Event" => events::Event;
     "policy" "v1" "Eviction" => policy::Eviction;
     "policy" "v1" "PodDisruptionBudget" => policy::PodDisruptionBudget;
     "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => rbac::ClusterRoleBinding;
@@ -160,6 +162,7 @@ const META_GROUP_VERSIONS: &[(&str, &str)] = &[
     ("batch", "v1"),
     ("coordination.k8s.io", "v1"),
     ("discovery.k8s.io", "v1"),
+    ("events.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
     ("policy", "v1"),
     ("rbac.authorization.k8s.io", "v1"),

@@ -41,7 +41,7 @@ OUT = os.path.join(HERE, "overlay.json")
 # Go packages (import path -> directory in its repository) whose types rkube serves.
 API_GROUPS = [
     "core/v1", "apps/v1", "autoscaling/v1", "autoscaling/v2", "batch/v1", "networking/v1",
-    "discovery/v1", "coordination/v1", "policy/v1", "rbac/v1", "storage/v1", "scheduling/v1",
+    "discovery/v1", "coordination/v1", "events/v1", "policy/v1", "rbac/v1", "storage/v1", "scheduling/v1",
     "authentication/v1", "authorization/v1",
 ]
 
