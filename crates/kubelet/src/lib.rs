@@ -13,19 +13,32 @@
 //! - [`pod_worker`]: one task per pod, moving it through the runtime;
 //! - [`pod_status`]: the pod status kube's kubelet writes, from what a worker knows;
 //! - [`runtime`], [`simulated`], [`ipam`]: the runtime seam, the simulated runtime and its
-//!   host-local address pool.
+//!   host-local address pool;
+//! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
+//!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
+//!   the image archives rkube makes (the pause image);
+//! - [`container_spec`], [`machine`]: what a pod's spec asks of the runtime, and what a real
+//!   node reports about its machine.
 
 mod agent;
+pub mod cni;
+pub mod container_spec;
+pub mod containerd;
+pub mod cri;
+pub mod cri_runtime;
 pub mod events;
 pub mod heartbeat;
 pub mod ipam;
+pub mod machine;
 pub mod node;
+pub mod oci;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod runtime;
 pub mod simulated;
 
 pub use agent::{Agent, NodeSetup, Options, hollow_nodes};
+pub use cri_runtime::CriRuntime;
 pub use node::{Capacity, NodeConfig, SystemInfo};
 pub use runtime::Runtime;
 pub use simulated::SimulatedRuntime;
