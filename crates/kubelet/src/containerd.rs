@@ -112,7 +112,11 @@ fn toml_str(s: &str) -> String {
 
 /// containerd's config (version 2): state under the layout, the CRI plugin with rkube's
 /// pause image, Debian's CNI plugins and our conf dir, runc with cgroupfs, overlayfs.
-pub fn config(layout: &Layout, stream_port: u16) -> String {
+///
+/// Where the agent may not lower OOM scores (no `CAP_SYS_RESOURCE`: in some VMs and
+/// containers), containerd is told to keep them at or above its own, or every sandbox
+/// fails (runc cannot write `-998` to `oom_score_adj`).
+pub fn config(layout: &Layout, stream_port: u16, restrict_oom_score_adj: bool) -> String {
     let dir = layout.containerd_dir();
     let p = |path: PathBuf| toml_str(&path.to_string_lossy());
     format!(
@@ -132,6 +136,7 @@ state = {state}
   stream_server_address = "127.0.0.1"
   stream_server_port = "{stream_port}"
   enable_selinux = false
+  restrict_oom_score_adj = {restrict_oom_score_adj}
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -156,6 +161,19 @@ state = {state}
         cni_bin = toml_str(CNI_BIN_DIR),
         cni_conf = p(layout.cni_conf_dir()),
     )
+}
+
+/// Whether this process has `CAP_SYS_RESOURCE` (bit 24 of `CapEff`), which lowering an
+/// OOM score adjustment needs.
+pub fn can_lower_oom_score() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// A free TCP port on the loopback (for containerd's streaming server: its default, 10010,
@@ -206,15 +224,26 @@ fn spawn(program: &Path, layout: &Layout) -> Result<Child, ContainerdError> {
     let err = log
         .try_clone()
         .map_err(io("cannot open", &layout.log_file()))?;
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .arg("--config")
         .arg(layout.config_file())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(io("cannot start", program))?;
+        .kill_on_drop(false);
+    // containerd goes when the agent does, even killed (its containers stay, in their
+    // shims): a restarted agent starts its own again.
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and only makes the prctl
+    // system call, which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = command.spawn().map_err(io("cannot start", program))?;
     if let Some(pid) = child.id() {
         let _ = std::fs::write(layout.pid_file(), pid.to_string());
     }
@@ -291,8 +320,11 @@ pub async fn start(layout: &Layout, stop: Stop) -> Result<Supervised, Containerd
     for d in [&dir, &layout.cni_conf_dir(), &layout.images_dir()] {
         std::fs::create_dir_all(d).map_err(io("cannot create", d))?;
     }
-    std::fs::write(layout.config_file(), config(layout, free_port()))
-        .map_err(io("cannot write", &layout.config_file()))?;
+    std::fs::write(
+        layout.config_file(),
+        config(layout, free_port(), !can_lower_oom_score()),
+    )
+    .map_err(io("cannot write", &layout.config_file()))?;
     stop_leftover(layout).await;
     let _ = std::fs::remove_file(layout.socket());
     let mut child = spawn(&program, layout)?;
@@ -337,20 +369,30 @@ pub async fn start(layout: &Layout, stop: Stop) -> Result<Supervised, Containerd
     })
 }
 
+/// The longest one archive's import may take.
+const IMPORT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Imports an image archive (docker `save` or OCI layout) into containerd's CRI namespace
 /// with `ctr`, which ships with containerd.
 pub async fn import_archive(socket: &Path, file: &Path) -> Result<(), ContainerdError> {
     let ctr = find_program("ctr").ok_or_else(|| ContainerdError::NotInstalled {
         program: "ctr (containerd's client)".to_owned(),
     })?;
-    let output = Command::new(ctr)
+    let run = Command::new(ctr)
         .arg("--address")
         .arg(socket)
         .args(["-n", CRI_NAMESPACE, "images", "import"])
         .arg(file)
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    // ctr waits forever on a containerd that went away mid-import.
+    let output = tokio::time::timeout(IMPORT_TIMEOUT, run)
         .await
+        .map_err(|_| ContainerdError::Import {
+            file: file.to_owned(),
+            message: format!("ctr did not finish in {} s", IMPORT_TIMEOUT.as_secs()),
+        })?
         .map_err(io("cannot run ctr for", file))?;
     if output.status.success() {
         return Ok(());
@@ -399,13 +441,14 @@ mod tests {
     #[test]
     fn the_config_keeps_everything_under_the_data_dir() {
         let layout = Layout::new(Path::new("/data"));
-        let text = config(&layout, 4242);
+        let text = config(&layout, 4242, true);
         assert!(text.contains(r#"address = "/data/agent/containerd/containerd.sock""#));
         assert!(text.contains(r#"root = "/data/agent/containerd/root""#));
         assert!(text.contains(r#"conf_dir = "/data/agent/etc/cni/net.d""#));
         assert!(text.contains(r#"bin_dir = "/usr/lib/cni""#));
         assert!(text.contains("SystemdCgroup = false"));
         assert!(text.contains(r#"stream_server_port = "4242""#));
+        assert!(text.contains("restrict_oom_score_adj = true"));
         assert!(text.contains(&format!("sandbox_image = \"{}\"", crate::oci::PAUSE_IMAGE)));
     }
 }

@@ -26,8 +26,13 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the control loops against an API server (they run inside `rkube server` too).
     ControllerManager(controller_manager::ControllerManagerArgs),
-    /// Runs node agents: for now simulated (hollow) nodes, `--simulate N`.
+    /// Runs a node: the kubelet on containerd; or simulated (hollow) nodes, `--simulate N`.
     Agent(agent::AgentArgs),
+    /// Manages the node's images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
     Scheduler(SchedulerArgs),
     /// Measures rkube's parts and prints one `name: value unit` line per figure.
@@ -35,6 +40,12 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Loads docker or OCI image archives into the node's containerd.
+    Import(agent::ImageImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +142,9 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Image {
+                command: ImageCommand::Import(args),
+            } => agent::import_images(args).await,
             Command::Bench {
                 target: BenchTarget::Store(args),
             } => bench::store(args).await,

@@ -31,6 +31,14 @@ pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
     }
 }
 
+/// The rkube binary under test: `RKUBE_BIN` if set (a copy other builds cannot replace
+/// mid-run), else the one cargo built for this test.
+pub fn rkube_bin() -> PathBuf {
+    std::env::var_os("RKUBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rkube")))
+}
+
 /// A running server in a scratch data dir. Killed when dropped.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -38,6 +46,8 @@ pub struct Cluster {
     child: Option<Child>,
     kubectl: PathBuf,
     extra_args: Vec<String>,
+    /// Runs its own node (containerd); the other suites run `--disable-agent`.
+    agent: bool,
 }
 
 /// Starts a server, or returns `None` (after saying so) when kubectl is absent outside CI.
@@ -45,8 +55,18 @@ pub fn start() -> Option<Cluster> {
     start_with(&[])
 }
 
-/// Starts a server with extra `rkube server` arguments.
+/// Starts a server with extra `rkube server` arguments, without its node agent.
 pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
+    start_cluster(extra_args, false, |_| {})
+}
+
+/// Starts a server that runs its node agent (on containerd), with extra arguments, after
+/// `prepare` has had the fresh data dir.
+pub fn start_with_agent(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Option<Cluster> {
+    start_cluster(extra_args, true, prepare)
+}
+
+fn start_cluster(extra_args: &[&str], agent: bool, prepare: impl FnOnce(&Path)) -> Option<Cluster> {
     let Some(kubectl) = kubectl_path() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -67,7 +87,9 @@ pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
         child: None,
         kubectl,
         extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+        agent,
     };
+    prepare(cluster.dir.path());
     cluster.boot();
     Some(cluster)
 }
@@ -109,9 +131,20 @@ impl Cluster {
 
     /// Starts the server process and waits until it is ready.
     pub fn boot(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        // Appended: a restarted server's log follows the first one's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(rkube_bin())
+            .arg("server")
+            .args(if self.agent {
+                None
+            } else {
+                Some("--disable-agent")
+            })
+            .args(["--bind-address", "127.0.0.1"])
             .arg("--https-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
@@ -139,6 +172,23 @@ impl Cluster {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server with SIGTERM, as an operator does, and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.wait();
         }
     }
 
