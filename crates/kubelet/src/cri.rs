@@ -64,6 +64,21 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// How long a CRI call may take (kube's `--runtime-request-timeout`, 2 min); sandbox
+/// operations get twice as long, pulls as long as they take, as in kube's remote runtime.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request with a deadline.
+fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+fn timed<T>(message: T) -> tonic::Request<T> {
+    with_timeout(message, REQUEST_TIMEOUT)
+}
+
 /// A CRI v1 connection to one runtime.
 #[derive(Clone)]
 pub struct CriClient {
@@ -124,14 +139,19 @@ impl CriClient {
         let request = api::VersionRequest {
             version: "v1".to_owned(),
         };
-        Ok(self.runtime.clone().version(request).await?.into_inner())
+        Ok(self
+            .runtime
+            .clone()
+            .version(timed(request))
+            .await?
+            .into_inner())
     }
 
     pub async fn status(&self) -> Result<api::RuntimeStatus, CriError> {
         let response = self
             .runtime
             .clone()
-            .status(api::StatusRequest { verbose: false })
+            .status(timed(api::StatusRequest { verbose: false }))
             .await?
             .into_inner();
         response.status.ok_or(CriError::Missing("status"))
@@ -155,7 +175,10 @@ impl CriClient {
                 }),
             }),
         };
-        self.runtime.clone().update_runtime_config(request).await?;
+        self.runtime
+            .clone()
+            .update_runtime_config(timed(request))
+            .await?;
         Ok(())
     }
 
@@ -167,7 +190,7 @@ impl CriClient {
         Ok(self
             .runtime
             .clone()
-            .run_pod_sandbox(request)
+            .run_pod_sandbox(with_timeout(request, 2 * REQUEST_TIMEOUT))
             .await?
             .into_inner()
             .pod_sandbox_id)
@@ -180,7 +203,7 @@ impl CriClient {
         };
         self.runtime
             .clone()
-            .pod_sandbox_status(request)
+            .pod_sandbox_status(timed(request))
             .await?
             .into_inner()
             .status
@@ -191,7 +214,10 @@ impl CriClient {
         let request = api::StopPodSandboxRequest {
             pod_sandbox_id: id.to_owned(),
         };
-        self.runtime.clone().stop_pod_sandbox(request).await?;
+        self.runtime
+            .clone()
+            .stop_pod_sandbox(with_timeout(request, 2 * REQUEST_TIMEOUT))
+            .await?;
         Ok(())
     }
 
@@ -199,7 +225,10 @@ impl CriClient {
         let request = api::RemovePodSandboxRequest {
             pod_sandbox_id: id.to_owned(),
         };
-        self.runtime.clone().remove_pod_sandbox(request).await?;
+        self.runtime
+            .clone()
+            .remove_pod_sandbox(with_timeout(request, 2 * REQUEST_TIMEOUT))
+            .await?;
         Ok(())
     }
 
@@ -220,7 +249,7 @@ impl CriClient {
         Ok(self
             .runtime
             .clone()
-            .list_pod_sandbox(request)
+            .list_pod_sandbox(timed(request))
             .await?
             .into_inner()
             .items)
@@ -240,7 +269,7 @@ impl CriClient {
         Ok(self
             .runtime
             .clone()
-            .create_container(request)
+            .create_container(timed(request))
             .await?
             .into_inner()
             .container_id)
@@ -250,7 +279,7 @@ impl CriClient {
         let request = api::StartContainerRequest {
             container_id: id.to_owned(),
         };
-        self.runtime.clone().start_container(request).await?;
+        self.runtime.clone().start_container(timed(request)).await?;
         Ok(())
     }
 
@@ -261,7 +290,7 @@ impl CriClient {
         };
         self.runtime
             .clone()
-            .container_status(request)
+            .container_status(timed(request))
             .await?
             .into_inner()
             .status
@@ -274,7 +303,10 @@ impl CriClient {
             container_id: id.to_owned(),
             timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
         };
-        self.runtime.clone().stop_container(request).await?;
+        self.runtime
+            .clone()
+            .stop_container(with_timeout(request, timeout + REQUEST_TIMEOUT))
+            .await?;
         Ok(())
     }
 
@@ -282,7 +314,10 @@ impl CriClient {
         let request = api::RemoveContainerRequest {
             container_id: id.to_owned(),
         };
-        self.runtime.clone().remove_container(request).await?;
+        self.runtime
+            .clone()
+            .remove_container(timed(request))
+            .await?;
         Ok(())
     }
 
@@ -300,7 +335,7 @@ impl CriClient {
         Ok(self
             .runtime
             .clone()
-            .list_containers(request)
+            .list_containers(timed(request))
             .await?
             .into_inner()
             .containers)
@@ -318,7 +353,7 @@ impl CriClient {
         Ok(self
             .images
             .clone()
-            .image_status(request)
+            .image_status(timed(request))
             .await?
             .into_inner()
             .image)
@@ -351,7 +386,7 @@ impl CriClient {
         Ok(self
             .images
             .clone()
-            .list_images(api::ListImagesRequest { filter: None })
+            .list_images(timed(api::ListImagesRequest { filter: None }))
             .await?
             .into_inner()
             .images)

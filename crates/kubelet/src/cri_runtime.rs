@@ -506,6 +506,15 @@ impl Runtime for CriRuntime {
         }
     }
 
+    async fn forget_pod(&self, sandbox: &SandboxConfig) {
+        let dir = self.pod_log_dir(&sandbox.namespace, &sandbox.name, &sandbox.uid);
+        if let Err(err) = tokio::fs::remove_dir_all(&dir).await
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), "cannot remove the pod's logs: {err}");
+        }
+    }
+
     async fn find_pod_sandbox(&self, uid: &str) -> Result<Option<FoundSandbox>, RuntimeError> {
         let sandboxes = self
             .cri

@@ -264,8 +264,9 @@ impl PodWorker {
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             }
         }
-        // Gone from the API: stop what runs and give the address back.
+        // Gone from the API: stop what runs, give the address back, drop its logs.
         self.stop_sandbox(Duration::ZERO).await;
+        self.node.runtime.forget_pod(&self.sandbox_config).await;
     }
 
     fn records_mut(&mut self, kind: Kind) -> &mut Vec<ContainerRecord> {

@@ -284,6 +284,9 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Forgets what the runtime keeps of a pod the API no longer has (its log directory).
+    async fn forget_pod(&self, _sandbox: &SandboxConfig) {}
+
     /// Every sandbox the runtime has, as (sandbox id, pod uid): a restarted kubelet removes
     /// those of pods no longer bound to it.
     async fn list_pod_uids(&self) -> Result<Vec<(String, String)>, RuntimeError> {

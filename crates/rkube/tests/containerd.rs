@@ -373,6 +373,16 @@ spec:
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
     assert!(fetch(&format!("http://{ip}/")).is_err(), "nothing answers");
+    let logs = node.cluster.data_dir().join("agent/logs/pods");
+    node.cluster
+        .eventually(
+            "the pod's logs are gone",
+            Duration::from_secs(10),
+            || match std::fs::read_dir(&logs).map(|d| d.count()) {
+                Ok(0) => Ok(()),
+                other => Err(format!("{other:?} entries in {}", logs.display())),
+            },
+        );
 }
 
 #[test]
