@@ -89,11 +89,27 @@ fn busybox_archive(reference: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// A server with its node, its scheduler, the busybox images; cleaned up when dropped.
+/// A server with a node (its own, or an `rkube agent` beside it), a scheduler, the busybox
+/// images; cleaned up when dropped.
 struct Node {
     cluster: Cluster,
     scheduler: Child,
+    /// The `rkube agent` process of a standalone node.
+    agent: Option<Child>,
+    /// The node's data dir (the server's own when the server runs the node).
+    node_dir: PathBuf,
     _serial: MutexGuard<'static, ()>,
+}
+
+/// Writes the preloaded image where the node imports archives from at start.
+fn preload(node_dir: &Path) {
+    let images = node_dir.join("agent/images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        images.join("preloaded.tar"),
+        busybox_archive(&full(PRELOADED)),
+    )
+    .unwrap();
 }
 
 fn full(image: &str) -> String {
@@ -101,7 +117,17 @@ fn full(image: &str) -> String {
 }
 
 impl Node {
+    /// `rkube server` running its own node.
     fn start() -> Option<Node> {
+        Self::start_as(false)
+    }
+
+    /// `rkube server --disable-agent` and `rkube agent` beside it.
+    fn start_standalone() -> Option<Node> {
+        Self::start_as(true)
+    }
+
+    fn start_as(standalone: bool) -> Option<Node> {
         if let Err(reason) = prerequisites() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -112,15 +138,18 @@ impl Node {
         }
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         // Archives in DATA_DIR/agent/images are imported when the node starts.
-        let cluster = common::start_with_agent(&["--node-name", "e2e-node"], |dir| {
-            let images = dir.join("agent/images");
-            std::fs::create_dir_all(&images).unwrap();
-            std::fs::write(
-                images.join("preloaded.tar"),
-                busybox_archive(&full(PRELOADED)),
-            )
-            .unwrap();
-        })?;
+        let cluster = if standalone {
+            common::start()?
+        } else {
+            common::start_with_agent(&["--node-name", "e2e-node"], preload)?
+        };
+        let node_dir = if standalone {
+            let dir = cluster.data_dir().join("node");
+            preload(&dir);
+            dir
+        } else {
+            cluster.data_dir().to_owned()
+        };
         let scheduler = Command::new(common::rkube_bin())
             .arg("scheduler")
             .arg("--kubeconfig")
@@ -129,11 +158,16 @@ impl Node {
             .stderr(std::fs::File::create(cluster.data_dir().join("scheduler.log")).unwrap())
             .spawn()
             .unwrap();
-        let node = Node {
+        let mut node = Node {
             cluster,
             scheduler,
+            agent: None,
+            node_dir,
             _serial: serial,
         };
+        if standalone {
+            node.start_agent();
+        }
         node.cluster
             .eventually("the node is Ready", Duration::from_secs(60), || {
                 let out = node.cluster.kubectl_raw(
@@ -155,7 +189,7 @@ impl Node {
         std::fs::write(&archive, busybox_archive(&full(BUSYBOX))).unwrap();
         let out = Command::new(common::rkube_bin())
             .args(["image", "import", "--data-dir"])
-            .arg(node.cluster.data_dir())
+            .arg(&node.node_dir)
             .arg(&archive)
             .output()
             .unwrap();
@@ -169,9 +203,47 @@ impl Node {
     }
 
     fn socket(&self) -> PathBuf {
-        self.cluster
-            .data_dir()
-            .join("agent/containerd/containerd.sock")
+        self.node_dir.join("agent/containerd/containerd.sock")
+    }
+
+    /// Starts `rkube agent` for the node, joining with the token.
+    fn start_agent(&mut self) {
+        let data = self.cluster.data_dir();
+        let token = std::fs::read_to_string(data.join("node-token")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("agent.log"))
+            .unwrap();
+        let child = Command::new(common::rkube_bin())
+            .arg("agent")
+            .args(["--server", &self.cluster.server_url()])
+            .args(["--token", token.trim()])
+            .arg("--ca-file")
+            .arg(data.join("tls/ca.crt"))
+            .arg("--data-dir")
+            .arg(&self.node_dir)
+            .args(["--node-name", "e2e-node"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+
+    /// Stops `rkube agent` with SIGTERM; it must exit cleanly.
+    fn stop_agent(&mut self) {
+        let Some(mut child) = self.agent.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "rkube agent exited with {status}");
+    }
+
+    fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.cluster.data_dir().join("agent.log")).unwrap_or_default()
     }
 
     fn apply(&self, yaml: &str) {
@@ -199,14 +271,20 @@ impl Node {
 
     /// Sandboxes containerd has for the pod with this uid (through CRI).
     fn sandboxes_of(&self, uid: &str) -> usize {
+        self.try_sandboxes_of(uid).unwrap()
+    }
+
+    fn try_sandboxes_of(&self, uid: &str) -> Result<usize, String> {
         let socket = self.socket();
         let uid = uid.to_owned();
         runtime().block_on(async move {
-            let cri = CriClient::connect(&socket).await.unwrap();
+            let cri = CriClient::connect(&socket)
+                .await
+                .map_err(|e| e.to_string())?;
             cri.list_pod_sandboxes(&[("io.kubernetes.pod.uid", &uid)])
                 .await
-                .unwrap()
-                .len()
+                .map(|s| s.len())
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -219,8 +297,7 @@ impl Node {
             pod["metadata"]["uid"].as_str().unwrap()
         );
         let file = self
-            .cluster
-            .data_dir()
+            .node_dir
             .join("agent/logs/pods")
             .join(dir)
             .join(container)
@@ -258,6 +335,12 @@ impl Drop for Node {
         }
         let _ = self.scheduler.kill();
         let _ = self.scheduler.wait();
+        if let Some(mut agent) = self.agent.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &agent.id().to_string()])
+                .status();
+            let _ = agent.wait();
+        }
         self.cluster.terminate();
         let _ = Command::new("ip")
             .args(["link", "delete", "cni0"])
@@ -373,7 +456,7 @@ spec:
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
     assert!(fetch(&format!("http://{ip}/")).is_err(), "nothing answers");
-    let logs = node.cluster.data_dir().join("agent/logs/pods");
+    let logs = node.node_dir.join("agent/logs/pods");
     node.cluster
         .eventually(
             "the pod's logs are gone",
@@ -651,4 +734,64 @@ spec:
         node.sandboxes_of(after["metadata"]["uid"].as_str().unwrap()),
         1
     );
+}
+
+#[test]
+fn a_standalone_agent_removes_the_pods_deleted_while_it_was_down() {
+    let Some(mut node) = Node::start_standalone() else {
+        return;
+    };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: kept}}
+spec:
+  containers:
+  - {{name: app, image: {PRELOADED}, command: ["sleep", "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: gone}}
+spec:
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: ["sleep", "3600"]}}
+"#
+    ));
+    let running =
+        |p: &Value| container(p, "containerStatuses", "app")["state"]["running"].is_object();
+    let kept = node.wait_pod("kept", "Running", running);
+    let gone = node.wait_pod("gone", "Running", running);
+    let kept_id = container(&kept, "containerStatuses", "app")["containerID"].clone();
+    node.stop_agent();
+    node.cluster
+        .kubectl(&["delete", "pod", "gone", "--grace-period=0", "--force"]);
+    node.start_agent();
+    let gone_uid = gone["metadata"]["uid"].as_str().unwrap().to_owned();
+    node.cluster.eventually(
+        "the deleted pod's sandbox is removed",
+        Duration::from_secs(60),
+        || match node.try_sandboxes_of(&gone_uid) {
+            Ok(0) => Ok(()),
+            other => Err(format!(
+                "{other:?} sandboxes; agent log:\n{}",
+                node.agent_log()
+            )),
+        },
+    );
+    let kept = node.wait_pod("kept", "Running", running);
+    assert_eq!(
+        container(&kept, "containerStatuses", "app")["containerID"],
+        kept_id,
+        "the other pod was adopted, not restarted"
+    );
+    let info = node.cluster.kubectl(&[
+        "get",
+        "node",
+        "e2e-node",
+        "-o",
+        "jsonpath={.status.capacity.cpu} {.status.capacity.pods} {.status.addresses[0].type}",
+    ]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(info, format!("{cpus} 110 InternalIP"));
 }
