@@ -186,10 +186,14 @@ fn pod_labels(config: &SandboxConfig) -> [(String, String); 3] {
 
 /// CRI's container status in the kubelet's terms.
 fn status_of(status: &api::ContainerStatus) -> ContainerStatus {
-    let started_at = time_of(status.started_at)
-        .or_else(|| time_of(status.created_at))
-        .unwrap_or_else(Utc::now);
-    let exit = (status.state == api::ContainerState::ContainerExited as i32).then(|| {
+    let exited = status.state == api::ContainerState::ContainerExited as i32;
+    let started_at = match time_of(status.started_at) {
+        Some(at) => at,
+        // Exited without starting (StartError): kube shows the zero Unix time.
+        None if exited => DateTime::UNIX_EPOCH,
+        None => time_of(status.created_at).unwrap_or_else(Utc::now),
+    };
+    let exit = exited.then(|| {
         let reason = match status.reason.as_str() {
             "" if status.exit_code == 0 => "Completed".to_owned(),
             "" => "Error".to_owned(),
@@ -198,6 +202,7 @@ fn status_of(status: &api::ContainerStatus) -> ContainerStatus {
         Exit {
             code: status.exit_code,
             reason,
+            message: Some(status.message.clone()).filter(|m| !m.is_empty()),
             finished_at: time_of(status.finished_at).unwrap_or_else(Utc::now),
         }
     });
@@ -430,7 +435,21 @@ impl Runtime for CriRuntime {
             )
             .await
             .map_err(runtime_error)?;
-        self.cri.start_container(&id).await.map_err(runtime_error)?;
+        if let Err(err) = self.cri.start_container(&id).await {
+            // containerd records a failed start in the container's status (exited, code
+            // 128, reason StartError, its message): the restart policy takes it from there,
+            // as kube's kubelet does.
+            let recorded = self
+                .cri
+                .container_status(&id)
+                .await
+                .is_ok_and(|s| s.state == api::ContainerState::ContainerExited as i32);
+            if recorded {
+                return Ok(id);
+            }
+            let _ = self.cri.remove_container(&id).await;
+            return Err(runtime_error(err));
+        }
         Ok(id)
     }
 

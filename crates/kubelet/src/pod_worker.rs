@@ -564,12 +564,20 @@ impl PodWorker {
             "Created",
             format!("Created container: {}", spec.name),
         );
-        self.event(
-            Some(field_path),
-            NORMAL,
-            "Started",
-            format!("Started container {}", spec.name),
-        );
+        match status.exit.as_ref().filter(|e| e.reason == "StartError") {
+            Some(exit) => self.event(
+                Some(field_path),
+                WARNING,
+                "Failed",
+                format!("Error: {}", exit.message.as_deref().unwrap_or_default()),
+            ),
+            None => self.event(
+                Some(field_path),
+                NORMAL,
+                "Started",
+                format!("Started container {}", spec.name),
+            ),
+        }
         if status.exit.is_none() {
             let runtime = runtime.clone();
             let exits = self.exits.clone();

@@ -151,8 +151,10 @@ pub struct ContainerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exit {
     pub code: i32,
-    /// `Completed` (code 0), `Error`, `OOMKilled`...
+    /// `Completed` (code 0), `Error`, `OOMKilled`, `StartError`...
     pub reason: String,
+    /// The runtime's words about it (why it could not start, say).
+    pub message: Option<String>,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -162,6 +164,7 @@ impl Exit {
         Self {
             code,
             reason: if code == 0 { "Completed" } else { "Error" }.to_owned(),
+            message: None,
             finished_at,
         }
     }
@@ -291,5 +294,37 @@ pub trait Runtime: Send + Sync + 'static {
     /// those of pods no longer bound to it.
     async fn list_pod_uids(&self) -> Result<Vec<(String, String)>, RuntimeError> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_default_as_kubes_do() {
+        assert_eq!(PullPolicy::of(None, "busybox"), PullPolicy::Always);
+        assert_eq!(PullPolicy::of(None, "busybox:latest"), PullPolicy::Always);
+        assert_eq!(
+            PullPolicy::of(None, "busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::of(None, "localhost:5000/app"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::of(None, "localhost:5000/app:v1"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::of(None, "busybox@sha256:0123"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(PullPolicy::of(Some("Never"), "busybox"), PullPolicy::Never);
+        assert_eq!(
+            PullPolicy::of(Some("Always"), "busybox:1"),
+            PullPolicy::Always
+        );
     }
 }

@@ -583,6 +583,26 @@ spec:
     );
     let table = node.cluster.kubectl(&["get", "pod", "crash"]);
     assert!(table.contains("CrashLoopBackOff"), "{table}");
+
+    // A command that is not there: the start fails, as kube reports it.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: nocommand}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: ["/no/such/program"]}}
+"#
+    ));
+    let pod = node.wait_pod("nocommand", "Failed", |p| p["status"]["phase"] == "Failed");
+    let terminated = &container(&pod, "containerStatuses", "app")["state"]["terminated"];
+    assert_eq!(terminated["reason"], "StartError", "{terminated}");
+    assert_eq!(terminated["exitCode"], 128);
+    assert_eq!(terminated["startedAt"], "1970-01-01T00:00:00Z");
+    let message = terminated["message"].as_str().unwrap();
+    assert!(message.contains("/no/such/program"), "{message}");
 }
 
 #[test]
