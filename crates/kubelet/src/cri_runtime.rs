@@ -540,6 +540,17 @@ impl Runtime for CriRuntime {
             .list_pod_sandboxes(&[(LABEL_POD_UID, uid)])
             .await
             .map_err(runtime_error)?;
+        // Sandboxes no longer ready (the machine rebooted, the pause process died) are of
+        // no use: a new one is made.
+        for stale in sandboxes
+            .iter()
+            .filter(|s| s.state != api::PodSandboxState::SandboxReady as i32)
+        {
+            let _ = self.cri.stop_pod_sandbox(&stale.id).await;
+            if let Err(err) = self.cri.remove_pod_sandbox(&stale.id).await {
+                tracing::debug!(sandbox = %stale.id, "removing a sandbox no longer ready: {err}");
+            }
+        }
         let Some(newest) = sandboxes
             .iter()
             .filter(|s| s.state == api::PodSandboxState::SandboxReady as i32)
