@@ -321,6 +321,26 @@ impl CriClient {
         Ok(())
     }
 
+    /// Runs a command in a container and waits for it (`timeout` of zero: no limit).
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<api::ExecSyncResponse, CriError> {
+        let request = api::ExecSyncRequest {
+            container_id: id.to_owned(),
+            cmd: command.to_vec(),
+            timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        };
+        Ok(self
+            .runtime
+            .clone()
+            .exec_sync(with_timeout(request, timeout + REQUEST_TIMEOUT))
+            .await?
+            .into_inner())
+    }
+
     /// Containers of a sandbox (all of them with `None`).
     pub async fn list_containers(
         &self,

@@ -525,6 +525,26 @@ impl Runtime for CriRuntime {
         }
     }
 
+    fn runs_probes(&self) -> bool {
+        true
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<(i32, String), RuntimeError> {
+        let response = self
+            .cri
+            .exec_sync(id, command, timeout)
+            .await
+            .map_err(runtime_error)?;
+        let mut output = String::from_utf8_lossy(&response.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&response.stderr));
+        Ok((response.exit_code, output.trim_end().to_owned()))
+    }
+
     async fn forget_pod(&self, sandbox: &SandboxConfig) {
         let dir = self.pod_log_dir(&sandbox.namespace, &sandbox.name, &sandbox.uid);
         if let Err(err) = tokio::fs::remove_dir_all(&dir).await

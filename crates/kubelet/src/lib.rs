@@ -34,6 +34,7 @@ pub mod node;
 pub mod oci;
 pub mod pod_status;
 pub mod pod_worker;
+pub mod prober;
 pub mod runtime;
 pub mod simulated;
 

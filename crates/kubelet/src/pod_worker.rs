@@ -34,6 +34,7 @@ use crate::pod_status::{
     self, ContainerRecord, FAILED, Instance, PodView, SUCCEEDED, Transitions, Waiting, go_duration,
     is_sidecar, restart_policy,
 };
+use crate::prober::{self, ProbeEvent};
 use crate::runtime::{
     ContainerConfig, Exit, FoundContainer, PullPolicy, RuntimeError, SandboxConfig,
 };
@@ -112,6 +113,11 @@ pub(crate) struct PodWorker {
     exits: mpsc::UnboundedSender<(String, Exit)>,
     /// Tasks waiting on running containers' exits.
     waiters: Vec<JoinHandle<()>>,
+    /// What running containers' probers find, by raw container id.
+    probe_events: mpsc::UnboundedSender<(String, ProbeEvent)>,
+    probe_rx: Option<mpsc::UnboundedReceiver<(String, ProbeEvent)>>,
+    /// The prober of each running container, by raw container id.
+    probers: HashMap<String, JoinHandle<()>>,
 }
 
 fn records(
@@ -194,6 +200,7 @@ impl PodWorker {
     ) -> Self {
         let spec = pod.spec.clone().unwrap_or_default();
         let status = pod.status.as_ref();
+        let (probe_events, probe_rx) = mpsc::unbounded_channel();
         Self {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             name: pod.metadata.name.clone().unwrap_or_default(),
@@ -226,6 +233,9 @@ impl PodWorker {
             written: None,
             exits,
             waiters: Vec::new(),
+            probe_events,
+            probe_rx: Some(probe_rx),
+            probers: HashMap::new(),
             shared,
             node,
         }
@@ -239,6 +249,8 @@ impl PodWorker {
     ) {
         let mut network = self.node.network.subscribe();
         let stop = self.shared.stop.clone();
+        let (_, idle) = mpsc::unbounded_channel();
+        let mut probes = self.probe_rx.take().unwrap_or(idle);
         loop {
             // Marked seen before the sync, so a change during it wakes the select below.
             let Some(current) = pod.borrow_and_update().clone() else {
@@ -260,6 +272,7 @@ impl PodWorker {
                     }
                 }
                 Some((id, exit)) = exits.recv() => self.record_exit(&id, exit),
+                Some((id, event)) = probes.recv() => self.on_probe(&current, &id, event).await,
                 Ok(()) = network.changed(), if needs_network => {}
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             }
@@ -405,6 +418,10 @@ impl PodWorker {
         let record = &mut self.records_mut(kind)[i];
         if record.is_running() {
             if record.spec_image == image {
+                // Real probes report through the prober; simulated ones pass on time.
+                if runtime.runs_probes() {
+                    return None;
+                }
                 return probe(record, spec, now);
             }
             // A new image (`kubectl set image`): the container is replaced.
@@ -579,14 +596,7 @@ impl PodWorker {
             ),
         }
         if status.exit.is_none() {
-            let runtime = runtime.clone();
-            let exits = self.exits.clone();
-            let id = status.id.clone();
-            self.waiters.push(tokio::spawn(async move {
-                if let Ok(exit) = runtime.wait_container(&id).await {
-                    let _ = exits.send((id, exit));
-                }
-            }));
+            self.watch(&status.id, spec);
         }
         let exited = status.exit.is_some();
         let record = &mut self.records_mut(kind)[i];
@@ -605,7 +615,138 @@ impl PodWorker {
             record.ready = false;
             return Some(now);
         }
+        if runtime.runs_probes() {
+            // Until its prober says otherwise.
+            record.started = false;
+            record.ready = false;
+            return None;
+        }
         probe(record, spec, Utc::now())
+    }
+
+    /// Follows a running container: its exit, and its probes where they run for real.
+    fn watch(&mut self, id: &str, spec: &Container) {
+        let runtime = self.node.runtime.clone();
+        let exits = self.exits.clone();
+        let raw = id.to_owned();
+        self.waiters.push(tokio::spawn(async move {
+            if let Ok(exit) = runtime.wait_container(&raw).await {
+                let _ = exits.send((raw, exit));
+            }
+        }));
+        if !self.node.runtime.runs_probes() {
+            return;
+        }
+        let target = prober::Target {
+            runtime: self.node.runtime.clone(),
+            container_id: id.to_owned(),
+            pod_ip: self.pod_ip,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let events = self.probe_events.clone();
+        let spec_owned = spec.clone();
+        let key = id.to_owned();
+        let task = tokio::spawn(async move {
+            let forward = async {
+                while let Some(event) = rx.recv().await {
+                    let _ = events.send((key.clone(), event));
+                }
+            };
+            tokio::join!(prober::run(target, spec_owned, tx), forward);
+        });
+        if let Some(old) = self.probers.insert(id.to_owned(), task) {
+            old.abort();
+        }
+    }
+
+    /// What a container's prober found.
+    async fn on_probe(&mut self, pod: &Pod, id: &str, event: ProbeEvent) {
+        let full = format!("{}://{id}", self.node.runtime_name);
+        let spec = pod.spec.clone().unwrap_or_default();
+        let Some((kind, i)) = self
+            .init
+            .iter()
+            .position(|r| {
+                r.current
+                    .as_ref()
+                    .is_some_and(|c| c.id == full && c.exit.is_none())
+            })
+            .map(|i| (Kind::Init, i))
+            .or_else(|| {
+                self.containers
+                    .iter()
+                    .position(|r| {
+                        r.current
+                            .as_ref()
+                            .is_some_and(|c| c.id == full && c.exit.is_none())
+                    })
+                    .map(|i| (Kind::Regular, i))
+            })
+        else {
+            return;
+        };
+        let container = match kind {
+            Kind::Init => spec
+                .init_containers
+                .clone()
+                .unwrap_or_default()
+                .get(i)
+                .cloned(),
+            Kind::Regular => spec.containers.get(i).cloned(),
+        };
+        let Some(container) = container else { return };
+        let field_path = kind.field_path(&container.name);
+        match event {
+            ProbeEvent::Started => {
+                let record = &mut self.records_mut(kind)[i];
+                record.started = true;
+                if container.readiness_probe.is_none() {
+                    record.ready = true;
+                }
+            }
+            ProbeEvent::Ready(ready) => {
+                let record = &mut self.records_mut(kind)[i];
+                record.ready = ready && record.started;
+            }
+            ProbeEvent::Failed { probe, output } => {
+                self.event(
+                    Some(field_path),
+                    WARNING,
+                    "Unhealthy",
+                    format!("{probe} probe failed: {output}"),
+                );
+            }
+            ProbeEvent::Unhealthy { probe, output } => {
+                self.event(
+                    Some(field_path.clone()),
+                    WARNING,
+                    "Unhealthy",
+                    format!("{probe} probe failed: {output}"),
+                );
+                self.event(
+                    Some(field_path),
+                    NORMAL,
+                    "Killing",
+                    format!(
+                        "Container {} failed {} probe, will be restarted",
+                        container.name,
+                        probe.to_lowercase()
+                    ),
+                );
+                let grace = Duration::from_secs(
+                    u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
+                );
+                let record = &mut self.records_mut(kind)[i];
+                record.started = false;
+                record.ready = false;
+                // The exit waiter records the end; the restart policy restarts it.
+                let runtime = self.node.runtime.clone();
+                let raw = id.to_owned();
+                tokio::spawn(async move {
+                    let _ = runtime.stop_container(&raw, grace).await;
+                });
+            }
+        }
     }
 
     /// Makes sure the container's image is there, by its pull policy (kube's image
@@ -808,14 +949,8 @@ impl PodWorker {
                     .collect();
                 let Some(last) = runs.pop() else { continue };
                 if last.status.exit.is_none() {
-                    let runtime = runtime.clone();
-                    let exits = self.exits.clone();
                     let id = last.status.id.clone();
-                    self.waiters.push(tokio::spawn(async move {
-                        if let Ok(exit) = runtime.wait_container(&id).await {
-                            let _ = exits.send((id, exit));
-                        }
-                    }));
+                    self.watch(&id, container);
                 }
                 let record = &mut self.records_mut(kind)[i];
                 record.current = Some(instance(last));
@@ -829,6 +964,9 @@ impl PodWorker {
 
     /// A container the runtime saw exit.
     fn record_exit(&mut self, id: &str, exit: Exit) {
+        if let Some(prober) = self.probers.remove(id) {
+            prober.abort();
+        }
         let full = format!("{}://{id}", self.node.runtime_name);
         for record in self.init.iter_mut().chain(self.containers.iter_mut()) {
             if let Some(current) = record.current.as_mut()
@@ -883,6 +1021,9 @@ impl PodWorker {
         }
         for waiter in self.waiters.drain(..) {
             waiter.abort();
+        }
+        for (_, prober) in self.probers.drain() {
+            prober.abort();
         }
     }
 

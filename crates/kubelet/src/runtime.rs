@@ -287,6 +287,22 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether the kubelet runs probes for real against this runtime's containers (the
+    /// simulated runtime's containers pass them after their initial delays).
+    fn runs_probes(&self) -> bool {
+        false
+    }
+
+    /// CRI `ExecSync`: runs a command in the container; its exit code and output.
+    async fn exec_sync(
+        &self,
+        id: &str,
+        _command: &[String],
+        _timeout: Duration,
+    ) -> Result<(i32, String), RuntimeError> {
+        Err(RuntimeError::ContainerNotFound { id: id.to_owned() })
+    }
+
     /// Forgets what the runtime keeps of a pod the API no longer has (its log directory).
     async fn forget_pod(&self, _sandbox: &SandboxConfig) {}
 

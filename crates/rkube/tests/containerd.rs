@@ -24,7 +24,8 @@ const BUSYBOX: &str = "busybox:e2e";
 const PRELOADED: &str = "busybox:preloaded";
 const APPLETS: &[&str] = &[
     "sh", "ash", "httpd", "sleep", "echo", "nc", "cat", "wget", "ls", "true", "false", "env", "id",
-    "hostname", "ps", "kill", "seq", "head", "tail", "tr", "grep", "mkdir", "date",
+    "hostname", "ps", "kill", "seq", "head", "tail", "tr", "grep", "mkdir", "date", "touch", "rm",
+    "test",
 ];
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -814,4 +815,91 @@ spec:
     ]);
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert_eq!(info, format!("{cpus} 110 InternalIP"));
+}
+
+#[test]
+fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: [{{name: http, containerPort: 80}}]
+    readinessProbe:
+      httpGet: {{path: /index.html, port: http}}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {{port: 80}}
+      periodSeconds: 1
+  - name: waiting
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {{command: ["cat", "/tmp/ready"]}}
+      periodSeconds: 1
+  - name: dying
+    image: {BUSYBOX}
+    command: ["sh", "-c", "touch /tmp/alive; sleep 2; rm /tmp/alive; exec sleep 3600"]
+    livenessProbe:
+      exec: {{command: ["cat", "/tmp/alive"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#
+    ));
+    let pod = node.wait_pod("probed", "web ready, dying restarted", |p| {
+        container(p, "containerStatuses", "web")["ready"] == true
+            && container(p, "containerStatuses", "dying")["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+    });
+    // The exec readiness probe keeps failing: not ready, and so neither is the pod.
+    let waiting = container(&pod, "containerStatuses", "waiting");
+    assert_eq!(waiting["ready"], false, "{waiting}");
+    assert!(waiting["state"]["running"].is_object(), "{waiting}");
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    let web = container(&pod, "containerStatuses", "web");
+    assert_eq!(web["restartCount"], 0, "tcp liveness holds: {web}");
+    let events = node.cluster.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=probed,reason=Killing",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("Container dying failed liveness probe, will be restarted"),
+        "{events}"
+    );
+    // Once the file is there (made through CRI ExecSync), the pod turns Ready.
+    let id = waiting["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("containerd://")
+        .to_owned();
+    let socket = node.socket();
+    let made = runtime().block_on(async move {
+        let cri = CriClient::connect(&socket).await.unwrap();
+        let command = ["touch".to_owned(), "/tmp/ready".to_owned()];
+        cri.exec_sync(&id, &command, Duration::from_secs(10))
+            .await
+            .unwrap()
+    });
+    assert_eq!(made.exit_code, 0, "{made:?}");
+    node.wait_pod("probed", "Ready", |p| {
+        container(p, "containerStatuses", "waiting")["ready"] == true
+    });
 }
