@@ -28,6 +28,8 @@ pub enum ContainerdError {
         "{program} not found: install Debian's containerd, runc and containernetworking-plugins (apt-get install containerd runc containernetworking-plugins), or pass --containerd-socket"
     )]
     NotInstalled { program: String },
+    #[error("the node agent runs containers and needs root: run it as root")]
+    NotRoot,
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -186,6 +188,9 @@ fn free_port() -> u16 {
 
 /// Checks what the supervised containerd needs, with one line naming what to install.
 pub fn check_installed() -> Result<PathBuf, ContainerdError> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(ContainerdError::NotRoot);
+    }
     let containerd = find_program("containerd").ok_or_else(|| ContainerdError::NotInstalled {
         program: "containerd".to_owned(),
     })?;
