@@ -56,6 +56,9 @@ pub struct AgentArgs {
     /// The bridge pods attach to.
     #[arg(long, default_value = rkube_kubelet::cni::DEFAULT_BRIDGE, conflicts_with = "simulate")]
     pub cni_bridge: String,
+    /// Run no service proxy (nftables rules, host-gw routes) on this node.
+    #[arg(long, conflicts_with = "simulate")]
+    pub disable_proxy: bool,
     /// Run N simulated (hollow) nodes instead of a real one.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
@@ -191,6 +194,8 @@ pub struct RealNode {
     pub containerd_socket: Option<PathBuf>,
     pub cni_bridge: String,
     pub options: Options,
+    /// Run the service proxy (kube-proxy's role) beside the kubelet.
+    pub proxy: bool,
 }
 
 /// A real node running: its kubelet and its containerd.
@@ -243,6 +248,16 @@ pub async fn start_real_node(
         name,
     };
     tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
+    // kube-proxy's role on this node: service rules and routes to the other nodes' pods.
+    let proxy = node.proxy.then(|| {
+        let options = rkube_proxy::ProxyOptions::new(config.name.clone());
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(err) = rkube_proxy::run(client, options, stop).await {
+                tracing::error!("the service proxy stopped: {err:#}");
+            }
+        })
+    });
     let agent = Agent::new(
         client,
         vec![NodeSetup {
@@ -254,6 +269,10 @@ pub async fn start_real_node(
     );
     let task = tokio::spawn(async move {
         agent.run().await;
+        if let Some(proxy) = proxy {
+            // It removes its rules on the way out.
+            let _ = proxy.await;
+        }
         if let Some(supervised) = supervised {
             supervised.stopped().await;
         }
@@ -292,6 +311,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             containerd_socket: args.containerd_socket.clone(),
             cni_bridge: args.cni_bridge.clone(),
             options: options(&args),
+            proxy: !args.disable_proxy,
         };
         let running = start_real_node(client, node, stop).await?;
         shutdown_signal().await?;

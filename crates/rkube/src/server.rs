@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// The bridge the node's pods attach to.
     #[arg(long, default_value = rkube_kubelet::cni::DEFAULT_BRIDGE)]
     pub cni_bridge: String,
+    /// Run no service proxy (nftables rules, host-gw routes) for this server's node.
+    #[arg(long)]
+    pub disable_proxy: bool,
     /// Use etcd instead of the embedded store: http://HOST:2379[,http://HOST2:2379...].
     #[arg(long)]
     pub datastore_endpoint: Option<String>,
@@ -190,6 +193,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             containerd_socket: args.containerd_socket.clone(),
             cni_bridge: args.cni_bridge.clone(),
             options: rkube_kubelet::Options::default(),
+            proxy: !args.disable_proxy,
         };
         match crate::agent::start_real_node(client, real, stop.clone()).await {
             Ok(running) => node = Some(running),

@@ -470,6 +470,64 @@ spec:
 }
 
 #[test]
+fn a_service_reaches_its_pods_through_the_nodes_proxy() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: backend, labels: {{app: backend}}}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports: [{{containerPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend}}
+spec:
+  selector: {{app: backend}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    ));
+    node.wait_pod("backend", "Running and Ready", |p| {
+        container(p, "containerStatuses", "httpd")["ready"] == true
+    });
+    let ip = node
+        .cluster
+        .kubectl(&["get", "svc", "backend", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(
+        ip.starts_with("10.43."),
+        "an address of the service CIDR: {ip}"
+    );
+    // The server's own node proxies the ClusterIP to the pod, for the node itself too.
+    let mut body = None;
+    node.cluster.eventually(
+        "the service answers on its ClusterIP",
+        Duration::from_secs(30),
+        || {
+            let got = fetch(&format!("http://{ip}/"));
+            body = got.as_ref().ok().cloned();
+            got.map(|_| ())
+        },
+    );
+    assert_eq!(body.as_deref(), Some("hello from rkube\n"));
+    // Without a pod behind it, the service refuses at once.
+    node.cluster.kubectl(&["delete", "pod", "backend"]);
+    node.cluster.eventually(
+        "the service refuses",
+        Duration::from_secs(30),
+        || match fetch(&format!("http://{ip}/")) {
+            // Rejected at once (a reset or ICMP unreachable), not left to time out.
+            Err(e) if e.contains("refused") || e.contains("Couldn't connect") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+}
+
+#[test]
 fn containers_of_a_pod_share_localhost_and_cannot_share_a_port() {
     let Some(node) = Node::start() else { return };
     node.apply(&format!(
