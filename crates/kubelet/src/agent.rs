@@ -43,6 +43,9 @@ pub struct Options {
     pub max_concurrent_writes: usize,
     /// Record kubelet's events about pods (Pulled, Created, Started, Killing, BackOff).
     pub record_events: bool,
+    /// Cluster DNS and the host's resolver, for pods' resolv.conf (real nodes); `None`:
+    /// the runtime's default.
+    pub dns: Option<crate::dns::DnsSettings>,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             status_report_frequency: Duration::from_secs(300),
             max_concurrent_writes: 64,
             record_events: true,
+            dns: None,
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn sandbox_config(pod: &Pod) -> SandboxConfig {
         })
         .collect();
     SandboxConfig {
+        dns: None,
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         name,
         uid: pod.metadata.uid.clone().unwrap_or_default(),

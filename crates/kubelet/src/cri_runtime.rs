@@ -138,7 +138,11 @@ impl CriRuntime {
                 .pod_log_dir(&config.namespace, &config.name, &config.uid)
                 .to_string_lossy()
                 .into_owned(),
-            dns_config: None,
+            dns_config: config.dns.as_ref().map(|d| api::DnsConfig {
+                servers: d.servers.clone(),
+                searches: d.searches.clone(),
+                options: d.options.clone(),
+            }),
             port_mappings: config
                 .ports
                 .iter()

@@ -207,7 +207,14 @@ impl PodWorker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             reference: events::pod_reference(pod, None),
             sandbox: None,
-            sandbox_config: container_spec::sandbox_config(pod),
+            sandbox_config: SandboxConfig {
+                dns: shared
+                    .options
+                    .dns
+                    .as_ref()
+                    .map(|settings| crate::dns::pod_dns(pod, settings)),
+                ..container_spec::sandbox_config(pod)
+            },
             looked_for_sandbox: false,
             pulls: HashMap::new(),
             pod: Arc::new(pod.clone()),

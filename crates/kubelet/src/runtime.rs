@@ -23,6 +23,8 @@ pub struct RuntimeVersion {
 /// What a pod sandbox is made from (CRI `PodSandboxConfig`).
 #[derive(Clone, Debug, Default)]
 pub struct SandboxConfig {
+    /// The pod's resolv.conf (CRI `DNSConfig`); `None`: the runtime's default.
+    pub dns: Option<crate::dns::DnsConfig>,
     pub namespace: String,
     pub name: String,
     pub uid: String,

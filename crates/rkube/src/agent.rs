@@ -59,6 +59,12 @@ pub struct AgentArgs {
     /// Run no service proxy (nftables rules, host-gw routes) on this node.
     #[arg(long, conflicts_with = "simulate")]
     pub disable_proxy: bool,
+    /// Cluster DNS's Service address, for pods' resolv.conf.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: std::net::IpAddr,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Run N simulated (hollow) nodes instead of a real one.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
@@ -196,6 +202,9 @@ pub struct RealNode {
     pub options: Options,
     /// Run the service proxy (kube-proxy's role) beside the kubelet.
     pub proxy: bool,
+    /// Cluster DNS (the kube-dns Service address) and the cluster domain, for pods.
+    pub cluster_dns: std::net::IpAddr,
+    pub cluster_domain: String,
 }
 
 /// A real node running: its kubelet and its containerd.
@@ -258,13 +267,22 @@ pub async fn start_real_node(
             }
         })
     });
+    // Pods' resolv.conf: cluster DNS first (ClusterFirst), the host's for dnsPolicy Default.
+    let mut options = node.options;
+    options.dns = Some(rkube_kubelet::dns::DnsSettings {
+        cluster_dns: vec![node.cluster_dns],
+        cluster_domain: node.cluster_domain.clone(),
+        host: rkube_kubelet::dns::parse_resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    });
     let agent = Agent::new(
         client,
         vec![NodeSetup {
             config,
             runtime: Arc::new(runtime),
         }],
-        node.options,
+        options,
         stop,
     );
     let task = tokio::spawn(async move {
@@ -288,6 +306,7 @@ fn options(args: &AgentArgs) -> Options {
         status_report_frequency: args.node_status_report_frequency,
         max_concurrent_writes: args.max_concurrent_writes,
         record_events: args.record_events,
+        dns: None,
     }
 }
 
@@ -312,6 +331,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cni_bridge: args.cni_bridge.clone(),
             options: options(&args),
             proxy: !args.disable_proxy,
+            cluster_dns: args.cluster_dns,
+            cluster_domain: args.cluster_domain.clone(),
         };
         let running = start_real_node(client, node, stop).await?;
         shutdown_signal().await?;

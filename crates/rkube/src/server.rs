@@ -194,6 +194,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cni_bridge: args.cni_bridge.clone(),
             options: rkube_kubelet::Options::default(),
             proxy: !args.disable_proxy,
+            cluster_dns: std::net::IpAddr::V4(args.service_cidr.ip(9)),
+            cluster_domain: args.cluster_domain.clone(),
         };
         match crate::agent::start_real_node(client, real, stop.clone()).await {
             Ok(running) => node = Some(running),

@@ -514,6 +514,31 @@ spec:
         },
     );
     assert_eq!(body.as_deref(), Some("hello from rkube\n"));
+    // Pods resolve through cluster DNS (dnsPolicy ClusterFirst), with kube's search paths.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: resolver}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["cat", "/etc/resolv.conf"]
+"#
+    ));
+    let pod = node.wait_pod("resolver", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    let resolv = node.log_lines(&pod, "c").join("\n");
+    for want in [
+        "nameserver 10.43.0.10",
+        "search default.svc.cluster.local svc.cluster.local cluster.local",
+        "options ndots:5",
+    ] {
+        assert!(resolv.contains(want), "{want:?} missing from:\n{resolv}");
+    }
     // Without a pod behind it, the service refuses at once.
     node.cluster.kubectl(&["delete", "pod", "backend"]);
     node.cluster.eventually(
