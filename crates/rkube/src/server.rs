@@ -207,6 +207,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // One line telling the operator how to reach the cluster.
+    eprintln!(
+        "rkube: the cluster is up; use it with: kubectl --kubeconfig {} get nodes",
+        api.admin_kubeconfig.display()
+    );
     crate::agent::shutdown_signal().await?;
     tracing::info!("shutting down");
     api.shutdown().await;
