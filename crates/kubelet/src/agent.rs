@@ -221,6 +221,7 @@ impl Agent {
             self.nodes.clone(),
             nodes_seen,
         ));
+        tokio::spawn(remove_orphans(self.nodes.clone(), pods.clone()));
         tokio::spawn(dispatch_pods(
             self.shared.clone(),
             self.by_name.clone(),
@@ -353,6 +354,46 @@ async fn follow_nodes(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Once the pods bound to the nodes are known, removes the sandboxes the runtimes still have
+/// for pods that are gone (deleted while the agent was down), as kube's kubelet removes
+/// orphaned pods at start.
+async fn remove_orphans(nodes: Arc<Vec<Arc<NodeHandle>>>, pods: Informer<Pod>) {
+    pods.synced().await;
+    let known: std::collections::HashSet<String> = pods
+        .list()
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    for node in nodes.iter() {
+        let sandboxes = match node.runtime.list_pod_uids().await {
+            Ok(sandboxes) => sandboxes,
+            Err(err) => {
+                tracing::warn!(
+                    node = node.name(),
+                    "cannot list the runtime's sandboxes: {err}"
+                );
+                continue;
+            }
+        };
+        for (sandbox, uid) in sandboxes
+            .into_iter()
+            .filter(|(_, uid)| !known.contains(uid))
+        {
+            tracing::info!(node = node.name(), %sandbox, pod_uid = %uid, "removing the sandbox of a pod that is gone");
+            if let Err(err) = node
+                .runtime
+                .stop_pod_sandbox(&sandbox, Duration::ZERO)
+                .await
+            {
+                tracing::warn!(%sandbox, "stopping an orphaned sandbox: {err}");
+            }
+            if let Err(err) = node.runtime.remove_pod_sandbox(&sandbox).await {
+                tracing::warn!(%sandbox, "removing an orphaned sandbox: {err}");
             }
         }
     }

@@ -15,16 +15,28 @@
 //! - [`runtime`], [`simulated`], [`ipam`]: the runtime seam, the simulated runtime and its
 //!   host-local address pool;
 //! - [`envvars`], [`volumes`], [`downward`], [`objects`]: a container's environment and a
-//!   pod's volumes as kube's kubelet makes them, from the API objects they refer to.
+//!   pod's volumes as kube's kubelet makes them, from the API objects they refer to;
+//! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
+//!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
+//!   the image archives rkube makes (the pause image);
+//! - [`container_spec`], [`machine`]: what a pod's spec asks of the runtime, and what a real
+//!   node reports about its machine.
 
 mod agent;
+pub mod cni;
+pub mod container_spec;
+pub mod containerd;
+pub mod cri;
+pub mod cri_runtime;
 pub mod downward;
 pub mod envvars;
 pub mod events;
 pub mod heartbeat;
 pub mod ipam;
+pub mod machine;
 pub mod node;
 pub mod objects;
+pub mod oci;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod runtime;
@@ -32,6 +44,7 @@ pub mod simulated;
 pub mod volumes;
 
 pub use agent::{Agent, NodeSetup, Options, hollow_nodes};
+pub use cri_runtime::CriRuntime;
 pub use node::{Capacity, NodeConfig, SystemInfo};
 pub use runtime::Runtime;
 pub use simulated::SimulatedRuntime;

@@ -119,6 +119,28 @@ impl SystemInfo {
     }
 }
 
+impl SystemInfo {
+    /// This machine's own ids (`/etc/machine-id`, the kernel's boot id and product uuid),
+    /// kernel and OS, for a real node.
+    pub fn of_this_machine(name: &str) -> Self {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .ok()
+                .filter(|s| !s.is_empty())
+        };
+        let fallback = Self::of_host(name, "boot");
+        Self {
+            machine_id: read("/etc/machine-id").unwrap_or(fallback.machine_id.clone()),
+            system_uuid: read("/sys/class/dmi/id/product_uuid")
+                .map(|u| u.to_lowercase())
+                .unwrap_or(fallback.system_uuid.clone()),
+            boot_id: read("/proc/sys/kernel/random/boot_id").unwrap_or(fallback.boot_id.clone()),
+            ..fallback
+        }
+    }
+}
+
 /// Go's name of this machine's architecture.
 pub fn go_arch() -> &'static str {
     match std::env::consts::ARCH {

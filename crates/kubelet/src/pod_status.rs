@@ -415,6 +415,7 @@ fn terminated(instance: &Instance, exit: &Exit) -> ContainerStateTerminated {
         container_id: Some(instance.id.clone()),
         exit_code: exit.code,
         reason: Some(exit.reason.clone()),
+        message: exit.message.clone(),
         started_at: Some(Time(instance.started_at)),
         finished_at: Some(Time(exit.finished_at)),
         ..ContainerStateTerminated::default()

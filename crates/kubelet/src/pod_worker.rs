@@ -14,11 +14,13 @@
 //! Each write is a strategic merge patch carrying the pod's uid, like kube's
 //! `PatchPodStatus`, so the conditions of other writers are kept.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodStatus, Probe};
+use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodSpec, PodStatus, Probe};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
@@ -26,12 +28,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::{NodeHandle, Shared};
+use crate::container_spec;
 use crate::events::{self, NORMAL, WARNING};
 use crate::pod_status::{
     self, ContainerRecord, FAILED, Instance, PodView, SUCCEEDED, Transitions, Waiting, go_duration,
     is_sidecar, restart_policy,
 };
-use crate::runtime::{ContainerConfig, Exit, SandboxConfig};
+use crate::runtime::{
+    ContainerConfig, Exit, FoundContainer, PullPolicy, RuntimeError, SandboxConfig,
+};
 
 /// kubelet's crash-loop back-off: 10 s, doubling, at most 5 min.
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
@@ -58,6 +63,14 @@ impl Kind {
     }
 }
 
+/// An image whose pull failed: not pulled again before `until` (kube's image back-off,
+/// 10 s doubling to 5 min, per pod and image).
+struct PullBackoff {
+    backoff: Duration,
+    until: DateTime<Utc>,
+    message: String,
+}
+
 /// What the worker last wrote, and what the API answered.
 struct Written {
     desired: PodStatus,
@@ -74,6 +87,14 @@ pub(crate) struct PodWorker {
     /// The pod, as events name it.
     reference: ObjectReference,
     sandbox: Option<String>,
+    /// What the sandbox is made from (containers are created with it too).
+    sandbox_config: SandboxConfig,
+    /// The runtime was asked for a sandbox it still runs for this pod (agent restarts).
+    looked_for_sandbox: bool,
+    /// Images whose pulls failed.
+    pulls: HashMap<String, PullBackoff>,
+    /// The pod as last seen.
+    pod: Arc<Pod>,
     pod_ip: Option<IpAddr>,
     /// The address the pod had before this agent started (kept if the pool allows).
     previous_ip: Option<IpAddr>,
@@ -179,6 +200,10 @@ impl PodWorker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             reference: events::pod_reference(pod, None),
             sandbox: None,
+            sandbox_config: container_spec::sandbox_config(pod),
+            looked_for_sandbox: false,
+            pulls: HashMap::new(),
+            pod: Arc::new(pod.clone()),
             pod_ip: None,
             previous_ip: status
                 .and_then(|s| s.pod_ip.as_deref())
@@ -220,6 +245,7 @@ impl PodWorker {
                 break;
             };
             network.borrow_and_update();
+            self.pod = current.clone();
             let wake = self.sync(&current).await;
             let needs_network = self.sandbox.is_none() && !self.finished;
             let deadline = wake.map(|at| {
@@ -238,8 +264,9 @@ impl PodWorker {
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             }
         }
-        // Gone from the API: stop what runs and give the address back.
+        // Gone from the API: stop what runs, give the address back, drop its logs.
         self.stop_sandbox(Duration::ZERO).await;
+        self.node.runtime.forget_pod(&self.sandbox_config).await;
     }
 
     fn records_mut(&mut self, kind: Kind) -> &mut Vec<ContainerRecord> {
@@ -275,17 +302,20 @@ impl PodWorker {
         let sandbox = match &self.sandbox {
             Some(id) => id.clone(),
             None => {
+                if !self.looked_for_sandbox {
+                    self.looked_for_sandbox = true;
+                    if self.adopt(&spec).await {
+                        return Some(now);
+                    }
+                }
                 let host_network = spec.host_network == Some(true);
                 if !host_network && !runtime.network_ready() {
                     // The network watch wakes the worker.
                     return None;
                 }
                 let config = SandboxConfig {
-                    namespace: self.namespace.clone(),
-                    name: self.name.clone(),
-                    uid: self.uid.clone(),
-                    host_network,
                     previous_ip: self.previous_ip,
+                    ..self.sandbox_config.clone()
                 };
                 match runtime.run_pod_sandbox(&config).await {
                     Ok(sandbox) => {
@@ -446,6 +476,13 @@ impl PodWorker {
         if ran_for >= BACKOFF_RESET {
             record.backoff = Duration::ZERO;
         }
+        // The run before the last one is no longer shown: the runtime may forget it.
+        if let Some(old) = record.last_termination.take() {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let _ = runtime.remove_container(raw_id(&old.id)).await;
+            });
+        }
         record.last_termination = record.current.take();
         if record.backoff.is_zero() {
             // The first crash restarts at once; the next ones wait.
@@ -492,24 +529,17 @@ impl PodWorker {
     ) -> Option<DateTime<Utc>> {
         let runtime = self.node.runtime.clone();
         let attempt = u32::try_from(self.records_mut(kind)[i].restart_count).unwrap_or(0);
-        let config = ContainerConfig {
-            name: spec.name.clone(),
-            image: spec.image.clone().unwrap_or_default(),
-            command: spec.command.clone().unwrap_or_default(),
-            args: spec.args.clone().unwrap_or_default(),
-            attempt,
-        };
         let field_path = kind.field_path(&spec.name);
-        self.event(
-            Some(field_path.clone()),
-            NORMAL,
-            "Pulled",
-            format!(
-                "Container image {:?} already present on machine",
-                config.image
-            ),
-        );
-        let started = match runtime.start_container(sandbox, &config).await {
+        let image = spec.image.clone().unwrap_or_default();
+        if let Err(retry) = self.ensure_image(kind, i, spec, &image, now).await {
+            return Some(retry);
+        }
+        let config = self.container_config(kind, spec, attempt);
+        let sandbox_config = self.sandbox_config.clone();
+        let started = match runtime
+            .start_container(sandbox, &sandbox_config, &config)
+            .await
+        {
             Ok(id) => runtime.container_status(&id).await,
             Err(err) => Err(err),
         };
@@ -534,12 +564,20 @@ impl PodWorker {
             "Created",
             format!("Created container: {}", spec.name),
         );
-        self.event(
-            Some(field_path),
-            NORMAL,
-            "Started",
-            format!("Started container {}", spec.name),
-        );
+        match status.exit.as_ref().filter(|e| e.reason == "StartError") {
+            Some(exit) => self.event(
+                Some(field_path),
+                WARNING,
+                "Failed",
+                format!("Error: {}", exit.message.as_deref().unwrap_or_default()),
+            ),
+            None => self.event(
+                Some(field_path),
+                NORMAL,
+                "Started",
+                format!("Started container {}", spec.name),
+            ),
+        }
         if status.exit.is_none() {
             let runtime = runtime.clone();
             let exits = self.exits.clone();
@@ -568,6 +606,225 @@ impl PodWorker {
             return Some(now);
         }
         probe(record, spec, Utc::now())
+    }
+
+    /// Makes sure the container's image is there, by its pull policy (kube's image
+    /// manager): `Err(when)` to look again, with the container waiting on `ErrImagePull`,
+    /// `ImagePullBackOff` or `ErrImageNeverPull`.
+    async fn ensure_image(
+        &mut self,
+        kind: Kind,
+        i: usize,
+        spec: &Container,
+        image: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DateTime<Utc>> {
+        let runtime = self.node.runtime.clone();
+        let field_path = kind.field_path(&spec.name);
+        let policy = PullPolicy::of(spec.image_pull_policy.as_deref(), image);
+        if let Some(pull) = self.pulls.get(image).filter(|p| now < p.until) {
+            let until = pull.until;
+            let message = format!("Back-off pulling image {image:?}: {}", pull.message);
+            self.event(
+                Some(field_path),
+                NORMAL,
+                "BackOff",
+                format!("Back-off pulling image {image:?}"),
+            );
+            self.wait(kind, i, "ImagePullBackOff", message, until);
+            return Err(until);
+        }
+        let present = match runtime.image_present(image).await {
+            Ok(present) => present,
+            Err(err) => {
+                let at = after(now, RUNTIME_RETRY);
+                self.wait(kind, i, "ErrImagePull", err.to_string(), at);
+                return Err(at);
+            }
+        };
+        let pull = match policy {
+            PullPolicy::Always => true,
+            PullPolicy::IfNotPresent => !present,
+            PullPolicy::Never => {
+                if present {
+                    false
+                } else {
+                    let err = RuntimeError::ImageNeverPull {
+                        image: image.to_owned(),
+                    };
+                    self.event(
+                        Some(field_path.clone()),
+                        WARNING,
+                        "ErrImageNeverPull",
+                        err.to_string(),
+                    );
+                    self.event(
+                        Some(field_path),
+                        WARNING,
+                        "Failed",
+                        "Error: ErrImageNeverPull".to_owned(),
+                    );
+                    let at = after(now, RUNTIME_RETRY);
+                    self.wait(kind, i, "ErrImageNeverPull", err.to_string(), at);
+                    return Err(at);
+                }
+            }
+        };
+        if !pull {
+            self.event(
+                Some(field_path),
+                NORMAL,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+            return Ok(());
+        }
+        self.event(
+            Some(field_path.clone()),
+            NORMAL,
+            "Pulling",
+            format!("Pulling image {image:?}"),
+        );
+        let started = std::time::Instant::now();
+        match runtime.pull_image(image, &self.sandbox_config).await {
+            Ok(size) => {
+                self.pulls.remove(image);
+                let took = started.elapsed();
+                self.event(
+                    Some(field_path),
+                    NORMAL,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {size} bytes.",
+                        go_duration(took),
+                        go_duration(took)
+                    ),
+                );
+                Ok(())
+            }
+            Err(err) => {
+                let message = err.to_string();
+                self.event(
+                    Some(field_path.clone()),
+                    WARNING,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {message}"),
+                );
+                self.event(
+                    Some(field_path),
+                    WARNING,
+                    "Failed",
+                    "Error: ErrImagePull".to_owned(),
+                );
+                let now = Utc::now();
+                let backoff = self
+                    .pulls
+                    .get(image)
+                    .map_or(INITIAL_BACKOFF, |p| (p.backoff * 2).min(MAX_BACKOFF));
+                let until = after(now, backoff);
+                self.pulls.insert(
+                    image.to_owned(),
+                    PullBackoff {
+                        backoff,
+                        until,
+                        message: format!("ErrImagePull: {message}"),
+                    },
+                );
+                // ErrImagePull shows until the worker looks again, half-way through the
+                // back-off; ImagePullBackOff from then until the next pull.
+                let again = after(now, backoff / 2);
+                self.wait(kind, i, "ErrImagePull", message, again);
+                Err(again)
+            }
+        }
+    }
+
+    /// The container waits on `reason` until `until`.
+    fn wait(&mut self, kind: Kind, i: usize, reason: &str, message: String, until: DateTime<Utc>) {
+        let record = &mut self.records_mut(kind)[i];
+        record.waiting = Some(Waiting {
+            reason: reason.to_owned(),
+            message: Some(message),
+        });
+        record.next_start = Some(until);
+    }
+
+    /// What the runtime creates the container from.
+    fn container_config(&self, kind: Kind, spec: &Container, attempt: u32) -> ContainerConfig {
+        let node_memory =
+            rkube_scheduler::resource::value(&Quantity(self.node.config.capacity.memory.clone()));
+        ContainerConfig {
+            name: spec.name.clone(),
+            image: spec.image.clone().unwrap_or_default(),
+            command: spec.command.clone().unwrap_or_default(),
+            args: spec.args.clone().unwrap_or_default(),
+            attempt,
+            env: container_spec::plain_env(spec),
+            mounts: Vec::new(),
+            working_dir: spec.working_dir.clone(),
+            resources: container_spec::resources(&self.pod, spec, node_memory),
+            security: container_spec::security(&self.pod, spec),
+            stdin: spec.stdin == Some(true),
+            stdin_once: spec.stdin_once == Some(true),
+            tty: spec.tty == Some(true),
+            termination_message_path: spec.termination_message_path.clone(),
+            init: matches!(kind, Kind::Init),
+        }
+    }
+
+    /// Takes over the sandbox and containers the runtime still runs for this pod (the agent
+    /// restarted): nothing is restarted. Returns whether there was one.
+    async fn adopt(&mut self, spec: &PodSpec) -> bool {
+        let runtime = self.node.runtime.clone();
+        let found = match runtime.find_pod_sandbox(&self.uid).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return false,
+            Err(err) => {
+                tracing::debug!(pod = %self.key(), "looking for the pod's sandbox: {err}");
+                return false;
+            }
+        };
+        tracing::info!(pod = %self.key(), sandbox = %found.sandbox.id, "adopting the running pod");
+        self.sandbox = Some(found.sandbox.id.clone());
+        self.pod_ip = found.sandbox.ip.or(Some(self.node.config.internal_ip));
+        let scheme = self.node.runtime_name.clone();
+        let instance = |f: &FoundContainer| Instance {
+            id: format!("{scheme}://{}", f.status.id),
+            image: f.status.image.clone(),
+            image_id: f.status.image_id.clone(),
+            started_at: f.status.started_at,
+            exit: f.status.exit.clone(),
+        };
+        let lists = [
+            (Kind::Init, spec.init_containers.clone().unwrap_or_default()),
+            (Kind::Regular, spec.containers.clone()),
+        ];
+        for (kind, containers) in lists {
+            for (i, container) in containers.iter().enumerate() {
+                let mut runs: Vec<&FoundContainer> = found
+                    .containers
+                    .iter()
+                    .filter(|f| f.name == container.name)
+                    .collect();
+                let Some(last) = runs.pop() else { continue };
+                if last.status.exit.is_none() {
+                    let runtime = runtime.clone();
+                    let exits = self.exits.clone();
+                    let id = last.status.id.clone();
+                    self.waiters.push(tokio::spawn(async move {
+                        if let Ok(exit) = runtime.wait_container(&id).await {
+                            let _ = exits.send((id, exit));
+                        }
+                    }));
+                }
+                let record = &mut self.records_mut(kind)[i];
+                record.current = Some(instance(last));
+                record.last_termination = runs.pop().map(instance);
+                record.spec_image = container.image.clone().unwrap_or_default();
+                record.waiting = None;
+            }
+        }
+        true
     }
 
     /// A container the runtime saw exit.

@@ -1,10 +1,12 @@
 //! The container runtime seam: what the kubelet asks of a runtime, in CRI v1's terms
-//! (`RuntimeService`), reduced to what the pod workers use. The simulated runtime of hollow
-//! nodes ([`crate::simulated`]) implements it; the containerd (CRI gRPC) runtime will too.
+//! (`RuntimeService` and `ImageService`), reduced to what the pod workers use. The
+//! simulated runtime of hollow nodes ([`crate::simulated`]) and the containerd runtime of
+//! real nodes ([`crate::cri_runtime`]) implement it.
 //!
 //! One runtime serves one node. Ids are the runtime's own (no `type://` prefix); the kubelet
 //! writes container ids into pod status as `<runtime name>://<id>`, as kube's kubelet does.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -29,6 +31,88 @@ pub struct SandboxConfig {
     /// The address the pod had before the kubelet restarted, which the runtime keeps if it
     /// can (a real runtime finds its sandbox still running instead).
     pub previous_ip: Option<IpAddr>,
+    /// The pod's hostname (`spec.hostname`, else its name).
+    pub hostname: String,
+    /// The containers' host ports (CNI's portmap plugin).
+    pub ports: Vec<PortMapping>,
+    /// The pod's labels and annotations, passed on as the kubelet does.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A container port published on the node (`hostPort`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    pub container_port: i32,
+    pub host_port: i32,
+    pub host_ip: String,
+}
+
+/// A directory or file of the node bound into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub container_path: String,
+    pub host_path: String,
+    pub readonly: bool,
+}
+
+/// A container's cgroup limits (CRI `LinuxContainerResources`), from its requests and
+/// limits as kube's kubelet computes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU shares from the CPU request (2 without one).
+    pub cpu_shares: i64,
+    /// CFS quota from the CPU limit, per `cpu_period`; 0 without a limit.
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    /// 0 without a memory limit.
+    pub memory_limit_bytes: i64,
+    /// The kernel's OOM score adjustment by the pod's QoS class.
+    pub oom_score_adj: i64,
+}
+
+/// A container's `securityContext`, the parts the runtime applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
+}
+
+/// `imagePullPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    /// The policy a container gets: its own, else kube's default (`Always` for `:latest` or
+    /// no tag, `IfNotPresent` otherwise).
+    pub fn of(policy: Option<&str>, image: &str) -> Self {
+        match policy {
+            Some("Always") => PullPolicy::Always,
+            Some("Never") => PullPolicy::Never,
+            Some("IfNotPresent") => PullPolicy::IfNotPresent,
+            _ => {
+                let name = image.split('@').next().unwrap_or(image);
+                let last = name.rsplit('/').next().unwrap_or(name);
+                let tag = last.split_once(':').map(|(_, t)| t);
+                if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                    PullPolicy::IfNotPresent
+                } else {
+                    PullPolicy::Always
+                }
+            }
+        }
+    }
 }
 
 /// A running pod sandbox.
@@ -48,14 +132,29 @@ pub struct ContainerConfig {
     pub args: Vec<String>,
     /// How many times this container was started before in this pod (CRI `attempt`).
     pub attempt: u32,
+    /// The environment, resolved by the kubelet, in order.
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub working_dir: Option<String>,
+    pub resources: Resources,
+    pub security: Security,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
+    /// Where the container writes its termination message (`terminationMessagePath`).
+    pub termination_message_path: Option<String>,
+    /// Whether it is an init container (a label on the container, for adoption).
+    pub init: bool,
 }
 
 /// How a container ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exit {
     pub code: i32,
-    /// `Completed` (code 0), `Error`, `OOMKilled`...
+    /// `Completed` (code 0), `Error`, `OOMKilled`, `StartError`...
     pub reason: String,
+    /// The runtime's words about it (why it could not start, say).
+    pub message: Option<String>,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -65,6 +164,7 @@ impl Exit {
         Self {
             code,
             reason: if code == 0 { "Completed" } else { "Error" }.to_owned(),
+            message: None,
             finished_at,
         }
     }
@@ -81,6 +181,22 @@ pub struct ContainerStatus {
     pub started_at: DateTime<Utc>,
     /// `None` while it runs.
     pub exit: Option<Exit>,
+}
+
+/// A sandbox the runtime still runs for a pod, found after the kubelet restarted.
+#[derive(Clone, Debug)]
+pub struct FoundSandbox {
+    pub sandbox: Sandbox,
+    /// Its containers, newest attempt last for each name.
+    pub containers: Vec<FoundContainer>,
+}
+
+/// A container found in a sandbox.
+#[derive(Clone, Debug)]
+pub struct FoundContainer {
+    pub name: String,
+    pub attempt: u32,
+    pub status: ContainerStatus,
 }
 
 /// What a runtime can fail with.
@@ -101,6 +217,15 @@ pub enum RuntimeError {
     SandboxNotFound { id: String },
     #[error("container {id} not found")]
     ContainerNotFound { id: String },
+    /// `imagePullPolicy: Never` and the image is absent (kube's `ErrImageNeverPull`).
+    #[error("Container image {image:?} is not present with pull policy of Never")]
+    ImageNeverPull { image: String },
+    /// The pull failed; the message is the runtime's (kube's `ErrImagePull`).
+    #[error("{message}")]
+    ImagePull { message: String },
+    /// Any other error of the runtime, with its message.
+    #[error("{0}")]
+    Runtime(String),
 }
 
 /// A container runtime serving one node.
@@ -118,10 +243,17 @@ pub trait Runtime: Send + Sync + 'static {
     /// CRI `RunPodSandbox` (the CNI plugin gives the address).
     async fn run_pod_sandbox(&self, config: &SandboxConfig) -> Result<Sandbox, RuntimeError>;
 
+    /// CRI `ImageStatus`: whether the runtime has the image.
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError>;
+
+    /// CRI `PullImage`; returns the image's size in bytes.
+    async fn pull_image(&self, image: &str, sandbox: &SandboxConfig) -> Result<u64, RuntimeError>;
+
     /// CRI `CreateContainer` then `StartContainer`; returns the container's id.
     async fn start_container(
         &self,
         sandbox_id: &str,
+        sandbox: &SandboxConfig,
         config: &ContainerConfig,
     ) -> Result<String, RuntimeError>;
 
@@ -142,4 +274,57 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// CRI `RemovePodSandbox`: forgets the sandbox and its containers, gives the address back.
     async fn remove_pod_sandbox(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
+
+    /// CRI `RemoveContainer`: an exited container the pod no longer needs (an older
+    /// attempt).
+    async fn remove_container(&self, _id: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// The ready sandbox the runtime still runs for the pod with this uid, with its
+    /// containers, so a restarted kubelet adopts them instead of starting anew.
+    async fn find_pod_sandbox(&self, _uid: &str) -> Result<Option<FoundSandbox>, RuntimeError> {
+        Ok(None)
+    }
+
+    /// Forgets what the runtime keeps of a pod the API no longer has (its log directory).
+    async fn forget_pod(&self, _sandbox: &SandboxConfig) {}
+
+    /// Every sandbox the runtime has, as (sandbox id, pod uid): a restarted kubelet removes
+    /// those of pods no longer bound to it.
+    async fn list_pod_uids(&self) -> Result<Vec<(String, String)>, RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_default_as_kubes_do() {
+        assert_eq!(PullPolicy::of(None, "busybox"), PullPolicy::Always);
+        assert_eq!(PullPolicy::of(None, "busybox:latest"), PullPolicy::Always);
+        assert_eq!(
+            PullPolicy::of(None, "busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::of(None, "localhost:5000/app"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::of(None, "localhost:5000/app:v1"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::of(None, "busybox@sha256:0123"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(PullPolicy::of(Some("Never"), "busybox"), PullPolicy::Never);
+        assert_eq!(
+            PullPolicy::of(Some("Always"), "busybox:1"),
+            PullPolicy::Always
+        );
+    }
 }

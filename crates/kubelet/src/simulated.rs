@@ -331,9 +331,22 @@ impl Runtime for SimulatedRuntime {
         })
     }
 
+    async fn image_present(&self, _image: &str) -> Result<bool, RuntimeError> {
+        Ok(true)
+    }
+
+    async fn pull_image(
+        &self,
+        _image: &str,
+        _sandbox: &SandboxConfig,
+    ) -> Result<u64, RuntimeError> {
+        Ok(0)
+    }
+
     async fn start_container(
         &self,
         sandbox_id: &str,
+        _sandbox: &SandboxConfig,
         config: &ContainerConfig,
     ) -> Result<String, RuntimeError> {
         let id = random_id();
@@ -603,20 +616,24 @@ mod tests {
             .await
             .expect("sandbox");
         let done = runtime
-            .start_container(&sandbox.id, &config(&["true"]))
+            .start_container(&sandbox.id, &SandboxConfig::default(), &config(&["true"]))
             .await
             .expect("started");
         let status = runtime.container_status(&done).await.expect("status");
         assert_eq!(status.exit.as_ref().map(|e| e.code), Some(0));
         assert_eq!(status.image, "docker.io/library/busybox:latest");
         let failed = runtime
-            .start_container(&sandbox.id, &config(&["false"]))
+            .start_container(&sandbox.id, &SandboxConfig::default(), &config(&["false"]))
             .await
             .expect("started");
         let exit = runtime.wait_container(&failed).await.expect("exit");
         assert_eq!((exit.code, exit.reason.as_str()), (1, "Error"));
         let sleeper = runtime
-            .start_container(&sandbox.id, &config(&["sleep", "0.05"]))
+            .start_container(
+                &sandbox.id,
+                &SandboxConfig::default(),
+                &config(&["sleep", "0.05"]),
+            )
             .await
             .expect("started");
         assert_eq!(
@@ -631,11 +648,11 @@ mod tests {
         assert_eq!((exit.code, exit.reason.as_str()), (0, "Completed"));
         // A server stops with its grace period (exit 0), or is killed without one (137).
         let server = runtime
-            .start_container(&sandbox.id, &config(&["nginx"]))
+            .start_container(&sandbox.id, &SandboxConfig::default(), &config(&["nginx"]))
             .await
             .expect("started");
         let killed = runtime
-            .start_container(&sandbox.id, &config(&["nginx"]))
+            .start_container(&sandbox.id, &SandboxConfig::default(), &config(&["nginx"]))
             .await
             .expect("started");
         runtime

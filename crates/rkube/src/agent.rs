@@ -1,6 +1,7 @@
-//! `rkube agent`: the node side of the cluster. For now it runs simulated ("hollow") nodes,
-//! `--simulate N`, for scale tests: each registers, heartbeats and runs its pods through a
-//! simulated runtime; the containerd kubelet comes later behind the same runtime trait.
+//! `rkube agent`: the node side of the cluster. By default one real node: the kubelet on
+//! containerd (its own, supervised, unless `--containerd-socket` names one), with the
+//! machine's capacity and address. `--simulate N` runs N simulated ("hollow") nodes
+//! instead, for scale tests. `rkube server` runs the same real node in-process.
 //!
 //! Credentials: `--kubeconfig F`, or `--server URL` with the join token (`--token` or
 //! `--token-file`, the server's `DATA_DIR/node-token`) and the cluster CA the server's
@@ -10,12 +11,18 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kube::Client;
 use rkube_controllers::Stop;
-use rkube_kubelet::{Agent, Capacity, Options, hollow_nodes};
+use rkube_kubelet::containerd::{self, Layout};
+use rkube_kubelet::cri::CriClient;
+use rkube_kubelet::{
+    Agent, Capacity, CriRuntime, NodeConfig, NodeSetup, Options, Runtime, SystemInfo, hollow_nodes,
+    machine,
+};
 use serde_json::json;
 
 use crate::controller_manager::{client_from, parse_duration};
@@ -40,9 +47,15 @@ pub struct AgentArgs {
     /// Where the agent keeps its state (and finds the CA by default).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     pub data_dir: PathBuf,
-    /// This node's name (real nodes; not available yet).
+    /// This node's name [default: the host's name].
     #[arg(long, conflicts_with = "simulate")]
     pub node_name: Option<String>,
+    /// A running containerd's socket (CRI v1) to use instead of starting one.
+    #[arg(long, conflicts_with = "simulate")]
+    pub containerd_socket: Option<PathBuf>,
+    /// The bridge pods attach to.
+    #[arg(long, default_value = rkube_kubelet::cni::DEFAULT_BRIDGE, conflicts_with = "simulate")]
+    pub cni_bridge: String,
     /// Run N simulated (hollow) nodes instead of a real one.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
@@ -120,10 +133,15 @@ async fn client(args: &AgentArgs) -> anyhow::Result<Client> {
             "--server needs the node join token: --token or --token-file (the server's DATA_DIR/node-token)"
         ),
     };
+    let ca = ca_file(args.ca_file.as_deref(), &args.data_dir)?;
+    token_client(server, &token, &ca).await
+}
+
+/// A client that joins with the node token, checking the server against the CA file.
+pub async fn token_client(server: &str, token: &str, ca: &str) -> anyhow::Result<Client> {
     if token.is_empty() {
         bail!("the node join token is empty");
     }
-    let ca = ca_file(args.ca_file.as_deref(), &args.data_dir)?;
     let kubeconfig = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -156,7 +174,7 @@ fn ca_file(given: Option<&Path>, data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub async fn shutdown_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     tokio::select! {
@@ -166,13 +184,96 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a real node is run from, by `rkube agent` or inside `rkube server`.
+pub struct RealNode {
+    pub data_dir: PathBuf,
+    pub node_name: Option<String>,
+    pub containerd_socket: Option<PathBuf>,
+    pub cni_bridge: String,
+    pub options: Options,
+}
+
+/// A real node running: its kubelet and its containerd.
+pub struct RunningNode {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// Waits until the node has stopped (after the stop signal): the kubelet, then the
+    /// containerd it started (its containers keep running for the next start to adopt).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts containerd (unless a socket is given), imports the pause image and the archives
+/// of `DATA_DIR/agent/images`, and runs the kubelet of one real node until `stop`.
+pub async fn start_real_node(
+    client: Client,
+    node: RealNode,
+    stop: Stop,
+) -> anyhow::Result<RunningNode> {
+    let layout = Layout::new(&node.data_dir);
+    let (socket, supervised) = match &node.containerd_socket {
+        Some(socket) => (socket.clone(), None),
+        None => {
+            let supervised = containerd::start(&layout, stop.clone()).await?;
+            (supervised.socket.clone(), Some(supervised))
+        }
+    };
+    let cri = CriClient::connect(&socket).await?;
+    let imported = containerd::import_pause(&socket, &layout.agent).await;
+    match (imported, &supervised) {
+        (Ok(()), _) => {}
+        // Our containerd's sandbox image is this one: nothing runs without it.
+        (Err(err), Some(_)) => return Err(err.into()),
+        (Err(err), None) => tracing::warn!("the pause image was not imported: {err}"),
+    }
+    containerd::import_dir(&socket, &layout.images_dir()).await;
+    let runtime = CriRuntime::new(cri, layout, &node.cni_bridge)
+        .await
+        .with_context(|| format!("containerd at {}", socket.display()))?;
+    let version = runtime.version();
+    let name = node.node_name.clone().unwrap_or_else(machine::hostname);
+    let config = NodeConfig {
+        system: SystemInfo::of_this_machine(&name),
+        internal_ip: machine::primary_ip(),
+        capacity: machine::capacity(&node.data_dir),
+        container_runtime_version: format!("{}://{}", version.name, version.version),
+        name,
+    };
+    tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
+    let agent = Agent::new(
+        client,
+        vec![NodeSetup {
+            config,
+            runtime: Arc::new(runtime),
+        }],
+        node.options,
+        stop,
+    );
+    let task = tokio::spawn(async move {
+        agent.run().await;
+        if let Some(supervised) = supervised {
+            supervised.stopped().await;
+        }
+    });
+    Ok(RunningNode { task })
+}
+
+/// The kubelet's options from the flags.
+fn options(args: &AgentArgs) -> Options {
+    Options {
+        lease_duration: Duration::from_secs(args.node_lease_duration_seconds.max(4)),
+        status_update_frequency: args.node_status_update_frequency,
+        status_report_frequency: args.node_status_report_frequency,
+        max_concurrent_writes: args.max_concurrent_writes,
+        record_events: args.record_events,
+    }
+}
+
 /// `rkube agent`.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let Some(count) = args.simulate else {
-        bail!(
-            "only simulated nodes are available yet: pass --simulate N (the containerd kubelet is not implemented)"
-        );
-    };
     let client = client(&args).await?;
     // Wrong credentials are an operator's mistake to report now; an unreachable server is
     // waited for (nodes register as soon as it answers).
@@ -183,6 +284,22 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
         Err(err) => tracing::warn!("API server not reachable yet: {err}"),
     }
+    let Some(count) = args.simulate else {
+        let (handle, stop) = Stop::new();
+        let node = RealNode {
+            data_dir: args.data_dir.clone(),
+            node_name: args.node_name.clone(),
+            containerd_socket: args.containerd_socket.clone(),
+            cni_bridge: args.cni_bridge.clone(),
+            options: options(&args),
+        };
+        let running = start_real_node(client, node, stop).await?;
+        shutdown_signal().await?;
+        tracing::info!("shutting down");
+        handle.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(20), running.stopped()).await;
+        return Ok(());
+    };
     let capacity = Capacity {
         cpu: args.node_cpu.clone(),
         memory: args.node_memory.clone(),
@@ -196,13 +313,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         args.simulate_first_ip,
         args.simulate_stop_delay,
     );
-    let options = Options {
-        lease_duration: Duration::from_secs(args.node_lease_duration_seconds.max(4)),
-        status_update_frequency: args.node_status_update_frequency,
-        status_report_frequency: args.node_status_report_frequency,
-        max_concurrent_writes: args.max_concurrent_writes,
-        record_events: args.record_events,
-    };
+    let options = options(&args);
     tracing::info!(nodes = count, prefix = %args.node_name_prefix, "starting hollow nodes");
     let (handle, stop) = Stop::new();
     let agent = tokio::spawn(Agent::new(client, nodes, options, stop).run());
@@ -241,4 +352,40 @@ mod tests {
                 .ends_with("tls/ca.crt")
         );
     }
+}
+
+/// `rkube image import`: image archives into a node's containerd.
+#[derive(clap::Args, Debug)]
+pub struct ImageImportArgs {
+    /// The agent's data dir, whose containerd gets the images.
+    #[arg(long, default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// A containerd socket instead (the agent's --containerd-socket).
+    #[arg(long)]
+    pub containerd_socket: Option<PathBuf>,
+    /// Docker (`docker save`) or OCI archives.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Imports each archive into the node's containerd (CRI namespace `k8s.io`).
+pub async fn import_images(args: ImageImportArgs) -> anyhow::Result<()> {
+    let socket = args
+        .containerd_socket
+        .clone()
+        .unwrap_or_else(|| Layout::new(&args.data_dir).socket());
+    if !socket.exists() {
+        bail!(
+            "no containerd socket at {}: start the agent (rkube agent / rkube server) with this --data-dir, or pass --containerd-socket",
+            socket.display()
+        );
+    }
+    for file in &args.files {
+        if !file.is_file() {
+            bail!("{}: no such file", file.display());
+        }
+        containerd::import_archive(&socket, file).await?;
+        println!("imported {}", file.display());
+    }
+    Ok(())
 }

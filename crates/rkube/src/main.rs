@@ -30,8 +30,13 @@ enum Command {
     Server(server::ServerArgs),
     /// Runs the control loops against an API server (they run inside `rkube server` too).
     ControllerManager(controller_manager::ControllerManagerArgs),
-    /// Runs node agents: for now simulated (hollow) nodes, `--simulate N`.
+    /// Runs a node: the kubelet on containerd; or simulated (hollow) nodes, `--simulate N`.
     Agent(agent::AgentArgs),
+    /// Manages the node's images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Runs the scheduler against an API server, while it holds the kube-scheduler Lease.
     Scheduler(scheduler::SchedulerArgs),
     /// Runs the ingress controller (IngressClass `rkube`) against an API server.
@@ -43,6 +48,12 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Loads docker or OCI image archives into the node's containerd.
+    Import(agent::ImageImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +92,9 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Image {
+                command: ImageCommand::Import(args),
+            } => agent::import_images(args).await,
             Command::Bench {
                 target: BenchTarget::Store(args),
             } => bench::store(args).await,

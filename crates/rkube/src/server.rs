@@ -27,6 +27,15 @@ pub struct ServerArgs {
     /// Run only the control plane, no node agent in this process.
     #[arg(long)]
     pub disable_agent: bool,
+    /// The name of this server's node [default: the host's name].
+    #[arg(long, conflicts_with = "disable_agent")]
+    pub node_name: Option<String>,
+    /// A running containerd's socket for the node, instead of starting one.
+    #[arg(long, conflicts_with = "disable_agent")]
+    pub containerd_socket: Option<PathBuf>,
+    /// The bridge the node's pods attach to.
+    #[arg(long, default_value = rkube_kubelet::cni::DEFAULT_BRIDGE)]
+    pub cni_bridge: String,
     /// Use etcd instead of the embedded store: http://HOST:2379[,http://HOST2:2379...].
     #[arg(long)]
     pub datastore_endpoint: Option<String>,
@@ -160,12 +169,45 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         };
         rkube_dns::serve(client, sockets, options, stop.clone()).await?;
     }
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for a shutdown signal")?;
+    let mut node = None;
+    if !args.disable_agent {
+        let host = if args.bind_address.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            match args.bind_address {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            }
+        };
+        let url = format!("https://{host}:{}", api.local_addr.port());
+        let token = std::fs::read_to_string(args.data_dir.join("node-token"))
+            .context("reading the node join token")?;
+        let ca = args.data_dir.join("tls").join("ca.crt");
+        let client = crate::agent::token_client(&url, token.trim(), &ca.to_string_lossy()).await?;
+        let real = crate::agent::RealNode {
+            data_dir: args.data_dir.clone(),
+            node_name: args.node_name.clone(),
+            containerd_socket: args.containerd_socket.clone(),
+            cni_bridge: args.cni_bridge.clone(),
+            options: rkube_kubelet::Options::default(),
+        };
+        match crate::agent::start_real_node(client, real, stop.clone()).await {
+            Ok(running) => node = Some(running),
+            Err(err) => {
+                stop_handle.stop();
+                return Err(err.context(
+                    "starting this server's node (pass --disable-agent to run without one)",
+                ));
+            }
+        }
+    }
+    crate::agent::shutdown_signal().await?;
     tracing::info!("shutting down");
     api.shutdown().await;
     stop_handle.stop();
+    if let Some(node) = node {
+        let _ = tokio::time::timeout(Duration::from_secs(20), node.stopped()).await;
+    }
     for task in control_loops {
         // Leaders give their leases up, so another server takes over at once.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

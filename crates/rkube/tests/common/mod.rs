@@ -42,6 +42,13 @@ pub const SHORT_LEASES: [&str; 6] = [
     "--leader-elect-retry-period",
     "1",
 ];
+/// The rkube binary under test: `RKUBE_BIN` if set (a copy other builds cannot replace
+/// mid-run), else the one cargo built for this test.
+pub fn rkube_bin() -> PathBuf {
+    std::env::var_os("RKUBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rkube")))
+}
 
 /// A running server in a scratch data dir. Killed when dropped.
 pub struct Cluster {
@@ -52,6 +59,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// The address the server binds (127.0.0.1 unless [`start_at`] says otherwise).
     pub bind: String,
+    /// Runs its own node (containerd); the other suites run `--disable-agent`.
+    agent: bool,
 }
 
 /// Starts a server, or returns `None` (after saying so) when kubectl is absent outside CI.
@@ -59,7 +68,7 @@ pub fn start() -> Option<Cluster> {
     start_with(&[])
 }
 
-/// Starts a server with extra `rkube server` arguments.
+/// Starts a server with extra `rkube server` arguments, without its node agent.
 pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -69,9 +78,30 @@ pub fn start_with(extra_args: &[&str]) -> Option<Cluster> {
     start_at("127.0.0.1", port, extra_args)
 }
 
+/// Starts a server that runs its node agent (on containerd), with extra arguments, after
+/// `prepare` has had the fresh data dir.
+pub fn start_with_agent(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Option<Cluster> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    start_cluster("127.0.0.1", port, extra_args, true, prepare)
+}
+
 /// Starts a server bound to `bind:port` (any 127.x.y.z address works on Linux, so several
 /// servers can share one port on different loopback addresses).
 pub fn start_at(bind: &str, port: u16, extra_args: &[&str]) -> Option<Cluster> {
+    start_cluster(bind, port, extra_args, false, |_| {})
+}
+
+fn start_cluster(
+    bind: &str,
+    port: u16,
+    extra_args: &[&str],
+    agent: bool,
+    prepare: impl FnOnce(&Path),
+) -> Option<Cluster> {
     let Some(kubectl) = kubectl_path() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -88,7 +118,9 @@ pub fn start_at(bind: &str, port: u16, extra_args: &[&str]) -> Option<Cluster> {
         kubectl,
         extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         bind: bind.to_owned(),
+        agent,
     };
+    prepare(cluster.dir.path());
     cluster.boot();
     Some(cluster)
 }
@@ -130,9 +162,20 @@ impl Cluster {
 
     /// Starts the server process and waits until it is ready.
     pub fn boot(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args(["server", "--disable-agent", "--bind-address", &self.bind])
+        // Appended: a restarted server's log follows the first one's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(rkube_bin())
+            .arg("server")
+            .args(if self.agent {
+                None
+            } else {
+                Some("--disable-agent")
+            })
+            .args(["--bind-address", &self.bind])
             .arg("--https-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
@@ -168,6 +211,23 @@ impl Cluster {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server with SIGTERM, as an operator does, and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.wait();
         }
     }
 

@@ -1,0 +1,817 @@
+//! Real pods on a real node: `rkube server` with its agent, which runs its own containerd
+//! (Debian's containerd and runc, CNI's bridge), driven by kubectl 1.33. The images are
+//! built here from Debian's static busybox and loaded with `rkube image import`.
+//!
+//! The tests of this file run one at a time (one lock): every cluster's node gets the pod
+//! CIDR 10.42.0.0/24 on the bridge `cni0`, which one host has once.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::Cluster;
+use rkube_kubelet::cri::CriClient;
+use rkube_kubelet::oci::{self, Entry, RunConfig};
+use serde_json::Value;
+
+const BUSYBOX: &str = "busybox:e2e";
+/// The same image, placed in DATA_DIR/agent/images before the server starts.
+const PRELOADED: &str = "busybox:preloaded";
+const APPLETS: &[&str] = &[
+    "sh", "ash", "httpd", "sleep", "echo", "nc", "cat", "wget", "ls", "true", "false", "env", "id",
+    "hostname", "ps", "kill", "seq", "head", "tail", "tr", "grep", "mkdir", "date",
+];
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// What the node needs: missing is a skip, or a failure under CI.
+fn prerequisites() -> Result<(), String> {
+    let installed = |p: &str| Path::new(p).exists();
+    let missing: Vec<&str> = [
+        ("/usr/bin/containerd", "containerd"),
+        ("/usr/bin/ctr", "containerd (ctr)"),
+        ("/usr/sbin/runc", "runc"),
+        ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+        ("/bin/busybox", "busybox-static"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !installed(path))
+    .map(|(_, package)| package)
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!("not installed: {}", missing.join(", ")));
+    }
+    let root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    if !root {
+        return Err("the node agent needs root".into());
+    }
+    Ok(())
+}
+
+/// A one-layer image of Debian's static busybox: its applets as symlinks, a page to serve.
+fn busybox_archive(reference: &str) -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut entries = vec![
+        Entry::Dir { path: "bin".into() },
+        Entry::Dir { path: "tmp".into() },
+        Entry::Dir { path: "www".into() },
+        Entry::File {
+            path: "bin/busybox".into(),
+            mode: 0o755,
+            data: busybox,
+        },
+        Entry::File {
+            path: "www/index.html".into(),
+            mode: 0o644,
+            data: b"hello from rkube\n".to_vec(),
+        },
+    ];
+    entries.extend(APPLETS.iter().map(|applet| Entry::Symlink {
+        path: format!("bin/{applet}"),
+        target: "busybox".into(),
+    }));
+    oci::archive(
+        reference,
+        &entries,
+        &RunConfig {
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            ..RunConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A server with a node (its own, or an `rkube agent` beside it), a scheduler, the busybox
+/// images; cleaned up when dropped.
+struct Node {
+    cluster: Cluster,
+    scheduler: Child,
+    /// The `rkube agent` process of a standalone node.
+    agent: Option<Child>,
+    /// The node's data dir (the server's own when the server runs the node).
+    node_dir: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Writes the preloaded image where the node imports archives from at start.
+fn preload(node_dir: &Path) {
+    let images = node_dir.join("agent/images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        images.join("preloaded.tar"),
+        busybox_archive(&full(PRELOADED)),
+    )
+    .unwrap();
+}
+
+fn full(image: &str) -> String {
+    format!("docker.io/library/{image}")
+}
+
+impl Node {
+    /// `rkube server` running its own node.
+    fn start() -> Option<Node> {
+        Self::start_as(false)
+    }
+
+    /// `rkube server --disable-agent` and `rkube agent` beside it.
+    fn start_standalone() -> Option<Node> {
+        Self::start_as(true)
+    }
+
+    fn start_as(standalone: bool) -> Option<Node> {
+        if let Err(reason) = prerequisites() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "containerd tests need their prerequisites under CI=true: {reason} (scripts/setup-debian installs them)"
+            );
+            eprintln!("SKIPPED: {reason}");
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // Archives in DATA_DIR/agent/images are imported when the node starts.
+        let cluster = if standalone {
+            common::start()?
+        } else {
+            common::start_with_agent(&["--node-name", "e2e-node"], preload)?
+        };
+        let node_dir = if standalone {
+            let dir = cluster.data_dir().join("node");
+            preload(&dir);
+            dir
+        } else {
+            cluster.data_dir().to_owned()
+        };
+        let scheduler = Command::new(common::rkube_bin())
+            .arg("scheduler")
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(cluster.data_dir().join("scheduler.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut node = Node {
+            cluster,
+            scheduler,
+            agent: None,
+            node_dir,
+            _serial: serial,
+        };
+        if standalone {
+            node.start_agent();
+        }
+        node.cluster
+            .eventually("the node is Ready", Duration::from_secs(60), || {
+                let out = node.cluster.kubectl_raw(
+                    &[
+                        "get",
+                        "node",
+                        "e2e-node",
+                        "-o",
+                        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                    ],
+                    None,
+                );
+                let ready = String::from_utf8_lossy(&out.stdout).into_owned();
+                (ready == "True")
+                    .then_some(())
+                    .ok_or_else(|| format!("{ready}{}", String::from_utf8_lossy(&out.stderr)))
+            });
+        let archive = node.cluster.data_dir().join("busybox.tar");
+        std::fs::write(&archive, busybox_archive(&full(BUSYBOX))).unwrap();
+        let out = Command::new(common::rkube_bin())
+            .args(["image", "import", "--data-dir"])
+            .arg(&node.node_dir)
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rkube image import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        Some(node)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.node_dir.join("agent/containerd/containerd.sock")
+    }
+
+    /// Starts `rkube agent` for the node, joining with the token.
+    fn start_agent(&mut self) {
+        let data = self.cluster.data_dir();
+        let token = std::fs::read_to_string(data.join("node-token")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("agent.log"))
+            .unwrap();
+        let child = Command::new(common::rkube_bin())
+            .arg("agent")
+            .args(["--server", &self.cluster.server_url()])
+            .args(["--token", token.trim()])
+            .arg("--ca-file")
+            .arg(data.join("tls/ca.crt"))
+            .arg("--data-dir")
+            .arg(&self.node_dir)
+            .args(["--node-name", "e2e-node"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+
+    /// Stops `rkube agent` with SIGTERM; it must exit cleanly.
+    fn stop_agent(&mut self) {
+        let Some(mut child) = self.agent.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "rkube agent exited with {status}");
+    }
+
+    fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.cluster.data_dir().join("agent.log")).unwrap_or_default()
+    }
+
+    fn apply(&self, yaml: &str) {
+        self.cluster
+            .kubectl_stdin(&["apply", "-f", "-"], Some(yaml));
+    }
+
+    fn pod(&self, name: &str) -> Value {
+        let out = self.cluster.kubectl(&["get", "pod", name, "-o", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Waits until `check` holds of the pod's JSON.
+    fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        self.cluster
+            .eventually(&format!("{name}: {what}"), Duration::from_secs(90), || {
+                last = self.pod(name);
+                check(&last)
+                    .then_some(())
+                    .ok_or_else(|| last["status"].to_string())
+            });
+        last
+    }
+
+    /// Sandboxes containerd has for the pod with this uid (through CRI).
+    fn sandboxes_of(&self, uid: &str) -> usize {
+        self.try_sandboxes_of(uid).unwrap()
+    }
+
+    fn try_sandboxes_of(&self, uid: &str) -> Result<usize, String> {
+        let socket = self.socket();
+        let uid = uid.to_owned();
+        runtime().block_on(async move {
+            let cri = CriClient::connect(&socket)
+                .await
+                .map_err(|e| e.to_string())?;
+            cri.list_pod_sandboxes(&[("io.kubernetes.pod.uid", &uid)])
+                .await
+                .map(|s| s.len())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// The lines a container wrote, from the log file the runtime keeps in kube's layout.
+    fn log_lines(&self, pod: &Value, container: &str) -> Vec<String> {
+        let dir = format!(
+            "{}_{}_{}",
+            pod["metadata"]["namespace"].as_str().unwrap(),
+            pod["metadata"]["name"].as_str().unwrap(),
+            pod["metadata"]["uid"].as_str().unwrap()
+        );
+        let file = self
+            .node_dir
+            .join("agent/logs/pods")
+            .join(dir)
+            .join(container)
+            .join("0.log");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // CRI's format: TIME STREAM TAG MESSAGE.
+        text.lines()
+            .filter_map(|l| l.splitn(4, ' ').nth(3).map(str::to_owned))
+            .collect()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Drop for Node {
+    /// Removes every sandbox (containers, network namespaces, CNI addresses and rules), stops
+    /// the server and its containerd, deletes the bridge.
+    fn drop(&mut self) {
+        let socket = self.socket();
+        if socket.exists() {
+            runtime().block_on(async move {
+                let Ok(cri) = CriClient::connect(&socket).await else {
+                    return;
+                };
+                for sandbox in cri.list_pod_sandboxes(&[]).await.unwrap_or_default() {
+                    let _ = cri.stop_pod_sandbox(&sandbox.id).await;
+                    let _ = cri.remove_pod_sandbox(&sandbox.id).await;
+                }
+            });
+        }
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+        if let Some(mut agent) = self.agent.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &agent.id().to_string()])
+                .status();
+            let _ = agent.wait();
+        }
+        self.cluster.terminate();
+        let _ = Command::new("ip")
+            .args(["link", "delete", "cni0"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    pod["status"][list]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// GETs a URL from the host: the body, or what went wrong.
+fn fetch(url: &str) -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-m", "3", url])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let route = Command::new("ip")
+            .args([
+                "route",
+                "get",
+                url.trim_start_matches("http://")
+                    .split(['/', ':'])
+                    .next()
+                    .unwrap_or(""),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        Err(format!(
+            "curl {url}: {}; route: {route}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[test]
+fn an_httpd_pod_serves_on_its_pod_ip_and_is_cleaned_up_when_deleted() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+"#
+    ));
+    let pod = node.wait_pod("web", "Running and Ready with a pod IP", |p| {
+        p["status"]["phase"] == "Running"
+            && p["status"]["podIP"].is_string()
+            && container(p, "containerStatuses", "httpd")["ready"] == true
+    });
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_owned();
+    assert!(
+        ip.starts_with("10.42.0."),
+        "an address of the pod CIDR: {ip}"
+    );
+    assert_eq!(pod["status"]["hostIP"], pod["status"]["hostIPs"][0]["ip"]);
+    let status = container(&pod, "containerStatuses", "httpd");
+    assert!(
+        status["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://"),
+        "{status}"
+    );
+    assert_eq!(status["image"], full(BUSYBOX));
+    let mut body = None;
+    node.cluster
+        .eventually("the pod answers on its IP", Duration::from_secs(20), || {
+            let got = fetch(&format!("http://{ip}/"));
+            body = got.as_ref().ok().cloned();
+            got.map(|_| ())
+        });
+    assert_eq!(body.as_deref(), Some("hello from rkube\n"));
+    // The node reports a real runtime and machine.
+    let runtime = node.cluster.kubectl(&[
+        "get",
+        "node",
+        "e2e-node",
+        "-o",
+        "jsonpath={.status.nodeInfo.containerRuntimeVersion}",
+    ]);
+    assert!(runtime.starts_with("containerd://1."), "{runtime}");
+
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    assert_eq!(node.sandboxes_of(&uid), 1);
+    node.cluster.kubectl(&["delete", "pod", "web"]);
+    node.cluster.eventually(
+        "containerd has nothing left of the pod",
+        Duration::from_secs(30),
+        || match node.sandboxes_of(&uid) {
+            0 => Ok(()),
+            n => Err(format!("{n} sandboxes")),
+        },
+    );
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(node.socket())
+        .args(["-n", "k8s.io", "containers", "ls", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+    assert!(fetch(&format!("http://{ip}/")).is_err(), "nothing answers");
+    let logs = node.node_dir.join("agent/logs/pods");
+    node.cluster
+        .eventually(
+            "the pod's logs are gone",
+            Duration::from_secs(10),
+            || match std::fs::read_dir(&logs).map(|d| d.count()) {
+                Ok(0) => Ok(()),
+                other => Err(format!("{other:?} entries in {}", logs.display())),
+            },
+        );
+}
+
+#[test]
+fn containers_of_a_pod_share_localhost_and_cannot_share_a_port() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: pair}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: server
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+  - name: client
+    image: {BUSYBOX}
+    command: ["sh", "-c", "for i in $(seq 100); do wget -q -O /tmp/page http://127.0.0.1:8080/ && grep -q hello /tmp/page && exit 0; sleep 0.2; done; exit 1"]
+  - name: clash
+    image: {BUSYBOX}
+    command: ["sh", "-c", "until wget -q -O /dev/null http://127.0.0.1:8080/; do sleep 0.2; done; exec httpd -f -p 8080 -h /www"]
+"#
+    ));
+    let pod = node.wait_pod("pair", "client and clash done", |p| {
+        container(p, "containerStatuses", "client")["state"]["terminated"].is_object()
+            && container(p, "containerStatuses", "clash")["state"]["terminated"].is_object()
+    });
+    let client = &container(&pod, "containerStatuses", "client")["state"]["terminated"];
+    assert_eq!(
+        client["exitCode"], 0,
+        "the client reached the server: {client}"
+    );
+    assert_eq!(client["reason"], "Completed");
+    let clash = &container(&pod, "containerStatuses", "clash")["state"]["terminated"];
+    assert_ne!(clash["exitCode"], 0, "the second bind failed: {clash}");
+    assert_eq!(clash["reason"], "Error");
+    let server = container(&pod, "containerStatuses", "server");
+    assert!(server["state"]["running"].is_object(), "{server}");
+    assert_eq!(pod["status"]["phase"], "Running");
+}
+
+#[test]
+fn init_containers_run_in_order_before_the_app() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: staged}}
+spec:
+  initContainers:
+  - name: first
+    image: {PRELOADED}
+    command: ["sh", "-c", "sleep 1; echo first"]
+  - name: second
+    image: {BUSYBOX}
+    command: ["sh", "-c", "sleep 1; echo second"]
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+    ));
+    let pod = node.wait_pod("staged", "Running", |p| {
+        container(p, "containerStatuses", "app")["state"]["running"].is_object()
+    });
+    let first = &container(&pod, "initContainerStatuses", "first")["state"]["terminated"];
+    let second = &container(&pod, "initContainerStatuses", "second")["state"]["terminated"];
+    let app = &container(&pod, "containerStatuses", "app")["state"]["running"];
+    assert_eq!(first["exitCode"], 0, "{first}");
+    assert_eq!(second["exitCode"], 0, "{second}");
+    let time = |v: &Value| v.as_str().unwrap().to_owned();
+    // RFC 3339 times of one format compare as strings.
+    assert!(time(&first["finishedAt"]) <= time(&second["startedAt"]));
+    assert!(time(&second["finishedAt"]) <= time(&app["startedAt"]));
+    assert_eq!(node.log_lines(&pod, "first"), ["first"]);
+    assert_eq!(node.log_lines(&pod, "second"), ["second"]);
+    let initialized = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Initialized")
+        .unwrap();
+    assert_eq!(initialized["status"], "True");
+}
+
+#[test]
+fn a_crashing_container_backs_off_and_keeps_its_last_state() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: boom
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo boom; exit 3"]
+"#
+    ));
+    let pod = node.wait_pod("crash", "in CrashLoopBackOff", |p| {
+        let c = container(p, "containerStatuses", "boom");
+        c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let c = container(&pod, "containerStatuses", "boom");
+    assert!(c["restartCount"].as_i64().unwrap() >= 1, "{c}");
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3, "{c}");
+    assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
+    let message = c["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("back-off 10s restarting failed container=boom pod=crash_default("),
+        "{message}"
+    );
+    let table = node.cluster.kubectl(&["get", "pod", "crash"]);
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+
+    // A command that is not there: the start fails, as kube reports it.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: nocommand}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: ["/no/such/program"]}}
+"#
+    ));
+    let pod = node.wait_pod("nocommand", "Failed", |p| p["status"]["phase"] == "Failed");
+    let terminated = &container(&pod, "containerStatuses", "app")["state"]["terminated"];
+    assert_eq!(terminated["reason"], "StartError", "{terminated}");
+    assert_eq!(terminated["exitCode"], 128);
+    assert_eq!(terminated["startedAt"], "1970-01-01T00:00:00Z");
+    let message = terminated["message"].as_str().unwrap();
+    assert!(message.contains("/no/such/program"), "{message}");
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_waits_in_err_image_pull_then_back_off() {
+    let Some(node) = Node::start() else { return };
+    node.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: nopull}
+spec:
+  containers:
+  - name: absent
+    image: localhost:1/absent:1
+  - name: never
+    image: localhost:1/never:1
+    imagePullPolicy: Never
+"#,
+    );
+    let pod = node.wait_pod("nopull", "ErrImagePull", |p| {
+        container(p, "containerStatuses", "absent")["state"]["waiting"]["reason"] == "ErrImagePull"
+    });
+    let waiting = &container(&pod, "containerStatuses", "absent")["state"]["waiting"];
+    let message = waiting["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("rpc error: code = ") && message.contains("localhost:1/absent:1"),
+        "the runtime's message: {message}"
+    );
+    let never = &container(&pod, "containerStatuses", "never")["state"]["waiting"];
+    assert_eq!(never["reason"], "ErrImageNeverPull", "{never}");
+    assert_eq!(
+        never["message"],
+        "Container image \"localhost:1/never:1\" is not present with pull policy of Never"
+    );
+    let pod = node.wait_pod("nopull", "ImagePullBackOff", |p| {
+        container(p, "containerStatuses", "absent")["state"]["waiting"]["reason"]
+            == "ImagePullBackOff"
+    });
+    let waiting = &container(&pod, "containerStatuses", "absent")["state"]["waiting"];
+    let message = waiting["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Back-off pulling image \"localhost:1/absent:1\": ErrImagePull: rpc error"
+        ),
+        "{message}"
+    );
+    assert_eq!(pod["status"]["phase"], "Pending");
+}
+
+#[test]
+fn limits_and_security_context_reach_the_container() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: limited}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000}}
+  containers:
+  - name: report
+    image: {BUSYBOX}
+    workingDir: /tmp
+    env: [{{name: GREETING, value: hi}}]
+    command: ["sh", "-c", "id -u; id -g; pwd; echo $GREETING; cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]
+    resources:
+      limits: {{memory: 64Mi, cpu: 500m}}
+  - name: readonly
+    image: {BUSYBOX}
+    command: ["sh", "-c", "id -u; touch /x 2>/dev/null && echo writable || echo read-only; touch /tmp/x 2>/dev/null && echo writable || echo read-only"]
+    securityContext: {{runAsUser: 0, readOnlyRootFilesystem: true}}
+  - name: writable
+    image: {BUSYBOX}
+    command: ["sh", "-c", "touch /x && echo writable"]
+    securityContext: {{runAsUser: 0}}
+  - name: hog
+    image: {BUSYBOX}
+    command: ["sh", "-c", "tail /dev/zero"]
+    resources:
+      limits: {{memory: 16Mi}}
+"#
+    ));
+    let pod = node.wait_pod("limited", "its containers ended", |p| {
+        ["report", "readonly", "writable", "hog"]
+            .iter()
+            .all(|c| container(p, "containerStatuses", c)["state"]["terminated"].is_object())
+    });
+    assert_eq!(
+        node.log_lines(&pod, "report"),
+        ["1000", "3000", "/tmp", "hi", "67108864"]
+    );
+    assert_eq!(
+        node.log_lines(&pod, "readonly"),
+        ["0", "read-only", "read-only"]
+    );
+    assert_eq!(node.log_lines(&pod, "writable"), ["writable"]);
+    let hog = &container(&pod, "containerStatuses", "hog")["state"]["terminated"];
+    assert_eq!(hog["reason"], "OOMKilled", "{hog}");
+    assert_eq!(hog["exitCode"], 137, "{hog}");
+    assert_eq!(pod["status"]["phase"], "Failed");
+}
+
+#[test]
+fn a_restarted_server_adopts_the_pods_its_node_runs() {
+    let Some(mut node) = Node::start() else {
+        return;
+    };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+"#
+    ));
+    let before = node.wait_pod("steady", "Running", |p| {
+        container(p, "containerStatuses", "app")["ready"] == true
+    });
+    let id = container(&before, "containerStatuses", "app")["containerID"].clone();
+    let ip = before["status"]["podIP"].as_str().unwrap().to_owned();
+    node.cluster.terminate();
+    // The pod keeps serving while the node is down (checked once the node is back, so a
+    // failure still finds a containerd to clean up with).
+    let while_down = fetch(&format!("http://{ip}/"));
+    node.cluster.boot();
+    if let Err(err) = while_down {
+        panic!("the pod stopped serving with its node: {err}");
+    }
+    node.cluster
+        .eventually("the node is Ready again", Duration::from_secs(60), || {
+            let log = node.cluster.log();
+            log.contains("adopting the running pod")
+                .then_some(())
+                .ok_or_else(|| "not adopted yet".to_owned())
+        });
+    let after = node.wait_pod("steady", "Ready", |p| {
+        container(p, "containerStatuses", "app")["ready"] == true
+    });
+    let c = container(&after, "containerStatuses", "app");
+    assert_eq!(c["containerID"], id, "the same container: {c}");
+    assert_eq!(c["restartCount"], 0);
+    assert_eq!(after["status"]["podIP"].as_str(), Some(ip.as_str()));
+    assert_eq!(
+        node.sandboxes_of(after["metadata"]["uid"].as_str().unwrap()),
+        1
+    );
+}
+
+#[test]
+fn a_standalone_agent_removes_the_pods_deleted_while_it_was_down() {
+    let Some(mut node) = Node::start_standalone() else {
+        return;
+    };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: kept}}
+spec:
+  containers:
+  - {{name: app, image: {PRELOADED}, command: ["sleep", "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: gone}}
+spec:
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: ["sleep", "3600"]}}
+"#
+    ));
+    let running =
+        |p: &Value| container(p, "containerStatuses", "app")["state"]["running"].is_object();
+    let kept = node.wait_pod("kept", "Running", running);
+    let gone = node.wait_pod("gone", "Running", running);
+    let kept_id = container(&kept, "containerStatuses", "app")["containerID"].clone();
+    node.stop_agent();
+    node.cluster
+        .kubectl(&["delete", "pod", "gone", "--grace-period=0", "--force"]);
+    node.start_agent();
+    let gone_uid = gone["metadata"]["uid"].as_str().unwrap().to_owned();
+    node.cluster.eventually(
+        "the deleted pod's sandbox is removed",
+        Duration::from_secs(60),
+        || match node.try_sandboxes_of(&gone_uid) {
+            Ok(0) => Ok(()),
+            other => Err(format!(
+                "{other:?} sandboxes; agent log:\n{}",
+                node.agent_log()
+            )),
+        },
+    );
+    let kept = node.wait_pod("kept", "Running", running);
+    assert_eq!(
+        container(&kept, "containerStatuses", "app")["containerID"],
+        kept_id,
+        "the other pod was adopted, not restarted"
+    );
+    let info = node.cluster.kubectl(&[
+        "get",
+        "node",
+        "e2e-node",
+        "-o",
+        "jsonpath={.status.capacity.cpu} {.status.capacity.pods} {.status.addresses[0].type}",
+    ]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(info, format!("{cpus} 110 InternalIP"));
+}
