@@ -4,8 +4,8 @@
 //!
 //! Only the client's side: stream creation (SYN_STREAM), data with FIN, PING echoes and
 //! GOAWAY. Header blocks are zlib streams; ours use stored (uncompressed) deflate blocks
-//! without a preset dictionary, which zlib readers (Go's included, which the kubelet's
-//! spdystream uses) accept. The server's header blocks (SYN_REPLY) are never needed, so
+//! without a preset dictionary, each block sync-flushed, which zlib readers (Go's included,
+//! which the kubelet's spdystream uses) accept. The server's header blocks (SYN_REPLY) are never needed, so
 //! they are skipped without being inflated. Like spdystream, no flow control.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -151,6 +151,10 @@ impl HeaderWriter {
             out.extend_from_slice(&(!len).to_le_bytes());
             out.extend_from_slice(chunk);
         }
+        // The sync-flush marker (an empty stored block) ends each block, as zlib's
+        // Z_SYNC_FLUSH writes it: a reader that has consumed the data then reads this
+        // marker from the same frame instead of running into the next one.
+        out.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
         out
     }
 
@@ -210,7 +214,8 @@ mod tests {
             u16::from_le_bytes([first[3], first[4]]) as usize,
             plain.len()
         );
-        assert_eq!(&first[7..], &plain[..]);
+        assert_eq!(&first[7..7 + plain.len()], &plain[..]);
+        assert_eq!(&first[7 + plain.len()..], &[0, 0, 0, 0xff, 0xff]);
         assert_eq!(second[0], 0, "no second zlib header");
     }
 }
