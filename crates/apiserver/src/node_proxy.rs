@@ -1163,6 +1163,104 @@ mod tests {
         assert_eq!(validate_log_options("p", &bad).expect_err("nan").code, 400);
     }
 
+    /// A kubelet stand-in that answers an upgrade with a plain 200 carrying upgrade
+    /// headers, then records whatever else reaches it on that connection.
+    async fn fake_kubelet() -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Receiver<Vec<u8>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nContent-Length: 14\r\n\r\nnot an upgrade",
+            )
+            .await
+            .expect("write");
+            // Everything after the answer, until the proxy closes the connection.
+            let mut after = Vec::new();
+            while let Ok(n) = conn.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                after.extend_from_slice(&buf[..n]);
+            }
+            let _ = tx.send(after);
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_backend_answer_other_than_101_never_becomes_a_tunnel() {
+        let (kubelet, after) = fake_kubelet().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let proxy = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.expect("accept");
+            let service = hyper::service::service_fn(move |req| async move {
+                let tcp = TcpStream::connect(kubelet).await.expect("connect");
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .expect("handshake");
+                tokio::spawn(async move {
+                    let _ = conn.with_upgrades().await;
+                });
+                Ok::<_, std::convert::Infallible>(
+                    proxy_upgrade(sender, "/exec/ns/p/c?command=sh", req).await,
+                )
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(conn), service)
+                .with_upgrades()
+                .await;
+        });
+        let mut client = TcpStream::connect(proxy).await.expect("connect");
+        client
+            .write_all(b"POST /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.ends_with(b"not an upgrade") {
+            let n = client.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "the proxy closed early: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        // Bytes the client sends now are not tunnelled to the kubelet: the proxy reads them
+        // as HTTP (a bad request) and the kubelet's connection is closed.
+        let _ = client.write_all(b"SMUGGLED BYTES\r\n\r\n").await;
+        let seen = tokio::time::timeout(Duration::from_secs(10), after)
+            .await
+            .expect("the kubelet connection was closed")
+            .expect("the fake kubelet reported");
+        assert!(
+            seen.is_empty(),
+            "the kubelet received {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
+
     #[test]
     fn websocket_accept_keys_follow_rfc_6455() {
         assert_eq!(
