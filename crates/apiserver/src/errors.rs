@@ -183,6 +183,34 @@ impl ApiError {
         .with_details(json!({"causes": [{"message": message}]}))
     }
 
+    /// An error answer of a kubelet, relayed as kube-apiserver's `NewGenericServerResponse`
+    /// does: the reason by the code, the kubelet's text as the message.
+    pub fn from_backend(code: u16, body: &str) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            500 => "InternalError",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "Unknown",
+        };
+        let body = body.trim();
+        let message = if body.is_empty() {
+            format!(
+                "the server responded with the status code {code} but did not return more information"
+            )
+        } else {
+            body.to_owned()
+        };
+        Self::new(code, reason, message)
+    }
+
     /// 503 ServiceUnavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)

@@ -14,12 +14,14 @@ mod discovery;
 pub mod errors;
 mod http_util;
 pub mod metrics;
+mod node_proxy;
 mod objects;
 mod openapi;
 pub mod pki;
 mod routes;
 pub mod sa_token;
 pub mod services;
+mod spdy;
 mod table;
 mod time_util;
 mod typed;
@@ -70,6 +72,8 @@ pub(crate) struct State {
     pub signer: Arc<sa_token::TokenSigner>,
     pub admission: admission::AdmissionConfig,
     pub services: services::ServiceNetwork,
+    /// How kubelets are reached for logs, exec, attach and port-forward.
+    pub kubelet_tls: node_proxy::KubeletTls,
 }
 
 impl State {
@@ -183,7 +187,13 @@ impl ApiServer {
         bootstrap::upload(store.as_ref(), &config.data_dir)
             .await
             .map_err(|e| anyhow::anyhow!("storing the cluster's bootstrap data: {e:#}"))?;
+        let kubelet_tls = node_proxy::KubeletTls::new(
+            &pki.ca_pem,
+            &pki.kubelet_client_pem,
+            &pki.kubelet_client_key_pem,
+        )?;
         let state = Arc::new(State {
+            kubelet_tls,
             services: services::ServiceNetwork::new(store.clone(), config.service_network.clone()),
             admission: config.admission.clone(),
             signer,
@@ -268,7 +278,10 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(err) = builder.serve_connection(TokioIo::new(tls), service).await {
+            if let Err(err) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %err, "connection ended");
             }
         });

@@ -25,6 +25,11 @@ pub struct Pki {
     pub node_token: String,
     /// The admin kubeconfig path.
     pub admin_kubeconfig: PathBuf,
+    /// The client certificate (PEM) and key the server shows kubelets
+    /// (kube-apiserver's `--kubelet-client-certificate`): `CN=kube-apiserver-kubelet-client`,
+    /// `O=system:masters`.
+    pub kubelet_client_pem: String,
+    pub kubelet_client_key_pem: String,
 }
 
 fn read(path: &Path) -> anyhow::Result<Option<String>> {
@@ -225,6 +230,22 @@ impl Pki {
                     (cert, key)
                 }
             };
+        let (kubelet_client_pem, kubelet_client_key_pem) = match (
+            read(&tls.join("kubelet-client.crt"))?,
+            read(&tls.join("kubelet-client.key"))?,
+        ) {
+            (Some(cert), Some(key)) => (cert, key),
+            _ => {
+                let (cert, key) = issue_client_cert(
+                    &tls,
+                    "kube-apiserver-kubelet-client",
+                    Some("system:masters"),
+                )?;
+                write_private(&tls.join("kubelet-client.key"), &key)?;
+                write_private(&tls.join("kubelet-client.crt"), &cert)?;
+                (cert, key)
+            }
+        };
         let host = if bind.is_unspecified() {
             "127.0.0.1".to_owned()
         } else if bind.is_ipv6() {
@@ -247,6 +268,8 @@ impl Pki {
             serving_key_pem,
             node_token,
             admin_kubeconfig,
+            kubelet_client_pem,
+            kubelet_client_key_pem,
         })
     }
 }

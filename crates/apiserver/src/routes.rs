@@ -142,6 +142,18 @@ pub async fn handle(
             let query = req.uri().query().map(str::to_owned);
             openapi::serve_v3(state.clone(), rest, query, req.headers().clone()).await
         }
+        Route::Resource(path)
+            if path.group.is_empty()
+                && path.plural == "pods"
+                && path.namespace.is_some()
+                && matches!(
+                    path.subresource.as_deref(),
+                    Some("log" | "exec" | "attach" | "portforward")
+                ) =>
+        {
+            // Proxied to the kubelet, upgrades included: the request is passed on whole.
+            Ok(crate::node_proxy::serve(state.clone(), path, req).await)
+        }
         Route::Resource(path) => {
             // The whole body is read before answering, even an error, so that HTTP/2 clients
             // get the answer instead of a reset stream.

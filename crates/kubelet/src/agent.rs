@@ -91,6 +91,7 @@ pub fn hollow_nodes(
                     internal_ip: IpAddr::V4(ip),
                     capacity: capacity.clone(),
                     container_runtime_version: format!("{}://{}", version.name, version.version),
+                    kubelet_port: node::KUBELET_PORT,
                 },
                 runtime: Arc::new(runtime),
             }

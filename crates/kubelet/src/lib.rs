@@ -20,15 +20,19 @@
 //! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
 //!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
 //!   the image archives rkube makes (the pause image);
+//! - [`server`], [`cri_streams`], [`container_logs`]: the kubelet's HTTPS server (logs,
+//!   exec, attach, port-forward) and its CRI side;
 //! - [`container_spec`], [`machine`]: what a pod's spec asks of the runtime, and what a real
 //!   node reports about its machine.
 
 mod agent;
 pub mod cni;
+pub mod container_logs;
 pub mod container_spec;
 pub mod containerd;
 pub mod cri;
 pub mod cri_runtime;
+pub mod cri_streams;
 pub mod dns;
 pub mod downward;
 pub mod envvars;
@@ -43,6 +47,7 @@ pub mod pod_status;
 pub mod pod_worker;
 pub mod prober;
 pub mod runtime;
+pub mod server;
 pub mod simulated;
 pub mod volumes;
 

@@ -17,8 +17,8 @@ use k8s_openapi::chrono::{DateTime, Utc};
 /// The version the kubelet reports, the same as the API server's `/version`.
 pub const KUBELET_VERSION: &str = "v1.33.0+rkube";
 
-/// The kubelet's port, as published in `status.daemonEndpoints`.
-pub const KUBELET_PORT: i32 = 10250;
+/// The kubelet's default port, as published in `status.daemonEndpoints`.
+pub const KUBELET_PORT: u16 = 10250;
 
 /// Why a node is not ready yet: its runtime has no pod network (kube's message).
 pub const NETWORK_NOT_READY: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
@@ -68,6 +68,8 @@ pub struct NodeConfig {
     pub system: SystemInfo,
     /// `NAME://VERSION` of the container runtime.
     pub container_runtime_version: String,
+    /// The port of the kubelet's HTTPS server, published in `status.daemonEndpoints`.
+    pub kubelet_port: u16,
 }
 
 /// `status.nodeInfo` without the versions.
@@ -269,7 +271,9 @@ pub fn desired_status(
             },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(config.kubelet_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             machine_id: config.system.machine_id.clone(),
@@ -362,6 +366,7 @@ mod tests {
             capacity: Capacity::default(),
             system: SystemInfo::of_host("hollow-0", "boot"),
             container_runtime_version: "rkube-simulated://1.0".into(),
+            kubelet_port: 10250,
         }
     }
 

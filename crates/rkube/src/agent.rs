@@ -9,7 +9,7 @@
 //! `rkube server` writes it, so an agent beside the server needs no flag). The CA is never
 //! fetched without verification.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ use kube::Client;
 use rkube_controllers::Stop;
 use rkube_kubelet::containerd::{self, Layout};
 use rkube_kubelet::cri::CriClient;
+use rkube_kubelet::cri_streams::CriStreams;
+use rkube_kubelet::server;
 use rkube_kubelet::{
     Agent, Capacity, CriRuntime, NodeConfig, NodeSetup, Options, Runtime, SystemInfo, hollow_nodes,
     machine,
@@ -65,6 +67,9 @@ pub struct AgentArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The port of the kubelet's HTTPS server (logs, exec, attach, port-forward).
+    #[arg(long, default_value_t = rkube_kubelet::node::KUBELET_PORT, conflicts_with = "simulate")]
+    pub kubelet_port: u16,
     /// Run N simulated (hollow) nodes instead of a real one.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
@@ -205,6 +210,10 @@ pub struct RealNode {
     /// Cluster DNS (the kube-dns Service address) and the cluster domain, for pods.
     pub cluster_dns: std::net::IpAddr,
     pub cluster_domain: String,
+    /// The kubelet's HTTPS port (0: any free one).
+    pub kubelet_port: u16,
+    /// The CA the kubelet checks client certificates against (the cluster CA).
+    pub client_ca_pem: String,
 }
 
 /// A real node running: its kubelet and its containerd.
@@ -249,11 +258,21 @@ pub async fn start_real_node(
         .with_context(|| format!("containerd at {}", socket.display()))?;
     let version = runtime.version();
     let name = node.node_name.clone().unwrap_or_else(machine::hostname);
+    let internal_ip = machine::primary_ip();
+    let kubelet_port = start_kubelet_server(
+        &node,
+        &name,
+        internal_ip,
+        CriStreams::new(runtime.cri().clone(), client.clone(), &name),
+        stop.clone(),
+    )
+    .await?;
     let config = NodeConfig {
         system: SystemInfo::of_this_machine(&name),
-        internal_ip: machine::primary_ip(),
+        internal_ip,
         capacity: machine::capacity(&node.data_dir),
         container_runtime_version: format!("{}://{}", version.name, version.version),
+        kubelet_port,
         name,
     };
     tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
@@ -298,6 +317,82 @@ pub async fn start_real_node(
     Ok(RunningNode { task })
 }
 
+/// Starts the kubelet's HTTPS server (logs, exec, attach, port-forward) on
+/// `--kubelet-port`; returns the port it listens on. Its serving certificate is signed by
+/// the cluster CA when the CA's key is in the data dir (an agent beside its server), so
+/// the API server verifies it; otherwise it is self-signed (kube's kubelet's default) and
+/// the API server, which checks kubelets against the cluster CA, refuses it.
+async fn start_kubelet_server(
+    node: &RealNode,
+    name: &str,
+    internal_ip: IpAddr,
+    streams: CriStreams,
+    stop: Stop,
+) -> anyhow::Result<u16> {
+    let tls = node.data_dir.join("tls");
+    let ca_key = std::fs::read_to_string(tls.join("ca.key")).ok();
+    let ca_cert = std::fs::read_to_string(tls.join("ca.crt")).ok();
+    let signer = match (&ca_cert, &ca_key) {
+        (Some(cert), Some(key)) => Some((cert.as_str(), key.as_str())),
+        _ => {
+            tracing::warn!(
+                "no cluster CA key in {}: the kubelet's serving certificate is self-signed, and the API server will refuse it (logs, exec, port-forward)",
+                tls.display()
+            );
+            None
+        }
+    };
+    let mut ips = vec![internal_ip];
+    ips.extend("127.0.0.1".parse::<IpAddr>().ok());
+    let (cert_pem, key_pem) = server::serving_certificate(name, &ips, signer)
+        .context("making the kubelet's serving certificate")?;
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node.kubelet_port);
+    let local = server::start(
+        server::ServerConfig {
+            addr,
+            cert_pem,
+            key_pem,
+            client_ca_pem: node.client_ca_pem.clone(),
+        },
+        Arc::new(streams),
+        stop,
+    )
+    .await?;
+    tracing::info!(address = %local, "kubelet server listening");
+    Ok(local.port())
+}
+
+/// The cluster CA (PEM) client certificates to the kubelet are checked against: the
+/// `--ca-file`, else the kubeconfig's CA, else `DATA_DIR/tls/ca.crt`.
+async fn cluster_ca_pem(args: &AgentArgs) -> anyhow::Result<String> {
+    if let Some(path) = &args.kubeconfig {
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .with_context(|| format!("using {}", path.display()))?;
+        let certs = config.root_cert.unwrap_or_default();
+        if certs.is_empty() {
+            bail!("{} names no certificate authority", path.display());
+        }
+        return Ok(certs.iter().map(|der| der_to_pem(der)).collect());
+    }
+    let path = ca_file(args.ca_file.as_deref(), &args.data_dir)?;
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// The kubelet's options from the flags.
 fn options(args: &AgentArgs) -> Options {
     Options {
@@ -333,6 +428,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             proxy: !args.disable_proxy,
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
+            kubelet_port: args.kubelet_port,
+            client_ca_pem: cluster_ca_pem(&args).await?,
         };
         let running = start_real_node(client, node, stop).await?;
         shutdown_signal().await?;

@@ -33,6 +33,9 @@ pub struct ServerArgs {
     /// A running containerd's socket for the node, instead of starting one.
     #[arg(long, conflicts_with = "disable_agent")]
     pub containerd_socket: Option<PathBuf>,
+    /// The port of this server's kubelet (logs, exec, attach, port-forward; 0: any free one).
+    #[arg(long, default_value_t = rkube_kubelet::node::KUBELET_PORT, conflicts_with = "disable_agent")]
+    pub kubelet_port: u16,
     /// The bridge the node's pods attach to.
     #[arg(long, default_value = rkube_kubelet::cni::DEFAULT_BRIDGE)]
     pub cni_bridge: String,
@@ -196,6 +199,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             proxy: !args.disable_proxy,
             cluster_dns: std::net::IpAddr::V4(args.service_cidr.ip(9)),
             cluster_domain: args.cluster_domain.clone(),
+            kubelet_port: args.kubelet_port,
+            client_ca_pem: std::fs::read_to_string(&ca).context("reading the cluster CA")?,
         };
         match crate::agent::start_real_node(client, real, stop.clone()).await {
             Ok(running) => node = Some(running),

@@ -25,7 +25,7 @@ const PRELOADED: &str = "busybox:preloaded";
 const APPLETS: &[&str] = &[
     "sh", "ash", "httpd", "sleep", "echo", "nc", "cat", "wget", "ls", "true", "false", "env", "id",
     "hostname", "ps", "kill", "seq", "head", "tail", "tr", "grep", "mkdir", "date", "touch", "rm",
-    "test",
+    "test", "tar",
 ];
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,7 +142,7 @@ impl Node {
         let cluster = if standalone {
             common::start()?
         } else {
-            common::start_with_agent(&["--node-name", "e2e-node"], preload)?
+            common::start_with_agent(&["--node-name", "e2e-node", "--kubelet-port", "0"], preload)?
         };
         let node_dir = if standalone {
             let dir = cluster.data_dir().join("node");
@@ -224,7 +224,7 @@ impl Node {
             .arg(data.join("tls/ca.crt"))
             .arg("--data-dir")
             .arg(&self.node_dir)
-            .args(["--node-name", "e2e-node"])
+            .args(["--node-name", "e2e-node", "--kubelet-port", "0"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -985,4 +985,276 @@ spec:
     node.wait_pod("probed", "Ready", |p| {
         container(p, "containerStatuses", "waiting")["ready"] == true
     });
+}
+
+/// A child's stdout, read by lines.
+fn lines_of(child: &mut Child) -> std::io::Lines<std::io::BufReader<std::process::ChildStdout>> {
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap()).lines()
+}
+
+/// Reads lines until `done` says so (or the output ends); the lines read.
+fn read_until(
+    out: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    done: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in out {
+        let Ok(line) = line else { break };
+        let stop = done(&line);
+        lines.push(line);
+        if stop {
+            break;
+        }
+    }
+    lines
+}
+
+#[test]
+fn kubectl_logs_exec_attach_port_forward_and_cp_reach_the_containers() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo started; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done & exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo run at $(date +%s%N); sleep 1; exit 1"]
+"#
+    ));
+    node.wait_pod("web", "running", |p| p["status"]["phase"] == "Running");
+    let c = &node.cluster;
+
+    // Logs: whole, tail, follow.
+    c.eventually("the log has lines", Duration::from_secs(30), || {
+        let out = c.kubectl(&["logs", "web"]);
+        (out.starts_with("started\n") && out.contains("tick 1\n"))
+            .then_some(())
+            .ok_or(out)
+    });
+    let tail = c.kubectl(&["logs", "web", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.starts_with("tick "), "{tail}");
+    let stamped = c.kubectl(&["logs", "web", "--timestamps", "--tail=1"]);
+    assert!(stamped.contains("Z tick "), "{stamped}");
+    let mut follow = c.kubectl_spawn(&["logs", "-f", "web", "--tail=1"]);
+    let mut follow_out = lines_of(&mut follow);
+    let first: u32 = {
+        let lines = read_until(&mut follow_out, |_| true);
+        lines[0].trim_start_matches("tick ").parse().unwrap()
+    };
+    let later = read_until(&mut follow_out, |l| l.starts_with("tick "));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let next: u32 = later
+        .last()
+        .unwrap()
+        .trim_start_matches("tick ")
+        .parse()
+        .unwrap();
+    assert!(
+        next > first,
+        "logs -f followed from tick {first} to {later:?}"
+    );
+
+    // Exec: output, stderr, exit codes, stdin (closed at its end), a TTY.
+    assert_eq!(
+        c.kubectl(&["exec", "web", "--", "echo", "hello", "world"]),
+        "hello world\n"
+    );
+    let out = c.kubectl_raw(
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("err\n"),
+        "{out:?}"
+    );
+    let echoed = c.kubectl_stdin(
+        &["exec", "-i", "web", "--", "sh", "-c", "cat; echo eof"],
+        Some("line one\nline two\n"),
+    );
+    assert_eq!(echoed, "line one\nline two\neof\n");
+    // A TTY needs a terminal on kubectl's side: `script` gives it one.
+    let command = format!(
+        "HOME={} {} --kubeconfig {} exec -i -t web -- sh -c 'test -t 0 && stty size && echo a tty'",
+        c.data_dir().display(),
+        c.kubectl_path().display(),
+        c.kubeconfig().display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let tty_out = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{tty:?}");
+    assert!(tty_out.contains("a tty"), "{tty_out:?}");
+    let missing = c.kubectl_fails(&["exec", "web", "-c", "nope", "--", "true"], None);
+    assert!(
+        missing.contains("container nope is not valid for pod web"),
+        "{missing}"
+    );
+
+    // The SPDY protocols kubectl falls back to, proxied as they are.
+    let spdy = Command::new(c.kubectl_path())
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["exec", "-i", "web", "--", "sh", "-c", "cat; exit 4"])
+        .env("HOME", c.data_dir())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let spdy = {
+        let mut spdy = spdy;
+        use std::io::Write;
+        spdy.stdin
+            .take()
+            .unwrap()
+            .write_all(b"over spdy\n")
+            .unwrap();
+        spdy.wait_with_output().unwrap()
+    };
+    assert_eq!(spdy.status.code(), Some(4), "{spdy:?}");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "over spdy\n");
+
+    // The kubelet's own port: clients other than the API server and admins are refused.
+    let node_json = c.kubectl(&["get", "node", "e2e-node", "-o", "json"]);
+    let node_json: Value = serde_json::from_str(&node_json).unwrap();
+    let kubelet_port = node_json["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_i64()
+        .unwrap();
+    let anonymous = Command::new("curl")
+        .args([
+            "-sk",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{kubelet_port}/containerLogs/default/web/httpd"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+
+    // cp both ways (tar in the container through exec).
+    let local = c.data_dir().join("cp-in.txt");
+    std::fs::write(&local, "copied in\n").unwrap();
+    c.kubectl(&["cp", local.to_str().unwrap(), "web:/tmp/cp.txt"]);
+    assert_eq!(
+        c.kubectl(&["exec", "web", "--", "cat", "/tmp/cp.txt"]),
+        "copied in\n"
+    );
+    let back = c.data_dir().join("cp-out.txt");
+    c.kubectl(&["cp", "web:/tmp/cp.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
+
+    // Port-forward to the httpd, and a request through it.
+    let mut forward = c.kubectl_spawn(&["port-forward", "pod/web", ":8080"]);
+    let spdy_forward = Command::new(c.kubectl_path())
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["port-forward", "pod/web", ":8080"])
+        .env("HOME", c.data_dir())
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stdout stays open while it runs: it prints a line for each connection.
+    let mut forward_out = lines_of(&mut forward);
+    let lines = read_until(&mut forward_out, |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let port = lines
+        .last()
+        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("port-forward printed {lines:?}"))
+        .to_owned();
+    let page = fetch(&format!("http://127.0.0.1:{port}/"));
+    let again = fetch(&format!("http://127.0.0.1:{port}/index.html"));
+    let _ = forward.kill();
+    drop(forward_out);
+    let mut errors = String::new();
+    if let Some(mut stderr) = forward.stderr.take() {
+        use std::io::Read;
+        let _ = stderr.read_to_string(&mut errors);
+    }
+    let _ = forward.wait();
+    let mut spdy_forward = spdy_forward;
+    let mut spdy_out = lines_of(&mut spdy_forward);
+    let spdy_lines = read_until(&mut spdy_out, |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let spdy_port = spdy_lines
+        .last()
+        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("port-forward printed {spdy_lines:?}"))
+        .to_owned();
+    let spdy_page = fetch(&format!("http://127.0.0.1:{spdy_port}/"));
+    let _ = spdy_forward.kill();
+    drop(spdy_out);
+    let _ = spdy_forward.wait();
+    assert_eq!(
+        spdy_page,
+        Ok("hello from rkube\n".to_owned()),
+        "SPDY port-forward"
+    );
+    assert_eq!(
+        page,
+        Ok("hello from rkube\n".to_owned()),
+        "port-forward: {errors}"
+    );
+    assert_eq!(
+        again,
+        Ok("hello from rkube\n".to_owned()),
+        "port-forward: {errors}"
+    );
+
+    // Attach: the main process's output.
+    let mut attach = c.kubectl_spawn(&["attach", "web"]);
+    let attached = read_until(&mut lines_of(&mut attach), |l| l.starts_with("tick "));
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert!(
+        attached.iter().any(|l| l.starts_with("tick ")),
+        "{attached:?}"
+    );
+
+    // The previous run's log once the container restarted.
+    node.wait_pod("crash", "restarted", |p| {
+        container(p, "containerStatuses", "c")["restartCount"].as_i64() >= Some(1)
+    });
+    let previous = c.kubectl(&["logs", "crash", "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous}");
 }
