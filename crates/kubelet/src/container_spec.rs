@@ -3,10 +3,20 @@
 //! as kube's kubelet does (`kuberuntime_container_linux.go`, `qos/policy.go`).
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use rkube_scheduler::resource::{milli_value, value};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::pod_status::qos_class;
 use crate::runtime::{PortMapping, Resources, SandboxConfig, Security};
+
+/// A quantity's value, rounded up (Go's `Quantity.Value()`); 0 when malformed.
+pub(crate) fn value(q: &Quantity) -> i64 {
+    rkube_api::validate_types::Quantity::parse(&q.0).map_or(0, |q| q.int_value())
+}
+
+/// A quantity in thousandths, rounded up (Go's `Quantity.MilliValue()`); 0 when malformed.
+pub(crate) fn milli_value(q: &Quantity) -> i64 {
+    rkube_api::validate_types::Quantity::parse(&q.0).map_or(0, |q| q.milli_value())
+}
 
 /// cgroup v1's bounds on CPU shares.
 const MIN_SHARES: i64 = 2;

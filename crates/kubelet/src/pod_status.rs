@@ -557,89 +557,10 @@ fn container_status(
     }
 }
 
-/// A decimal value of a quantity (`100m`, `1Gi`, `2e3`), for comparisons only.
-fn quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse().ok()?),
-        _ => return None,
-    };
-    Some(value * factor)
-}
-
-/// The pod's QoS class (kube's `GetPodQOS`): BestEffort without any CPU or memory request
-/// or limit, Guaranteed when every container has CPU and memory limits equal to its
-/// requests, Burstable otherwise.
+/// The pod's QoS class (kube's `GetPodQOS`, shared with the API server, which sets it when
+/// the pod is created).
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers);
-    let mut any = false;
-    let mut guaranteed = true;
-    for container in all {
-        let resources = container.resources.clone().unwrap_or_default();
-        let pick = |map: &Option<
-            std::collections::BTreeMap<
-                String,
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-            >,
-        >| {
-            let mut out: HashMap<&'static str, f64> = HashMap::new();
-            for name in ["cpu", "memory"] {
-                if let Some(v) = map
-                    .as_ref()
-                    .and_then(|m| m.get(name))
-                    .and_then(|q| quantity(&q.0))
-                    .filter(|v| *v > 0.0)
-                {
-                    out.insert(name, v);
-                }
-            }
-            out
-        };
-        let requests = pick(&resources.requests);
-        let limits = pick(&resources.limits);
-        any |= !requests.is_empty() || !limits.is_empty();
-        if limits.len() < 2 {
-            guaranteed = false;
-        }
-        for (name, request) in &requests {
-            if limits
-                .get(name)
-                .is_none_or(|limit| (limit - request).abs() > f64::EPSILON * limit.abs().max(1.0))
-            {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
+    rkube_api::pods::qos_class(&serde_json::to_value(spec).unwrap_or_default())
 }
 
 /// The pod's status.

@@ -900,7 +900,7 @@ impl PodWorker {
     /// What the runtime creates the container from.
     fn container_config(&self, kind: Kind, spec: &Container, attempt: u32) -> ContainerConfig {
         let node_memory =
-            rkube_scheduler::resource::value(&Quantity(self.node.config.capacity.memory.clone()));
+            container_spec::value(&Quantity(self.node.config.capacity.memory.clone()));
         ContainerConfig {
             name: spec.name.clone(),
             image: spec.image.clone().unwrap_or_default(),
