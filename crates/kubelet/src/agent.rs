@@ -46,6 +46,12 @@ pub struct Options {
     /// Cluster DNS and the host's resolver, for pods' resolv.conf (real nodes); `None`:
     /// the runtime's default.
     pub dns: Option<crate::dns::DnsSettings>,
+    /// Where pods' volumes are set up, `DATA_DIR/agent/pods` (real nodes). `None`: hollow
+    /// nodes, whose containers get no volumes and only their plain `value` variables.
+    pub pods_dir: Option<std::path::PathBuf>,
+    /// How often a pod's configMap, secret, downwardAPI and projected volumes are brought
+    /// up to date (`--sync-frequency`, 1 min).
+    pub sync_frequency: Duration,
 }
 
 impl Default for Options {
@@ -57,6 +63,8 @@ impl Default for Options {
             max_concurrent_writes: 64,
             record_events: true,
             dns: None,
+            pods_dir: None,
+            sync_frequency: Duration::from_secs(60),
         }
     }
 }
@@ -106,6 +114,8 @@ pub(crate) struct Shared {
     /// Bounds concurrent API writes.
     pub writes: Semaphore,
     pub stop: Stop,
+    /// Where the objects pods refer to (ConfigMaps, Secrets, claims, tokens) are read.
+    pub objects: Arc<dyn crate::objects::ObjectSource>,
 }
 
 /// One node's state, shared by the heartbeat, the node watch and its pod workers.
@@ -180,6 +190,7 @@ impl Agent {
             .collect();
         Self {
             shared: Arc::new(Shared {
+                objects: Arc::new(crate::objects::ApiObjects::new(client.clone())),
                 client,
                 writes: Semaphore::new(options.max_concurrent_writes.max(1)),
                 options,
@@ -226,7 +237,11 @@ impl Agent {
             self.nodes.clone(),
             nodes_seen,
         ));
-        tokio::spawn(remove_orphans(self.nodes.clone(), pods.clone()));
+        tokio::spawn(remove_orphans(
+            self.shared.clone(),
+            self.nodes.clone(),
+            pods.clone(),
+        ));
         tokio::spawn(dispatch_pods(
             self.shared.clone(),
             self.by_name.clone(),
@@ -366,14 +381,39 @@ async fn follow_nodes(
 
 /// Once the pods bound to the nodes are known, removes the sandboxes the runtimes still have
 /// for pods that are gone (deleted while the agent was down), as kube's kubelet removes
-/// orphaned pods at start.
-async fn remove_orphans(nodes: Arc<Vec<Arc<NodeHandle>>>, pods: Informer<Pod>) {
+/// orphaned pods at start; and the volume directories of such pods.
+async fn remove_orphans(
+    shared: Arc<Shared>,
+    nodes: Arc<Vec<Arc<NodeHandle>>>,
+    pods: Informer<Pod>,
+) {
     pods.synced().await;
+    // Listed before the pods: a worker makes its pod's directory only after its pod is in
+    // the cache, so every directory of a pod still there is in the list below.
+    let dirs: Vec<std::fs::DirEntry> = match &shared.options.pods_dir {
+        Some(pods_dir) => std::fs::read_dir(pods_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect(),
+        None => Vec::new(),
+    };
     let known: std::collections::HashSet<String> = pods
         .list()
         .iter()
         .filter_map(|p| p.metadata.uid.clone())
         .collect();
+    {
+        for dir in dirs
+            .iter()
+            .filter(|d| !known.contains(&*d.file_name().to_string_lossy()))
+        {
+            tracing::info!(dir = %dir.path().display(), "removing the volumes of a pod that is gone");
+            if let Err(err) = crate::volumes::cleanup(&dir.path()).await {
+                tracing::warn!("{err}");
+            }
+        }
+    }
     for node in nodes.iter() {
         let sandboxes = match node.runtime.list_pod_uids().await {
             Ok(sandboxes) => sandboxes,

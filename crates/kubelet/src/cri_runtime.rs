@@ -20,6 +20,7 @@ use crate::runtime::{
     ContainerConfig, ContainerStatus, Exit, FoundContainer, FoundSandbox, Runtime, RuntimeError,
     RuntimeVersion, Sandbox, SandboxConfig,
 };
+use crate::volumes::Propagation;
 
 /// kube's labels on sandboxes and containers.
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -284,6 +285,13 @@ fn container_config(config: &ContainerConfig, sandbox: &SandboxConfig) -> api::C
                 container_path: m.container_path.clone(),
                 host_path: m.host_path.clone(),
                 readonly: m.readonly,
+                propagation: match m.propagation {
+                    Propagation::Private => api::MountPropagation::PropagationPrivate,
+                    Propagation::HostToContainer => {
+                        api::MountPropagation::PropagationHostToContainer
+                    }
+                    Propagation::Bidirectional => api::MountPropagation::PropagationBidirectional,
+                } as i32,
                 ..Default::default()
             })
             .collect(),
@@ -695,6 +703,7 @@ mod tests {
                 container_path: "/data".into(),
                 host_path: "/tmp/d".into(),
                 readonly: true,
+                propagation: Propagation::HostToContainer,
             }],
             resources: Resources {
                 cpu_shares: 512,
@@ -717,6 +726,10 @@ mod tests {
         assert_eq!(cri.log_path, "c/2.log");
         assert_eq!(cri.envs[0].key, "A");
         assert!(cri.mounts[0].readonly);
+        assert_eq!(
+            cri.mounts[0].propagation,
+            api::MountPropagation::PropagationHostToContainer as i32
+        );
         let linux = cri.linux.expect("linux");
         let resources = linux.resources.expect("resources");
         assert_eq!(resources.memory_limit_in_bytes, 64 << 20);

@@ -44,7 +44,7 @@ impl Default for Capacity {
 }
 
 impl Capacity {
-    fn quantities(&self) -> BTreeMap<String, Quantity> {
+    pub fn quantities(&self) -> BTreeMap<String, Quantity> {
         [
             ("cpu", &self.cpu),
             ("ephemeral-storage", &self.ephemeral_storage),

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{NodeHandle, Shared};
 use crate::container_spec;
+use crate::envvars::{self, EnvContext};
 use crate::events::{self, NORMAL, WARNING};
 use crate::pod_status::{
     self, ContainerRecord, FAILED, Instance, PodView, SUCCEEDED, Transitions, Waiting, go_duration,
@@ -36,8 +37,9 @@ use crate::pod_status::{
 };
 use crate::prober::{self, ProbeEvent};
 use crate::runtime::{
-    ContainerConfig, Exit, FoundContainer, PullPolicy, RuntimeError, SandboxConfig,
+    ContainerConfig, Exit, FoundContainer, Mount, PullPolicy, RuntimeError, SandboxConfig,
 };
+use crate::volumes::{self, PodVolumes, VolumeContext};
 
 /// kubelet's crash-loop back-off: 10 s, doubling, at most 5 min.
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
@@ -47,6 +49,9 @@ const BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// How soon a failed API call or runtime call is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 const RUNTIME_RETRY: Duration = Duration::from_secs(10);
+/// kube's volume manager retries a failed set-up after 0.5 s, doubling to about 2 min.
+const VOLUME_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_VOLUME_BACKOFF: Duration = Duration::from_secs(122);
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -118,6 +123,12 @@ pub(crate) struct PodWorker {
     probe_rx: Option<mpsc::UnboundedReceiver<(String, ProbeEvent)>>,
     /// The prober of each running container, by raw container id.
     probers: HashMap<String, JoinHandle<()>>,
+    /// The pod's volumes, once set up (real nodes only).
+    volumes: Option<PodVolumes>,
+    /// After a failed volume set-up: when it is tried again, and the back-off.
+    volume_retry: Option<(DateTime<Utc>, Duration)>,
+    /// When the configMap, secret, downwardAPI and projected volumes are next refreshed.
+    next_volume_sync: Option<DateTime<Utc>>,
 }
 
 fn records(
@@ -243,6 +254,9 @@ impl PodWorker {
             probe_events,
             probe_rx: Some(probe_rx),
             probers: HashMap::new(),
+            volumes: None,
+            volume_retry: None,
+            next_volume_sync: None,
             shared,
             node,
         }
@@ -287,6 +301,7 @@ impl PodWorker {
         // Gone from the API: stop what runs, give the address back, drop its logs.
         self.stop_sandbox(Duration::ZERO).await;
         self.node.runtime.forget_pod(&self.sandbox_config).await;
+        self.clean_up_volumes().await;
     }
 
     fn records_mut(&mut self, kind: Kind) -> &mut Vec<ContainerRecord> {
@@ -319,6 +334,11 @@ impl PodWorker {
     async fn advance(&mut self, pod: &Pod, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let spec = pod.spec.clone().unwrap_or_default();
         let runtime = self.node.runtime.clone();
+        let volumes_due = match self.sync_volumes(pod, now).await {
+            Ok(due) => due,
+            // Nothing starts before its volumes are there.
+            Err(retry) => return Some(retry),
+        };
         let sandbox = match &self.sandbox {
             Some(id) => id.clone(),
             None => {
@@ -403,7 +423,74 @@ impl PodWorker {
             self.finished = true;
             return None;
         }
-        wake
+        later(wake, volumes_due)
+    }
+
+    /// Sets up the pod's volumes (real nodes), or brings them up to date when that is due:
+    /// `Ok(when)` the next refresh is due, `Err(when)` to try the set-up again (a
+    /// `FailedMount` event says why, as kube's volume manager does).
+    async fn sync_volumes(
+        &mut self,
+        pod: &Pod,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DateTime<Utc>> {
+        let shared = self.shared.clone();
+        let Some(pods_dir) = shared.options.pods_dir.as_deref() else {
+            return Ok(None);
+        };
+        let allocatable = self.node.config.capacity.quantities();
+        let ctx = VolumeContext {
+            objects: &*shared.objects,
+            pods_dir,
+            allocatable: &allocatable,
+        };
+        let resync = after(now, shared.options.sync_frequency);
+        let result = match &mut self.volumes {
+            None => {
+                if let Some((at, _)) = self.volume_retry.filter(|(at, _)| now < *at) {
+                    return Err(at);
+                }
+                volumes::prepare(&ctx, pod).await.map(|prepared| {
+                    self.volumes = Some(prepared);
+                    self.volume_retry = None;
+                })
+            }
+            Some(prepared) => {
+                let token_due = prepared.next_token_refresh();
+                let due = later(self.next_volume_sync, token_due).unwrap_or(now);
+                if now < due {
+                    return Ok(Some(due));
+                }
+                volumes::update(&ctx, pod, prepared).await
+            }
+        };
+        self.next_volume_sync = Some(resync);
+        if let Err(err) = result {
+            self.event(None, WARNING, "FailedMount", err.to_string());
+            if self.volumes.is_none() {
+                let backoff = self
+                    .volume_retry
+                    .map_or(VOLUME_BACKOFF, |(_, b)| (b * 2).min(MAX_VOLUME_BACKOFF));
+                let at = after(now, backoff);
+                self.volume_retry = Some((at, backoff));
+                return Err(at);
+            }
+        }
+        let token_due = self
+            .volumes
+            .as_ref()
+            .and_then(PodVolumes::next_token_refresh);
+        Ok(later(Some(resync), token_due))
+    }
+
+    /// Unmounts and removes the pod's volumes (the pod is gone or being deleted).
+    async fn clean_up_volumes(&mut self) {
+        let Some(prepared) = self.volumes.take() else {
+            return;
+        };
+        if let Err(err) = volumes::cleanup(prepared.pod_dir()).await {
+            tracing::warn!(pod = %self.key(), "cleaning up the pod's volumes: {err}");
+        }
     }
 
     /// Starts, restarts or waits on one container; returns when to look again.
@@ -558,7 +645,20 @@ impl PodWorker {
         if let Err(retry) = self.ensure_image(kind, i, spec, &image, now).await {
             return Some(retry);
         }
-        let config = self.container_config(kind, spec, attempt);
+        let config = match self.container_config(kind, spec, attempt).await {
+            Ok(config) => config,
+            Err(message) => {
+                self.event(
+                    Some(field_path),
+                    WARNING,
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                let at = after(now, RUNTIME_RETRY);
+                self.wait(kind, i, "CreateContainerConfigError", message, at);
+                return Some(at);
+            }
+        };
         let sandbox_config = self.sandbox_config.clone();
         let started = match runtime
             .start_container(sandbox, &sandbox_config, &config)
@@ -897,11 +997,18 @@ impl PodWorker {
         record.next_start = Some(until);
     }
 
-    /// What the runtime creates the container from.
-    fn container_config(&self, kind: Kind, spec: &Container, attempt: u32) -> ContainerConfig {
+    /// What the runtime creates the container from; `Err` is kube's
+    /// `CreateContainerConfigError` message (a missing ConfigMap, key or Secret, a mount
+    /// that cannot be made).
+    async fn container_config(
+        &self,
+        kind: Kind,
+        spec: &Container,
+        attempt: u32,
+    ) -> Result<ContainerConfig, String> {
         let node_memory =
             container_spec::value(&Quantity(self.node.config.capacity.memory.clone()));
-        ContainerConfig {
+        let mut config = ContainerConfig {
             name: spec.name.clone(),
             image: spec.image.clone().unwrap_or_default(),
             command: spec.command.clone().unwrap_or_default(),
@@ -917,7 +1024,37 @@ impl PodWorker {
             tty: spec.tty == Some(true),
             termination_message_path: spec.termination_message_path.clone(),
             init: matches!(kind, Kind::Init),
-        }
+        };
+        // Hollow nodes stop at the plain variables; real ones resolve everything.
+        let Some(volumes) = &self.volumes else {
+            return Ok(config);
+        };
+        let allocatable = self.node.config.capacity.quantities();
+        let host_ips = [self.node.config.internal_ip];
+        let pod_ips: Vec<IpAddr> = self.pod_ip.into_iter().collect();
+        let ctx = EnvContext {
+            objects: &*self.shared.objects,
+            allocatable: &allocatable,
+            host_ips: &host_ips,
+            pod_ips: &pod_ips,
+        };
+        let env = envvars::container_env(&ctx, &self.pod, spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        (config.command, config.args) = envvars::expand_command_and_args(spec, &env);
+        config.mounts = volumes
+            .mounts_for(spec, &env)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|m| Mount {
+                container_path: m.container_path,
+                host_path: m.host_path.to_string_lossy().into_owned(),
+                readonly: m.read_only,
+                propagation: m.propagation,
+            })
+            .collect();
+        config.env = env;
+        Ok(config)
     }
 
     /// Takes over the sandbox and containers the runtime still runs for this pod (the agent
@@ -1043,6 +1180,7 @@ impl PodWorker {
                 .and_then(|g| u64::try_from(g).ok())
                 .unwrap_or(0);
             self.stop_sandbox(Duration::from_secs(grace)).await;
+            self.clean_up_volumes().await;
             self.terminal = true;
             self.finished = true;
         }

@@ -58,6 +58,7 @@ pub struct Mount {
     pub container_path: String,
     pub host_path: String,
     pub readonly: bool,
+    pub propagation: crate::volumes::Propagation,
 }
 
 /// A container's cgroup limits (CRI `LinuxContainerResources`), from its requests and

@@ -103,6 +103,10 @@ pub struct AgentArgs {
     /// How often an unchanged node status is posted anyway.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub node_status_report_frequency: Duration,
+    /// How often pods' configMap, secret, downwardAPI and projected volumes are brought up
+    /// to date.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub sync_frequency: Duration,
     /// Concurrent API writes of the whole agent (all nodes and pods).
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_writes: usize,
@@ -253,6 +257,7 @@ pub async fn start_real_node(
         (Err(err), None) => tracing::warn!("the pause image was not imported: {err}"),
     }
     containerd::import_dir(&socket, &layout.images_dir()).await;
+    let pods_dir = layout.agent.join("pods");
     let runtime = CriRuntime::new(cri, layout, &node.cni_bridge)
         .await
         .with_context(|| format!("containerd at {}", socket.display()))?;
@@ -288,6 +293,7 @@ pub async fn start_real_node(
     });
     // Pods' resolv.conf: cluster DNS first (ClusterFirst), the host's for dnsPolicy Default.
     let mut options = node.options;
+    options.pods_dir = Some(pods_dir);
     options.dns = Some(rkube_kubelet::dns::DnsSettings {
         cluster_dns: vec![node.cluster_dns],
         cluster_domain: node.cluster_domain.clone(),
@@ -401,7 +407,8 @@ fn options(args: &AgentArgs) -> Options {
         status_report_frequency: args.node_status_report_frequency,
         max_concurrent_writes: args.max_concurrent_writes,
         record_events: args.record_events,
-        dns: None,
+        sync_frequency: args.sync_frequency,
+        ..Options::default()
     }
 }
 

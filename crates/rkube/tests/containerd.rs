@@ -1258,3 +1258,220 @@ spec:
     let previous = c.kubectl(&["logs", "crash", "--previous"]);
     assert!(previous.starts_with("run at "), "{previous}");
 }
+
+#[test]
+fn config_maps_secrets_and_the_downward_api_reach_the_containers() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: hello, mode: fast}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: consumer
+  labels: {{app: consumer}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo said $(GREETING); exec sleep 3600"]
+    resources: {{limits: {{memory: 64Mi}}}}
+    envFrom:
+    - prefix: CM_
+      configMapRef: {{name: settings}}
+    env:
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
+    - name: MY_POD_IP
+      valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}
+    - name: MY_NODE
+      valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}
+    - name: MEMORY_LIMIT
+      valueFrom: {{resourceFieldRef: {{resource: limits.memory}}}}
+    - name: SENTENCE
+      value: "$(GREETING) world"
+    volumeMounts:
+    - {{name: settings, mountPath: /etc/settings}}
+    - {{name: creds, mountPath: /etc/creds}}
+    - {{name: podinfo, mountPath: /etc/podinfo}}
+    - {{name: scratch, mountPath: /scratch}}
+  volumes:
+  - name: settings
+    configMap: {{name: settings}}
+  - name: creds
+    secret: {{secretName: creds}}
+  - name: podinfo
+    downwardAPI:
+      items:
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+  - name: scratch
+    emptyDir: {{medium: Memory}}
+"#
+    ));
+    let pod = node.wait_pod("consumer", "Running", |p| {
+        container(p, "containerStatuses", "app")["state"]["running"].is_object()
+    });
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", "consumer", "--"];
+        all.extend_from_slice(args);
+        node.cluster.kubectl(&all)
+    };
+    // Files of the volumes.
+    assert_eq!(exec(&["cat", "/etc/settings/greeting"]), "hello");
+    assert_eq!(exec(&["cat", "/etc/creds/password"]), "s3cret");
+    assert_eq!(exec(&["cat", "/etc/podinfo/name"]), "consumer");
+    assert_eq!(exec(&["cat", "/etc/podinfo/labels"]), "app=\"consumer\"");
+    let mounts = exec(&["cat", "/proc/mounts"]);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /scratch ") && l.starts_with("tmpfs")),
+        "{mounts}"
+    );
+    // configMap volumes are read-only.
+    let refused = node.cluster.kubectl_raw(
+        &["exec", "consumer", "--", "touch", "/etc/settings/new"],
+        None,
+    );
+    assert!(!refused.status.success(), "a read-only volume took a write");
+    // The service-account token the API server's admission added.
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(exec(&["cat", &format!("{sa}/namespace")]), "default");
+    assert!(exec(&["cat", &format!("{sa}/ca.crt")]).starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(exec(&["cat", &format!("{sa}/token")]).split('.').count(), 3);
+    // The environment.
+    let env: std::collections::HashMap<String, String> = exec(&["env"])
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    for (key, want) in [
+        ("GREETING", "hello"),
+        ("PASSWORD", "s3cret"),
+        ("CM_mode", "fast"),
+        ("MY_POD_IP", ip),
+        ("MY_NODE", "e2e-node"),
+        ("MEMORY_LIMIT", "67108864"),
+        ("SENTENCE", "hello world"),
+    ] {
+        assert_eq!(
+            env.get(key).map(String::as_str),
+            Some(want),
+            "{key}: {env:?}"
+        );
+    }
+    // The service links of the namespace: the API server's own service.
+    assert!(env.contains_key("KUBERNETES_SERVICE_HOST"), "{env:?}");
+    // $(VAR) in the command is expanded from the environment.
+    assert_eq!(node.log_lines(&pod, "app"), ["said hello"]);
+
+    // Deleted: its volumes go, tmpfs unmounted.
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_dir = node.node_dir.join("agent/pods").join(&uid);
+    assert!(pod_dir.exists(), "{}", pod_dir.display());
+    node.cluster.kubectl(&["delete", "pod", "consumer"]);
+    node.cluster.eventually(
+        "the pod's volumes are gone",
+        Duration::from_secs(30),
+        || match pod_dir.exists() {
+            false => Ok(()),
+            true => Err(format!("{} is still there", pod_dir.display())),
+        },
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&uid), "{mounts}");
+}
+
+#[test]
+fn missing_config_maps_hold_the_pod_until_they_exist() {
+    let Some(node) = Node::start() else { return };
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: needs-env}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    env:
+    - name: LATER
+      valueFrom: {{configMapKeyRef: {{name: later, key: value}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: needs-volume}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    volumeMounts: [{{name: files, mountPath: /files}}]
+  volumes:
+  - name: files
+    configMap: {{name: files}}
+"#
+    ));
+    let pod = node.wait_pod("needs-env", "CreateContainerConfigError", |p| {
+        container(p, "containerStatuses", "app")["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+    });
+    let waiting = &container(&pod, "containerStatuses", "app")["state"]["waiting"];
+    assert_eq!(
+        waiting["message"], "configmap \"later\" not found",
+        "{waiting}"
+    );
+    node.cluster.eventually(
+        "a FailedMount event for the missing volume",
+        Duration::from_secs(30),
+        || {
+            let events = node.cluster.kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=needs-volume,reason=FailedMount",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            events
+                .contains(
+                    "MountVolume.SetUp failed for volume \"files\" : configmap \"files\" not found",
+                )
+                .then_some(())
+                .ok_or(events)
+        },
+    );
+    assert_eq!(node.pod("needs-volume")["status"]["phase"], "Pending");
+    node.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: later}
+data: {value: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: files}
+data: {a: "1"}
+"#,
+    );
+    for name in ["needs-env", "needs-volume"] {
+        node.wait_pod(name, "Running once its ConfigMap exists", |p| {
+            container(p, "containerStatuses", "app")["state"]["running"].is_object()
+        });
+    }
+}
