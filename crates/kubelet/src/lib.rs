@@ -17,6 +17,7 @@
 //! - [`envvars`], [`volumes`], [`downward`], [`objects`]: a container's environment and a
 //!   pod's volumes as kube's kubelet makes them, from the API objects they refer to;
 //! - [`dns`]: a pod's resolver configuration by its dnsPolicy;
+//! - [`lifecycle`]: postStart and preStop hooks;
 //! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
 //!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
 //!   the image archives rkube makes (the pause image);
@@ -39,6 +40,7 @@ pub mod envvars;
 pub mod events;
 pub mod heartbeat;
 pub mod ipam;
+pub mod lifecycle;
 pub mod machine;
 pub mod node;
 pub mod objects;

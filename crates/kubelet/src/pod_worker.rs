@@ -19,7 +19,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodSpec, PodStatus, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, LifecycleHandler, ObjectReference, Pod, PodSpec, PodStatus, Probe,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
@@ -31,6 +33,7 @@ use crate::agent::{NodeHandle, Shared};
 use crate::container_spec;
 use crate::envvars::{self, EnvContext};
 use crate::events::{self, NORMAL, WARNING};
+use crate::lifecycle;
 use crate::pod_status::{
     self, ContainerRecord, FAILED, Instance, PodView, SUCCEEDED, Transitions, Waiting, go_duration,
     is_sidecar, restart_policy,
@@ -52,6 +55,8 @@ const RUNTIME_RETRY: Duration = Duration::from_secs(10);
 /// kube's volume manager retries a failed set-up after 0.5 s, doubling to about 2 min.
 const VOLUME_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_VOLUME_BACKOFF: Duration = Duration::from_secs(122);
+/// The longest a postStart hook may run before the container is killed.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -529,6 +534,7 @@ impl PodWorker {
                         spec.name
                     ),
                 );
+                let grace = self.pre_stop(vec![(id.clone(), spec.clone())], grace).await;
                 let _ = runtime.stop_container(&id, grace).await;
                 let exit = runtime
                     .container_status(&id)
@@ -704,6 +710,10 @@ impl PodWorker {
         }
         if status.exit.is_none() {
             self.watch(&status.id, spec);
+            let hook = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
+            if let Some(hook) = hook.filter(|_| runtime.runs_probes()) {
+                self.post_start(&status.id, spec, hook).await;
+            }
         }
         let exited = status.exit.is_some();
         let record = &mut self.records_mut(kind)[i];
@@ -764,6 +774,117 @@ impl PodWorker {
         if let Some(old) = self.probers.insert(id.to_owned(), task) {
             old.abort();
         }
+    }
+
+    /// kube's postStart: the container is not running for the kubelet until its hook is
+    /// done; a failed hook kills it (`FailedPostStartHook`), and its restart policy decides.
+    async fn post_start(&mut self, id: &str, spec: &Container, hook: &LifecycleHandler) {
+        let target = self.target(id);
+        let grace = self.grace();
+        let pod = self.name.clone();
+        if let Err(message) = lifecycle::run(&target, hook, spec, &pod, HOOK_TIMEOUT).await {
+            // The field path is the container's, as kube's events say.
+            let path = if self.init.iter().any(|r| r.name == spec.name) {
+                Kind::Init.field_path(&spec.name)
+            } else {
+                Kind::Regular.field_path(&spec.name)
+            };
+            self.event(Some(path.clone()), WARNING, "FailedPostStartHook", message);
+            self.event(
+                Some(path),
+                NORMAL,
+                "Killing",
+                format!(
+                    "FailedPostStartHook: container {} will be killed",
+                    spec.name
+                ),
+            );
+            let _ = self.node.runtime.stop_container(id, grace).await;
+        }
+    }
+
+    /// Where a running container's probes and hooks go.
+    fn target(&self, id: &str) -> prober::Target {
+        prober::Target {
+            runtime: self.node.runtime.clone(),
+            container_id: id.to_owned(),
+            pod_ip: self.pod_ip,
+        }
+    }
+
+    /// The pod's termination grace period.
+    fn grace(&self) -> Duration {
+        let seconds = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+    }
+
+    /// Runs the preStop hooks of these running containers together, each within `grace`
+    /// (`FailedPreStopHook` when one fails); returns the grace left for SIGTERM.
+    async fn pre_stop(&self, containers: Vec<(String, Container)>, grace: Duration) -> Duration {
+        // Hooks run in real containers only, and not for a pod that is gone already.
+        if grace.is_zero() || !self.node.runtime.runs_probes() {
+            return grace;
+        }
+        let started = std::time::Instant::now();
+        let hooks = containers.into_iter().filter_map(|(id, spec)| {
+            let hook = spec.lifecycle.as_ref()?.pre_stop.clone()?;
+            let target = self.target(&id);
+            let pod = self.name.clone();
+            Some(async move {
+                let ran =
+                    tokio::time::timeout(grace, lifecycle::run(&target, &hook, &spec, &pod, grace))
+                        .await;
+                match ran {
+                    Ok(Ok(())) => None,
+                    Ok(Err(message)) => Some((spec.name, message)),
+                    Err(_) => Some((
+                        spec.name,
+                        format!("PreStopHook did not finish in {}", go_duration(grace)),
+                    )),
+                }
+            })
+        });
+        let failed = futures_util::future::join_all(hooks).await;
+        let ran_any = !failed.is_empty();
+        for (name, message) in failed.into_iter().flatten() {
+            let path = if self.init.iter().any(|r| r.name == name) {
+                Kind::Init.field_path(&name)
+            } else {
+                Kind::Regular.field_path(&name)
+            };
+            self.event(Some(path), WARNING, "FailedPreStopHook", message);
+        }
+        if ran_any {
+            lifecycle::remaining_grace(grace, started.elapsed())
+        } else {
+            grace
+        }
+    }
+
+    /// The running containers, by raw id, with their specs.
+    fn running_containers(&self) -> Vec<(String, Container)> {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let specs: Vec<Container> = spec
+            .init_containers
+            .unwrap_or_default()
+            .into_iter()
+            .chain(spec.containers)
+            .collect();
+        self.init
+            .iter()
+            .chain(self.containers.iter())
+            .filter(|r| r.is_running())
+            .filter_map(|r| {
+                let id = raw_id(&r.current.as_ref()?.id).to_owned();
+                let spec = specs.iter().find(|c| c.name == r.name)?.clone();
+                Some((id, spec))
+            })
+            .collect()
     }
 
     /// What a container's prober found.
@@ -840,9 +961,9 @@ impl PodWorker {
                         probe.to_lowercase()
                     ),
                 );
-                let grace = Duration::from_secs(
-                    u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
-                );
+                let grace = self
+                    .pre_stop(vec![(id.to_owned(), container)], self.grace())
+                    .await;
                 let record = &mut self.records_mut(kind)[i];
                 record.started = false;
                 record.ready = false;
@@ -1147,6 +1268,7 @@ impl PodWorker {
                 format!("Stopping container {name}"),
             );
         }
+        let grace = self.pre_stop(self.running_containers(), grace).await;
         if let Err(err) = runtime.stop_pod_sandbox(&sandbox, grace).await {
             tracing::debug!(pod = %self.key(), "stopping the sandbox: {err}");
         }

@@ -1475,3 +1475,98 @@ data: {a: "1"}
         });
     }
 }
+
+#[test]
+fn hooks_run_and_deletion_honours_the_grace_period() {
+    let Some(node) = Node::start() else { return };
+    let hooks = node.cluster.data_dir().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let hooks = hooks.to_str().unwrap();
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap 'echo term >> /hooks/order; exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "echo post-start >> /hooks/order"]}}
+      preStop:
+        exec: {{command: ["sh", "-c", "echo pre-stop >> /hooks/order; sleep 1"]}}
+    volumeMounts: [{{name: hooks, mountPath: /hooks}}]
+  volumes:
+  - name: hooks
+    hostPath: {{path: {hooks}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    # PID 1 has no default action for SIGTERM: only SIGKILL ends it.
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: bad-hook}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "exit 3"]}}
+"#
+    ));
+    for name in ["graceful", "stubborn"] {
+        node.wait_pod(name, "Running", |p| {
+            container(p, "containerStatuses", "app")["state"]["running"].is_object()
+        });
+    }
+    let order = Path::new(hooks).join("order");
+    // postStart has run by the time the container shows running.
+    assert_eq!(std::fs::read_to_string(&order).unwrap(), "post-start\n");
+
+    // A failed postStart hook kills the container.
+    let pod = node.wait_pod("bad-hook", "killed by its failed hook", |p| {
+        container(p, "containerStatuses", "app")["state"]["terminated"].is_object()
+    });
+    let terminated = &container(&pod, "containerStatuses", "app")["state"]["terminated"];
+    assert_eq!(terminated["exitCode"], 137, "{terminated}");
+    let events = node.cluster.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=bad-hook,reason=FailedPostStartHook",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("exit"), "{events}");
+
+    // preStop, then SIGTERM; the container ends on its own well before its grace period.
+    let started = std::time::Instant::now();
+    node.cluster.kubectl(&["delete", "pod", "graceful"]);
+    let took = started.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap(),
+        "post-start\npre-stop\nterm\n"
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+
+    // SIGTERM ignored: killed when the grace period is up, not before.
+    let started = std::time::Instant::now();
+    node.cluster.kubectl(&["delete", "pod", "stubborn"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "killed after {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
