@@ -1,9 +1,9 @@
-//! Probes run for real (kube's prober): exec through the runtime (CRI `ExecSync`), tcpSocket
-//! and httpGet (plain HTTP) against the pod's address. One task per running container runs its
-//! startup probe until it passes, then its liveness and readiness probes, each on its own
-//! period and thresholds, and tells the pod worker what changed.
-//!
-//! Not yet: httpGet over HTTPS and grpc probes (they fail with a message saying so).
+//! Probes run for real (kube's prober): exec through the runtime (CRI `ExecSync`), tcpSocket,
+//! httpGet (HTTP, or HTTPS without verifying the certificate, as kube's prober does) and grpc
+//! (the gRPC health-checking protocol, `grpc.health.v1.Health/Check`, in plain text) against
+//! the pod's address. One task per running container runs its startup probe until it passes,
+//! then its liveness and readiness probes, each on its own period and thresholds, and tells
+//! the pod worker what changed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -84,10 +84,138 @@ pub async fn run_once(target: &Target, probe: &Probe, container: &Container) -> 
             )),
         };
     }
-    if probe.grpc.is_some() {
-        return Err("grpc probes are not supported by this kubelet yet".to_owned());
+    if let Some(grpc) = &probe.grpc {
+        let ip = host(None)?;
+        let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_check(ip, port, service, timeout).await;
     }
     Ok(())
+}
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`; status 1 is `SERVING`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+const SERVING_STATUS: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+
+/// kube's gRPC probe: `Health/Check` for `service`, healthy when the answer is SERVING.
+async fn grpc_check(
+    ip: IpAddr,
+    port: u16,
+    service: String,
+    timeout: Duration,
+) -> Result<(), String> {
+    let addr = std::net::SocketAddr::new(ip, port);
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint.connect().await.map_err(|_| {
+        format!(
+            "timeout: failed to connect service {:?} within {}",
+            addr.to_string(),
+            crate::pod_status::go_duration(timeout)
+        )
+    })?;
+    let mut client = tonic::client::Grpc::new(channel);
+    client
+        .ready()
+        .await
+        .map_err(|e| format!("timeout: failed to connect service {addr:?}: {e}"))?;
+    let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let answer = client
+        .unary(
+            tonic::Request::new(HealthCheckRequest { service }),
+            path,
+            tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(),
+        )
+        .await;
+    match answer {
+        Ok(response) if response.get_ref().status == 1 => Ok(()),
+        Ok(response) => {
+            let status = response.get_ref().status;
+            let name = usize::try_from(status)
+                .ok()
+                .and_then(|i| SERVING_STATUS.get(i))
+                .copied()
+                .unwrap_or("UNKNOWN");
+            Err(format!("service unhealthy (responded with {name:?})"))
+        }
+        Err(status) if status.code() == tonic::Code::DeadlineExceeded => Err(format!(
+            "timeout: health rpc did not complete within {}",
+            crate::pod_status::go_duration(timeout)
+        )),
+        Err(status) => Err(format!(
+            "error: health rpc probe failed: rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        )),
+    }
+}
+
+/// Accepts any certificate: kube's HTTPS probes do not verify the container's (its
+/// `InsecureSkipVerify`), though the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS client of HTTPS probes.
+fn probe_tls() -> Result<tokio_rustls::TlsConnector, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// A probe's port: a number, or the name of one of the container's ports.
@@ -108,14 +236,35 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String
 
 /// kube's HTTP probe: a GET, success for 200 <= status < 400.
 async fn http_get(ip: IpAddr, port: u16, action: &HTTPGetAction) -> Result<(), String> {
-    if action.scheme.as_deref() == Some("HTTPS") {
-        return Err("HTTPS probes are not supported by this kubelet yet".to_owned());
-    }
+    let https = action.scheme.as_deref() == Some("HTTPS");
     let path = action.path.clone().unwrap_or_else(|| "/".to_owned());
-    let url = format!("http://{ip}:{port}{path}");
-    let mut stream = TcpStream::connect((ip, port))
+    let url = format!(
+        "{}://{ip}:{port}{path}",
+        if https { "https" } else { "http" }
+    );
+    let tcp = TcpStream::connect((ip, port))
         .await
         .map_err(|e| format!("Get \"{url}\": dial tcp {ip}:{port}: connect: {e}"))?;
+    if !https {
+        return http_exchange(tcp, ip, port, &path, &url, action).await;
+    }
+    let name = rustls::pki_types::ServerName::IpAddress(ip.into());
+    let tls = probe_tls()?
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    http_exchange(tls, ip, port, &path, &url, action).await
+}
+
+/// The GET itself, over plain TCP or TLS.
+async fn http_exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    ip: IpAddr,
+    port: u16,
+    path: &str,
+    url: &str,
+    action: &HTTPGetAction,
+) -> Result<(), String> {
     let host = match ip {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         IpAddr::V4(v4) => format!("{v4}:{port}"),
@@ -287,6 +436,155 @@ mod tests {
         assert_eq!(s.count(false), None);
         assert_eq!(s.count(false), Some(false));
         assert_eq!(s.count(false), None);
+    }
+
+    fn target(ip: &str) -> Target {
+        Target {
+            runtime: Arc::new(crate::SimulatedRuntime::new(Duration::ZERO)),
+            container_id: "c".into(),
+            pod_ip: ip.parse().ok(),
+        }
+    }
+
+    #[tokio::test]
+    async fn https_probes_take_any_certificate() {
+        let (cert, key) =
+            crate::server::serving_certificate("pod", &["127.0.0.1".parse().unwrap()], None)
+                .unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let chain =
+            vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for answer in ["200 OK", "503 Service Unavailable"] {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut tls = acceptor.accept(tcp).await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = tls.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n");
+                tls.write_all(reply.as_bytes()).await.unwrap();
+                let _ = tls.shutdown().await;
+            }
+        });
+        let probe = Probe {
+            http_get: Some(HTTPGetAction {
+                scheme: Some("HTTPS".into()),
+                port: IntOrString::Int(i32::from(port)),
+                path: Some("/healthz".into()),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        let container = Container::default();
+        assert_eq!(
+            run_once(&target("127.0.0.1"), &probe, &container).await,
+            Ok(())
+        );
+        let failed = run_once(&target("127.0.0.1"), &probe, &container).await;
+        assert_eq!(failed, Err("HTTP probe failed with statuscode: 503".into()));
+    }
+
+    /// A gRPC health server answering `status` to every check.
+    #[derive(Clone)]
+    struct Health(i32);
+
+    impl tonic::server::NamedService for Health {
+        const NAME: &'static str = "grpc.health.v1.Health";
+    }
+
+    struct Check(i32);
+
+    impl tonic::server::UnaryService<HealthCheckRequest> for Check {
+        type Response = HealthCheckResponse;
+        type Future =
+            std::future::Ready<Result<tonic::Response<HealthCheckResponse>, tonic::Status>>;
+        fn call(&mut self, _: tonic::Request<HealthCheckRequest>) -> Self::Future {
+            std::future::ready(Ok(tonic::Response::new(HealthCheckResponse {
+                status: self.0,
+            })))
+        }
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for Health {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+        >;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let status = self.0;
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                Ok(grpc.unary(Check(status), request).await)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_ask_the_health_service() {
+        let probe_of = |port: u16| Probe {
+            grpc: Some(k8s_openapi::api::core::v1::GRPCAction {
+                port: i32::from(port),
+                service: None,
+            }),
+            timeout_seconds: Some(2),
+            ..Probe::default()
+        };
+        let container = Container::default();
+        let mut ports = Vec::new();
+        for status in [1, 2] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ports.push(listener.local_addr().unwrap().port());
+            let incoming = tokio_stream_of(listener);
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(Health(status))
+                    .serve_with_incoming(incoming),
+            );
+        }
+        let serving = run_once(&target("127.0.0.1"), &probe_of(ports[0]), &container).await;
+        assert_eq!(serving, Ok(()));
+        let not_serving = run_once(&target("127.0.0.1"), &probe_of(ports[1]), &container).await;
+        assert_eq!(
+            not_serving,
+            Err("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        // Nothing listening.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = listener.local_addr().unwrap().port();
+        drop(listener);
+        let refused = run_once(&target("127.0.0.1"), &probe_of(closed), &container).await;
+        assert!(
+            refused
+                .unwrap_err()
+                .starts_with("timeout: failed to connect service")
+        );
+    }
+
+    fn tokio_stream_of(
+        listener: tokio::net::TcpListener,
+    ) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+        futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(s, _)| s);
+            Some((accepted, listener))
+        })
     }
 
     #[test]
