@@ -90,6 +90,23 @@ pub(crate) async fn admit_pod(
     }
     resolve_priority(state, pod).await?;
     default_tolerations(config, pod);
+    if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+        // A kubelet's mirror of a static pod: it runs from the node's manifest, which can
+        // name no account (kube's ServiceAccount plugin refuses one and adds nothing).
+        let account = &pod["spec"]["serviceAccountName"];
+        if account.as_str().is_some_and(|a| !a.is_empty()) {
+            let name = pod["metadata"]["name"].as_str().unwrap_or("");
+            return Err(ApiError::forbidden(
+                "",
+                "pods",
+                name,
+                format!(
+                    "pods {name:?} is forbidden: a mirror pod may not reference service accounts"
+                ),
+            ));
+        }
+        return Ok(());
+    }
     service_account(pod);
     Ok(())
 }

@@ -52,6 +52,10 @@ pub struct Options {
     /// How often a pod's configMap, secret, downwardAPI and projected volumes are brought
     /// up to date (`--sync-frequency`, 1 min).
     pub sync_frequency: Duration,
+    /// The directory of static pod manifests (`--pod-manifest-path`; real nodes only).
+    pub static_pod_path: Option<std::path::PathBuf>,
+    /// How often that directory is read (`--file-check-frequency`, 20 s).
+    pub file_check_frequency: Duration,
 }
 
 impl Default for Options {
@@ -65,6 +69,8 @@ impl Default for Options {
             dns: None,
             pods_dir: None,
             sync_frequency: Duration::from_secs(60),
+            static_pod_path: None,
+            file_check_frequency: Duration::from_secs(20),
         }
     }
 }
@@ -242,6 +248,15 @@ impl Agent {
             self.nodes.clone(),
             pods.clone(),
         ));
+        if let (Some(dir), [node]) = (&self.shared.options.static_pod_path, self.nodes.as_slice()) {
+            tokio::spawn(crate::static_pods::run(
+                self.shared.clone(),
+                node.clone(),
+                dir.clone(),
+                self.shared.options.file_check_frequency,
+                pods.clone(),
+            ));
+        }
         tokio::spawn(dispatch_pods(
             self.shared.clone(),
             self.by_name.clone(),

@@ -18,6 +18,7 @@
 //!   pod's volumes as kube's kubelet makes them, from the API objects they refer to;
 //! - [`dns`]: a pod's resolver configuration by its dnsPolicy;
 //! - [`lifecycle`]: postStart and preStop hooks;
+//! - [`static_pods`]: pods from a manifest directory, with their mirror pods in the API;
 //! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
 //!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
 //!   the image archives rkube makes (the pause image);
@@ -51,6 +52,7 @@ pub mod prober;
 pub mod runtime;
 pub mod server;
 pub mod simulated;
+pub mod static_pods;
 pub mod volumes;
 
 pub use agent::{Agent, NodeSetup, Options, hollow_nodes};

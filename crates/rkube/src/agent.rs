@@ -107,6 +107,12 @@ pub struct AgentArgs {
     /// to date.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub sync_frequency: Duration,
+    /// The directory of static pod manifests [default: DATA_DIR/agent/pod-manifests].
+    #[arg(long, conflicts_with = "simulate")]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// How often the static pod manifests are read.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub file_check_frequency: Duration,
     /// Concurrent API writes of the whole agent (all nodes and pods).
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_writes: usize,
@@ -294,6 +300,9 @@ pub async fn start_real_node(
     // Pods' resolv.conf: cluster DNS first (ClusterFirst), the host's for dnsPolicy Default.
     let mut options = node.options;
     options.pods_dir = Some(pods_dir);
+    if options.static_pod_path.is_none() {
+        options.static_pod_path = Some(node.data_dir.join("agent/pod-manifests"));
+    }
     options.dns = Some(rkube_kubelet::dns::DnsSettings {
         cluster_dns: vec![node.cluster_dns],
         cluster_domain: node.cluster_domain.clone(),
@@ -408,6 +417,8 @@ fn options(args: &AgentArgs) -> Options {
         max_concurrent_writes: args.max_concurrent_writes,
         record_events: args.record_events,
         sync_frequency: args.sync_frequency,
+        static_pod_path: args.pod_manifest_path.clone(),
+        file_check_frequency: args.file_check_frequency,
         ..Options::default()
     }
 }

@@ -225,6 +225,7 @@ impl Node {
             .arg("--data-dir")
             .arg(&self.node_dir)
             .args(["--node-name", "e2e-node", "--kubelet-port", "0"])
+            .args(["--file-check-frequency", "1s"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -1569,4 +1570,132 @@ spec:
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3), "killed after {took:?}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn static_pods_run_from_manifests_with_mirror_pods() {
+    let Some(node) = Node::start_standalone() else {
+        return;
+    };
+    let manifests = node.node_dir.join("agent/pod-manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let manifest = |text: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: web, namespace: kube-system, labels: {{tier: static}}}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo {text} > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+"#
+        )
+    };
+    std::fs::write(manifests.join("web.yaml"), manifest("first")).unwrap();
+    std::fs::write(manifests.join("broken.yaml"), "kind: Pod\n{").unwrap();
+    let get = || -> Value {
+        serde_json::from_str(&node.cluster.kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            "kube-system",
+            "web-e2e-node",
+            "-o",
+            "json",
+        ]))
+        .unwrap()
+    };
+    let mut pod = Value::Null;
+    node.cluster
+        .eventually("the mirror pod runs", Duration::from_secs(90), || {
+            let out = node.cluster.kubectl_raw(
+                &[
+                    "get",
+                    "pod",
+                    "-n",
+                    "kube-system",
+                    "web-e2e-node",
+                    "-o",
+                    "json",
+                ],
+                None,
+            );
+            pod = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            (container(&pod, "containerStatuses", "httpd")["ready"] == true)
+                .then_some(())
+                .ok_or_else(|| pod["status"].to_string())
+        });
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["kubernetes.io/config.source"], "file");
+    assert_eq!(
+        annotations["kubernetes.io/config.mirror"],
+        annotations["kubernetes.io/config.hash"]
+    );
+    let owner = &pod["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("Node"), Some("e2e-node"))
+    );
+    // No service-account token for mirror pods.
+    assert!(pod["spec"]["volumes"].is_null(), "{}", pod["spec"]);
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_owned();
+    node.cluster
+        .eventually("it serves", Duration::from_secs(20), || {
+            fetch(&format!("http://{ip}/")).and_then(|b| (b == "first\n").then_some(()).ok_or(b))
+        });
+    assert!(
+        node.agent_log().contains("static pod manifest skipped"),
+        "{}",
+        node.agent_log()
+    );
+
+    // A changed manifest replaces the pod.
+    let first_uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    std::fs::write(manifests.join("web.yaml"), manifest("second")).unwrap();
+    node.cluster
+        .eventually("the pod is replaced", Duration::from_secs(90), || {
+            let out = node.cluster.kubectl_raw(
+                &[
+                    "get",
+                    "pod",
+                    "-n",
+                    "kube-system",
+                    "web-e2e-node",
+                    "-o",
+                    "json",
+                ],
+                None,
+            );
+            let pod: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let fresh = pod["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| u != first_uid);
+            let ready = container(&pod, "containerStatuses", "httpd")["ready"] == true;
+            (fresh && ready)
+                .then_some(())
+                .ok_or_else(|| pod["status"].to_string())
+        });
+    let ip = get()["status"]["podIP"].as_str().unwrap().to_owned();
+    node.cluster
+        .eventually("it serves the new page", Duration::from_secs(20), || {
+            fetch(&format!("http://{ip}/")).and_then(|b| (b == "second\n").then_some(()).ok_or(b))
+        });
+    assert_eq!(node.sandboxes_of(&first_uid), 0);
+
+    // A removed manifest removes the pod.
+    let uid = get()["metadata"]["uid"].as_str().unwrap().to_owned();
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    node.cluster
+        .eventually("the pod is gone", Duration::from_secs(60), || {
+            let out = node
+                .cluster
+                .kubectl_raw(&["get", "pod", "-n", "kube-system", "web-e2e-node"], None);
+            match (out.status.success(), node.sandboxes_of(&uid)) {
+                (false, 0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
 }
