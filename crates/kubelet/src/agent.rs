@@ -106,6 +106,7 @@ pub fn hollow_nodes(
                     capacity: capacity.clone(),
                     container_runtime_version: format!("{}://{}", version.name, version.version),
                     kubelet_port: node::KUBELET_PORT,
+                    eviction: None,
                 },
                 runtime: Arc::new(runtime),
             }

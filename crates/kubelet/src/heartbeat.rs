@@ -174,7 +174,19 @@ async fn post_status(shared: &Arc<Shared>, node: &NodeHandle, cache: &Informer<N
     let current = cache.get(node.name());
     let current_status = current.as_ref().and_then(|n| n.status.as_ref());
     let network_ready = *node.network.borrow();
-    let desired = node::desired_status(&node.config, network_ready, current_status, Utc::now());
+    let pressure = node
+        .config
+        .eviction
+        .as_ref()
+        .map(crate::machine::Eviction::pressure)
+        .unwrap_or_default();
+    let desired = node::desired_status(
+        &node.config,
+        network_ready,
+        pressure,
+        current_status,
+        Utc::now(),
+    );
     let stale = lock(&node.last_report)
         .is_none_or(|at| at.elapsed() >= shared.options.status_report_frequency);
     if !stale && !node::status_changed(current_status, &desired) {

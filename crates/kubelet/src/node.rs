@@ -60,7 +60,7 @@ impl Capacity {
 }
 
 /// What the node is: name, address, resources and the system it reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeConfig {
     pub name: String,
     pub internal_ip: IpAddr,
@@ -70,6 +70,8 @@ pub struct NodeConfig {
     pub container_runtime_version: String,
     /// The port of the kubelet's HTTPS server, published in `status.daemonEndpoints`.
     pub kubelet_port: u16,
+    /// What the pressure conditions are measured from (real nodes); hollow nodes have none.
+    pub eviction: Option<crate::machine::Eviction>,
 }
 
 /// `status.nodeInfo` without the versions.
@@ -185,14 +187,28 @@ pub fn registration(config: &NodeConfig, network_ready: bool, now: DateTime<Utc>
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec::default()),
-        status: Some(desired_status(config, network_ready, None, now)),
+        status: Some(desired_status(
+            config,
+            network_ready,
+            Pressure::default(),
+            None,
+            now,
+        )),
     }
 }
 
-/// The node's conditions: no pressure, Ready once the runtime's network is.
-fn conditions(
-    network_ready: bool,
-) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+/// Which of the eviction signals are past their thresholds (kube's eviction manager).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub memory: bool,
+    pub disk: bool,
+    pub pid: bool,
+}
+
+type Condition = (&'static str, &'static str, &'static str, &'static str);
+
+/// The node's conditions: the pressures, and Ready once the runtime's network is.
+fn conditions(network_ready: bool, pressure: Pressure) -> Vec<Condition> {
     let ready = if network_ready {
         (
             "Ready",
@@ -203,27 +219,52 @@ fn conditions(
     } else {
         ("Ready", "False", "KubeletNotReady", NETWORK_NOT_READY)
     };
-    vec![
+    let memory = if pressure.memory {
+        (
+            "MemoryPressure",
+            "True",
+            "KubeletHasInsufficientMemory",
+            "kubelet has insufficient memory available",
+        )
+    } else {
         (
             "MemoryPressure",
             "False",
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
-        ),
+        )
+    };
+    let disk = if pressure.disk {
+        (
+            "DiskPressure",
+            "True",
+            "KubeletHasDiskPressure",
+            "kubelet has disk pressure",
+        )
+    } else {
         (
             "DiskPressure",
             "False",
             "KubeletHasNoDiskPressure",
             "kubelet has no disk pressure",
-        ),
+        )
+    };
+    let pid = if pressure.pid {
+        (
+            "PIDPressure",
+            "True",
+            "KubeletHasInsufficientPID",
+            "kubelet has insufficient PID available",
+        )
+    } else {
         (
             "PIDPressure",
             "False",
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available",
-        ),
-        ready,
-    ]
+        )
+    };
+    vec![memory, disk, pid, ready]
 }
 
 /// The status the kubelet posts: heartbeats now, each condition's transition time kept from
@@ -231,13 +272,14 @@ fn conditions(
 pub fn desired_status(
     config: &NodeConfig,
     network_ready: bool,
+    pressure: Pressure,
     current: Option<&NodeStatus>,
     now: DateTime<Utc>,
 ) -> NodeStatus {
     let existing = current
         .and_then(|s| s.conditions.as_deref())
         .unwrap_or_default();
-    let conditions = conditions(network_ready)
+    let conditions = conditions(network_ready, pressure)
         .into_iter()
         .map(|(kind, status, reason, message)| {
             let transition = existing
@@ -361,6 +403,7 @@ mod tests {
 
     fn config() -> NodeConfig {
         NodeConfig {
+            eviction: None,
             name: "hollow-0".into(),
             internal_ip: "10.200.0.1".parse().expect("ip"),
             capacity: Capacity::default(),
@@ -430,7 +473,7 @@ mod tests {
 
     #[test]
     fn not_ready_until_the_pod_network_is() {
-        let status = desired_status(&config(), false, None, t(0));
+        let status = desired_status(&config(), false, Pressure::default(), None, t(0));
         let c = ready(&status);
         assert_eq!(
             (c.status.as_str(), c.reason.as_deref()),
@@ -442,8 +485,8 @@ mod tests {
     #[test]
     fn heartbeats_alone_are_no_change_and_transitions_are_kept() {
         let config = config();
-        let first = desired_status(&config, true, None, t(0));
-        let later = desired_status(&config, true, Some(&first), t(10));
+        let first = desired_status(&config, true, Pressure::default(), None, t(0));
+        let later = desired_status(&config, true, Pressure::default(), Some(&first), t(10));
         assert!(!status_changed(Some(&first), &later));
         assert_eq!(ready(&later).last_heartbeat_time, Some(Time(t(10))));
         assert_eq!(ready(&later).last_transition_time, Some(Time(t(0))));
@@ -454,7 +497,7 @@ mod tests {
                 c.status = "Unknown".into();
             }
         }
-        let back = desired_status(&config, true, Some(&unknown), t(20));
+        let back = desired_status(&config, true, Pressure::default(), Some(&unknown), t(20));
         assert!(status_changed(Some(&unknown), &back));
         assert_eq!(ready(&back).last_transition_time, Some(Time(t(20))));
         assert!(status_changed(None, &back));
@@ -468,7 +511,7 @@ mod tests {
             ]
         );
         assert!(condition_changes(Some(&first), &later).is_empty());
-        let not_ready = desired_status(&config, false, Some(&first), t(30));
+        let not_ready = desired_status(&config, false, Pressure::default(), Some(&first), t(30));
         assert_eq!(
             condition_changes(Some(&first), &not_ready),
             ["NodeNotReady"]

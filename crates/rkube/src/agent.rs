@@ -107,6 +107,10 @@ pub struct AgentArgs {
     /// to date.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub sync_frequency: Duration,
+    /// Hard eviction thresholds: the node reports pressure past them, e.g.
+    /// `memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%` (the default).
+    #[arg(long, conflicts_with = "simulate")]
+    pub eviction_hard: Option<String>,
     /// The directory of static pod manifests [default: DATA_DIR/agent/pod-manifests].
     #[arg(long, conflicts_with = "simulate")]
     pub pod_manifest_path: Option<PathBuf>,
@@ -224,6 +228,8 @@ pub struct RealNode {
     pub kubelet_port: u16,
     /// The CA the kubelet checks client certificates against (the cluster CA).
     pub client_ca_pem: String,
+    /// `--eviction-hard`: when the node reports memory, disk or PID pressure.
+    pub eviction: machine::Eviction,
 }
 
 /// A real node running: its kubelet and its containerd.
@@ -285,6 +291,7 @@ pub async fn start_real_node(
         container_runtime_version: format!("{}://{}", version.name, version.version),
         kubelet_port,
         name,
+        eviction: Some(node.eviction.clone()),
     };
     tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
     // kube-proxy's role on this node: service rules and routes to the other nodes' pods.
@@ -408,6 +415,16 @@ fn der_to_pem(der: &[u8]) -> String {
     pem
 }
 
+/// `--eviction-hard`, or kube's defaults, measured on the data dir's file system.
+fn eviction(args: &AgentArgs) -> anyhow::Result<machine::Eviction> {
+    let data_dir = args.data_dir.clone();
+    match &args.eviction_hard {
+        None => Ok(machine::Eviction::defaults(data_dir)),
+        Some(text) => machine::Eviction::parse(data_dir, text)
+            .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}")),
+    }
+}
+
 /// The kubelet's options from the flags.
 fn options(args: &AgentArgs) -> Options {
     Options {
@@ -448,6 +465,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,
             client_ca_pem: cluster_ca_pem(&args).await?,
+            eviction: eviction(&args)?,
         };
         let running = start_real_node(client, node, stop).await?;
         shutdown_signal().await?;

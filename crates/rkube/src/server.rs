@@ -201,6 +201,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,
             client_ca_pem: std::fs::read_to_string(&ca).context("reading the cluster CA")?,
+            eviction: rkube_kubelet::machine::Eviction::defaults(args.data_dir.clone()),
         };
         match crate::agent::start_real_node(client, real, stop.clone()).await {
             Ok(running) => node = Some(running),

@@ -99,6 +99,8 @@ struct Node {
     agent: Option<Child>,
     /// The node's data dir (the server's own when the server runs the node).
     node_dir: PathBuf,
+    /// More flags for a standalone `rkube agent`.
+    agent_args: Vec<&'static str>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -120,15 +122,20 @@ fn full(image: &str) -> String {
 impl Node {
     /// `rkube server` running its own node.
     fn start() -> Option<Node> {
-        Self::start_as(false)
+        Self::start_as(false, &[])
     }
 
     /// `rkube server --disable-agent` and `rkube agent` beside it.
     fn start_standalone() -> Option<Node> {
-        Self::start_as(true)
+        Self::start_as(true, &[])
     }
 
-    fn start_as(standalone: bool) -> Option<Node> {
+    /// A standalone agent with more flags.
+    fn start_standalone_with(agent_args: &[&'static str]) -> Option<Node> {
+        Self::start_as(true, agent_args)
+    }
+
+    fn start_as(standalone: bool, agent_args: &[&'static str]) -> Option<Node> {
         if let Err(reason) = prerequisites() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -164,6 +171,7 @@ impl Node {
             scheduler,
             agent: None,
             node_dir,
+            agent_args: agent_args.to_vec(),
             _serial: serial,
         };
         if standalone {
@@ -226,6 +234,7 @@ impl Node {
             .arg(&self.node_dir)
             .args(["--node-name", "e2e-node", "--kubelet-port", "0"])
             .args(["--file-check-frequency", "1s"])
+            .args(&self.agent_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -1698,4 +1707,62 @@ spec:
                 other => Err(format!("{other:?}")),
             }
         });
+}
+
+#[test]
+fn a_node_past_its_eviction_thresholds_reports_pressure_and_is_tainted() {
+    // Less than 100% of the disk is always free: disk pressure.
+    let Some(node) = Node::start_standalone_with(&["--eviction-hard", "nodefs.available<100%"])
+    else {
+        return;
+    };
+    let conditions = |node: &Node| -> Value {
+        serde_json::from_str(&node.cluster.kubectl(&[
+            "get",
+            "node",
+            "e2e-node",
+            "-o",
+            "jsonpath={.status.conditions}",
+        ]))
+        .unwrap()
+    };
+    node.cluster
+        .eventually("DiskPressure is True", Duration::from_secs(30), || {
+            let all = conditions(&node);
+            let disk = all
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "DiskPressure")
+                .cloned()
+                .unwrap_or_default();
+            (disk["status"] == "True" && disk["reason"] == "KubeletHasDiskPressure")
+                .then_some(())
+                .ok_or_else(|| all.to_string())
+        });
+    let memory = conditions(&node)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "MemoryPressure")
+        .cloned()
+        .unwrap();
+    assert_eq!(memory["status"], "False", "{memory}");
+    node.cluster.eventually(
+        "the node lifecycle controller taints it",
+        Duration::from_secs(30),
+        || {
+            let taints = node.cluster.kubectl(&[
+                "get",
+                "node",
+                "e2e-node",
+                "-o",
+                "jsonpath={.spec.taints[*].key}",
+            ]);
+            taints
+                .contains("node.kubernetes.io/disk-pressure")
+                .then_some(())
+                .ok_or(taints)
+        },
+    );
 }
