@@ -12,11 +12,11 @@ const fn f(tag: u32, json: &'static str, ty: Type, flags: u8) -> Field {
 }
 
 /// `DeleteOptions`, sent under any group's apiVersion.
-pub(crate) const DELETE_OPTIONS: u16 = 420;
+pub(crate) const DELETE_OPTIONS: u16 = 425;
 
 /// (apiVersion, kind) of each top-level kind, sorted, and its message.
 pub(crate) static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 397),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 402),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "DaemonSet", 1),
     ("apps/v1", "Deployment", 6),
@@ -35,60 +35,61 @@ pub(crate) static KINDS: &[(&str, &str, u16)] = &[
     ("batch/v1", "CronJob", 95),
     ("batch/v1", "Job", 98),
     ("batch/v1", "JobTemplateSpec", 102),
-    ("coordination.k8s.io/v1", "Lease", 110),
-    ("discovery.k8s.io/v1", "EndpointSlice", 330),
-    ("events.k8s.io/v1", "Event", 333),
-    ("networking.k8s.io/v1", "IPAddress", 337),
-    ("networking.k8s.io/v1", "Ingress", 340),
-    ("networking.k8s.io/v1", "IngressClass", 342),
-    ("networking.k8s.io/v1", "NetworkPolicy", 354),
-    ("networking.k8s.io/v1", "ServiceCIDR", 362),
-    ("policy/v1", "Eviction", 365),
-    ("policy/v1", "PodDisruptionBudget", 366),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 370),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 371),
-    ("rbac.authorization.k8s.io/v1", "Role", 373),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 374),
-    ("scheduling.k8s.io/v1", "PriorityClass", 377),
-    ("storage.k8s.io/v1", "CSIDriver", 378),
-    ("storage.k8s.io/v1", "CSINode", 380),
-    ("storage.k8s.io/v1", "CSIStorageCapacity", 383),
-    ("storage.k8s.io/v1", "StorageClass", 384),
-    ("storage.k8s.io/v1", "VolumeAttachment", 386),
-    ("v1", "Binding", 120),
-    ("v1", "ComponentStatus", 131),
-    ("v1", "ConfigMap", 132),
-    ("v1", "Endpoints", 156),
-    ("v1", "Event", 163),
-    ("v1", "LimitRange", 187),
-    ("v1", "Namespace", 197),
-    ("v1", "Node", 201),
-    ("v1", "PersistentVolume", 221),
-    ("v1", "PersistentVolumeClaim", 222),
-    ("v1", "PersistentVolumeClaimTemplate", 226),
-    ("v1", "Pod", 232),
-    ("v1", "PodStatusResult", 254),
-    ("v1", "PodTemplate", 255),
-    ("v1", "PodTemplateSpec", 256),
-    ("v1", "RangeAllocation", 268),
-    ("v1", "ReplicationController", 269),
-    ("v1", "ResourceQuota", 276),
-    ("v1", "Secret", 287),
-    ("v1", "Service", 295),
-    ("v1", "ServiceAccount", 296),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 110),
+    ("coordination.k8s.io/v1", "Lease", 115),
+    ("discovery.k8s.io/v1", "EndpointSlice", 335),
+    ("events.k8s.io/v1", "Event", 338),
+    ("networking.k8s.io/v1", "IPAddress", 342),
+    ("networking.k8s.io/v1", "Ingress", 345),
+    ("networking.k8s.io/v1", "IngressClass", 347),
+    ("networking.k8s.io/v1", "NetworkPolicy", 359),
+    ("networking.k8s.io/v1", "ServiceCIDR", 367),
+    ("policy/v1", "Eviction", 370),
+    ("policy/v1", "PodDisruptionBudget", 371),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 375),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 376),
+    ("rbac.authorization.k8s.io/v1", "Role", 378),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 379),
+    ("scheduling.k8s.io/v1", "PriorityClass", 382),
+    ("storage.k8s.io/v1", "CSIDriver", 383),
+    ("storage.k8s.io/v1", "CSINode", 385),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 388),
+    ("storage.k8s.io/v1", "StorageClass", 389),
+    ("storage.k8s.io/v1", "VolumeAttachment", 391),
+    ("v1", "Binding", 125),
+    ("v1", "ComponentStatus", 136),
+    ("v1", "ConfigMap", 137),
+    ("v1", "Endpoints", 161),
+    ("v1", "Event", 168),
+    ("v1", "LimitRange", 192),
+    ("v1", "Namespace", 202),
+    ("v1", "Node", 206),
+    ("v1", "PersistentVolume", 226),
+    ("v1", "PersistentVolumeClaim", 227),
+    ("v1", "PersistentVolumeClaimTemplate", 231),
+    ("v1", "Pod", 237),
+    ("v1", "PodStatusResult", 259),
+    ("v1", "PodTemplate", 260),
+    ("v1", "PodTemplateSpec", 261),
+    ("v1", "RangeAllocation", 273),
+    ("v1", "ReplicationController", 274),
+    ("v1", "ResourceQuota", 281),
+    ("v1", "Secret", 292),
+    ("v1", "Service", 300),
+    ("v1", "ServiceAccount", 301),
 ];
 
 /// Every message, by index; fields sorted by tag.
 pub(crate) static MESSAGES: &[Message] = &[
     // 0
     Message { name: "k8s.io.api.apps.v1.ControllerRevision", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "data", M(436), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "data", M(441), 0),
         f(3, "revision", I64, 0),
     ] },
     // 1
     Message { name: "k8s.io.api.apps.v1.DaemonSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(3), 0),
         f(3, "status", M(4), 0),
     ] },
@@ -96,14 +97,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.DaemonSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
     // 3
     Message { name: "k8s.io.api.apps.v1.DaemonSetSpec", special: Special::Plain, fields: &[
-        f(1, "selector", M(424), PTR),
-        f(2, "template", M(256), 0),
+        f(1, "selector", M(429), PTR),
+        f(2, "template", M(261), 0),
         f(3, "updateStrategy", M(5), 0),
         f(4, "minReadySeconds", I32, OMIT),
         f(6, "revisionHistoryLimit", I32, PTR|OMIT),
@@ -128,7 +129,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 6
     Message { name: "k8s.io.api.apps.v1.Deployment", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(8), 0),
         f(3, "status", M(9), 0),
     ] },
@@ -138,14 +139,14 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(2, "status", Str, 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
-        f(6, "lastUpdateTime", M(435), 0),
-        f(7, "lastTransitionTime", M(435), 0),
+        f(6, "lastUpdateTime", M(440), 0),
+        f(7, "lastTransitionTime", M(440), 0),
     ] },
     // 8
     Message { name: "k8s.io.api.apps.v1.DeploymentSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(424), PTR),
-        f(3, "template", M(256), 0),
+        f(2, "selector", M(429), PTR),
+        f(3, "template", M(261), 0),
         f(4, "strategy", M(10), 0),
         f(5, "minReadySeconds", I32, OMIT),
         f(6, "revisionHistoryLimit", I32, PTR|OMIT),
@@ -171,7 +172,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 11
     Message { name: "k8s.io.api.apps.v1.ReplicaSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(13), 0),
         f(3, "status", M(14), 0),
     ] },
@@ -179,15 +180,15 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.ReplicaSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
     // 13
     Message { name: "k8s.io.api.apps.v1.ReplicaSetSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(424), PTR),
-        f(3, "template", M(256), 0),
+        f(2, "selector", M(429), PTR),
+        f(3, "template", M(261), 0),
         f(4, "minReadySeconds", I32, OMIT),
     ] },
     // 14
@@ -202,22 +203,22 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 15
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDaemonSet", special: Special::Plain, fields: &[
-        f(1, "maxUnavailable", M(437), PTR|OMIT),
-        f(2, "maxSurge", M(437), PTR|OMIT),
+        f(1, "maxUnavailable", M(442), PTR|OMIT),
+        f(2, "maxSurge", M(442), PTR|OMIT),
     ] },
     // 16
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDeployment", special: Special::Plain, fields: &[
-        f(1, "maxUnavailable", M(437), PTR|OMIT),
-        f(2, "maxSurge", M(437), PTR|OMIT),
+        f(1, "maxUnavailable", M(442), PTR|OMIT),
+        f(2, "maxSurge", M(442), PTR|OMIT),
     ] },
     // 17
     Message { name: "k8s.io.api.apps.v1.RollingUpdateStatefulSetStrategy", special: Special::Plain, fields: &[
         f(1, "partition", I32, PTR|OMIT),
-        f(2, "maxUnavailable", M(437), PTR|OMIT),
+        f(2, "maxUnavailable", M(442), PTR|OMIT),
     ] },
     // 18
     Message { name: "k8s.io.api.apps.v1.StatefulSet", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(22), 0),
         f(3, "status", M(23), 0),
     ] },
@@ -225,7 +226,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.apps.v1.StatefulSetCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -241,9 +242,9 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 22
     Message { name: "k8s.io.api.apps.v1.StatefulSetSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
-        f(2, "selector", M(424), PTR),
-        f(3, "template", M(256), 0),
-        f(4, "volumeClaimTemplates", M(222), REP|OMIT),
+        f(2, "selector", M(429), PTR),
+        f(3, "template", M(261), 0),
+        f(4, "volumeClaimTemplates", M(227), REP|OMIT),
         f(5, "serviceName", Str, 0),
         f(6, "podManagementPolicy", Str, OMIT),
         f(7, "updateStrategy", M(24), 0),
@@ -283,7 +284,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 27
     Message { name: "k8s.io.api.authentication.v1.SelfSubjectReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "status", M(28), 0),
     ] },
     // 28
@@ -292,7 +293,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 29
     Message { name: "k8s.io.api.authentication.v1.TokenRequest", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(30), 0),
         f(3, "status", M(31), 0),
     ] },
@@ -305,11 +306,11 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 31
     Message { name: "k8s.io.api.authentication.v1.TokenRequestStatus", special: Special::Plain, fields: &[
         f(1, "token", Str, 0),
-        f(2, "expirationTimestamp", M(435), 0),
+        f(2, "expirationTimestamp", M(440), 0),
     ] },
     // 32
     Message { name: "k8s.io.api.authentication.v1.TokenReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(33), 0),
         f(3, "status", M(34), 0),
     ] },
@@ -339,16 +340,16 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 37
     Message { name: "k8s.io.api.authorization.v1.FieldSelectorAttributes", special: Special::Plain, fields: &[
         f(1, "rawSelector", Str, OMIT),
-        f(2, "requirements", M(422), REP|OMIT),
+        f(2, "requirements", M(427), REP|OMIT),
     ] },
     // 38
     Message { name: "k8s.io.api.authorization.v1.LabelSelectorAttributes", special: Special::Plain, fields: &[
         f(1, "rawSelector", Str, OMIT),
-        f(2, "requirements", M(425), REP|OMIT),
+        f(2, "requirements", M(430), REP|OMIT),
     ] },
     // 39
     Message { name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(49), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -383,7 +384,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 44
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(45), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -394,7 +395,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 46
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(47), 0),
         f(3, "status", M(51), 0),
     ] },
@@ -404,7 +405,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 48
     Message { name: "k8s.io.api.authorization.v1.SubjectAccessReview", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(49), 0),
         f(3, "status", M(50), 0),
     ] },
@@ -435,14 +436,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricSource", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "targetAverageUtilization", I32, PTR|OMIT),
-        f(3, "targetAverageValue", M(418), PTR|OMIT),
+        f(3, "targetAverageValue", M(423), PTR|OMIT),
         f(5, "container", Str, 0),
     ] },
     // 53
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "currentAverageUtilization", I32, PTR|OMIT),
-        f(3, "currentAverageValue", M(418), 0),
+        f(3, "currentAverageValue", M(423), 0),
         f(4, "container", Str, 0),
     ] },
     // 54
@@ -454,20 +455,20 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 55
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricSource", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "metricSelector", M(424), PTR|OMIT),
-        f(3, "targetValue", M(418), PTR|OMIT),
-        f(4, "targetAverageValue", M(418), PTR|OMIT),
+        f(2, "metricSelector", M(429), PTR|OMIT),
+        f(3, "targetValue", M(423), PTR|OMIT),
+        f(4, "targetAverageValue", M(423), PTR|OMIT),
     ] },
     // 56
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricStatus", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "metricSelector", M(424), PTR|OMIT),
-        f(3, "currentValue", M(418), 0),
-        f(4, "currentAverageValue", M(418), PTR|OMIT),
+        f(2, "metricSelector", M(429), PTR|OMIT),
+        f(3, "currentValue", M(423), 0),
+        f(4, "currentAverageValue", M(423), PTR|OMIT),
     ] },
     // 57
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(59), 0),
         f(3, "status", M(60), 0),
     ] },
@@ -475,7 +476,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -489,7 +490,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 60
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, PTR|OMIT),
-        f(2, "lastScaleTime", M(435), PTR|OMIT),
+        f(2, "lastScaleTime", M(440), PTR|OMIT),
         f(3, "currentReplicas", I32, 0),
         f(4, "desiredReplicas", I32, 0),
         f(5, "currentCPUUtilizationPercentage", I32, PTR|OMIT),
@@ -516,45 +517,45 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricSource", special: Special::Plain, fields: &[
         f(1, "target", M(54), 0),
         f(2, "metricName", Str, 0),
-        f(3, "targetValue", M(418), 0),
-        f(4, "selector", M(424), PTR|OMIT),
-        f(5, "averageValue", M(418), PTR|OMIT),
+        f(3, "targetValue", M(423), 0),
+        f(4, "selector", M(429), PTR|OMIT),
+        f(5, "averageValue", M(423), PTR|OMIT),
     ] },
     // 64
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricStatus", special: Special::Plain, fields: &[
         f(1, "target", M(54), 0),
         f(2, "metricName", Str, 0),
-        f(3, "currentValue", M(418), 0),
-        f(4, "selector", M(424), PTR|OMIT),
-        f(5, "averageValue", M(418), PTR|OMIT),
+        f(3, "currentValue", M(423), 0),
+        f(4, "selector", M(429), PTR|OMIT),
+        f(5, "averageValue", M(423), PTR|OMIT),
     ] },
     // 65
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricSource", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "targetAverageValue", M(418), 0),
-        f(3, "selector", M(424), PTR|OMIT),
+        f(2, "targetAverageValue", M(423), 0),
+        f(3, "selector", M(429), PTR|OMIT),
     ] },
     // 66
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricStatus", special: Special::Plain, fields: &[
         f(1, "metricName", Str, 0),
-        f(2, "currentAverageValue", M(418), 0),
-        f(3, "selector", M(424), PTR|OMIT),
+        f(2, "currentAverageValue", M(423), 0),
+        f(3, "selector", M(429), PTR|OMIT),
     ] },
     // 67
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricSource", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "targetAverageUtilization", I32, PTR|OMIT),
-        f(3, "targetAverageValue", M(418), PTR|OMIT),
+        f(3, "targetAverageValue", M(423), PTR|OMIT),
     ] },
     // 68
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "currentAverageUtilization", I32, PTR|OMIT),
-        f(3, "currentAverageValue", M(418), 0),
+        f(3, "currentAverageValue", M(423), 0),
     ] },
     // 69
     Message { name: "k8s.io.api.autoscaling.v1.Scale", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(70), 0),
         f(3, "status", M(71), 0),
     ] },
@@ -606,11 +607,11 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "selectPolicy", Str, PTR|OMIT),
         f(2, "policies", M(77), REP|OMIT),
         f(3, "stabilizationWindowSeconds", I32, PTR|OMIT),
-        f(4, "tolerance", M(418), PTR|OMIT),
+        f(4, "tolerance", M(423), PTR|OMIT),
     ] },
     // 79
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(82), 0),
         f(3, "status", M(83), 0),
     ] },
@@ -623,7 +624,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
@@ -638,7 +639,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 83
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, PTR|OMIT),
-        f(2, "lastScaleTime", M(435), PTR|OMIT),
+        f(2, "lastScaleTime", M(440), PTR|OMIT),
         f(3, "currentReplicas", I32, OMIT),
         f(4, "desiredReplicas", I32, 0),
         f(5, "currentMetrics", M(86), REP),
@@ -647,7 +648,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 84
     Message { name: "k8s.io.api.autoscaling.v2.MetricIdentifier", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "selector", M(424), PTR|OMIT),
+        f(2, "selector", M(429), PTR|OMIT),
     ] },
     // 85
     Message { name: "k8s.io.api.autoscaling.v2.MetricSpec", special: Special::Plain, fields: &[
@@ -670,14 +671,14 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 87
     Message { name: "k8s.io.api.autoscaling.v2.MetricTarget", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
-        f(2, "value", M(418), PTR|OMIT),
-        f(3, "averageValue", M(418), PTR|OMIT),
+        f(2, "value", M(423), PTR|OMIT),
+        f(3, "averageValue", M(423), PTR|OMIT),
         f(4, "averageUtilization", I32, PTR|OMIT),
     ] },
     // 88
     Message { name: "k8s.io.api.autoscaling.v2.MetricValueStatus", special: Special::Plain, fields: &[
-        f(1, "value", M(418), PTR|OMIT),
-        f(2, "averageValue", M(418), PTR|OMIT),
+        f(1, "value", M(423), PTR|OMIT),
+        f(2, "averageValue", M(423), PTR|OMIT),
         f(3, "averageUtilization", I32, PTR|OMIT),
     ] },
     // 89
@@ -714,7 +715,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 95
     Message { name: "k8s.io.api.batch.v1.CronJob", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(96), 0),
         f(3, "status", M(97), 0),
     ] },
@@ -731,13 +732,13 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 97
     Message { name: "k8s.io.api.batch.v1.CronJobStatus", special: Special::Plain, fields: &[
-        f(1, "active", M(220), REP|OMIT),
-        f(4, "lastScheduleTime", M(435), PTR|OMIT),
-        f(5, "lastSuccessfulTime", M(435), PTR|OMIT),
+        f(1, "active", M(225), REP|OMIT),
+        f(4, "lastScheduleTime", M(440), PTR|OMIT),
+        f(5, "lastSuccessfulTime", M(440), PTR|OMIT),
     ] },
     // 98
     Message { name: "k8s.io.api.batch.v1.Job", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(100), 0),
         f(3, "status", M(101), 0),
     ] },
@@ -745,8 +746,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.batch.v1.JobCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(435), 0),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(3, "lastProbeTime", M(440), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
@@ -755,9 +756,9 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(1, "parallelism", I32, PTR|OMIT),
         f(2, "completions", I32, PTR|OMIT),
         f(3, "activeDeadlineSeconds", I64, PTR|OMIT),
-        f(4, "selector", M(424), PTR|OMIT),
+        f(4, "selector", M(429), PTR|OMIT),
         f(5, "manualSelector", Bool, PTR|OMIT),
-        f(6, "template", M(256), 0),
+        f(6, "template", M(261), 0),
         f(7, "backoffLimit", I32, PTR|OMIT),
         f(8, "ttlSecondsAfterFinished", I32, PTR|OMIT),
         f(9, "completionMode", Str, PTR|OMIT),
@@ -772,8 +773,8 @@ pub(crate) static MESSAGES: &[Message] = &[
     // 101
     Message { name: "k8s.io.api.batch.v1.JobStatus", special: Special::Plain, fields: &[
         f(1, "conditions", M(99), REP|OMIT),
-        f(2, "startTime", M(435), PTR|OMIT),
-        f(3, "completionTime", M(435), PTR|OMIT),
+        f(2, "startTime", M(440), PTR|OMIT),
+        f(3, "completionTime", M(440), PTR|OMIT),
         f(4, "active", I32, OMIT),
         f(5, "succeeded", I32, OMIT),
         f(6, "failed", I32, OMIT),
@@ -785,7 +786,7 @@ pub(crate) static MESSAGES: &[Message] = &[
     ] },
     // 102
     Message { name: "k8s.io.api.batch.v1.JobTemplateSpec", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(100), 0),
     ] },
     // 103
@@ -824,48 +825,83 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(2, "failed", Str, REP|OMIT),
     ] },
     // 110
-    Message { name: "k8s.io.api.coordination.v1.Lease", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(111), 0),
+    Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequest", special: Special::Plain, fields: &[
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(112), 0),
+        f(3, "status", M(113), 0),
     ] },
     // 111
+    Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequestCondition", special: Special::Plain, fields: &[
+        f(1, "type", Str, 0),
+        f(2, "reason", Str, OMIT),
+        f(3, "message", Str, OMIT),
+        f(4, "lastUpdateTime", M(440), 0),
+        f(5, "lastTransitionTime", M(440), 0),
+        f(6, "status", Str, 0),
+    ] },
+    // 112
+    Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequestSpec", special: Special::Plain, fields: &[
+        f(1, "request", Bytes, 0),
+        f(2, "username", Str, OMIT),
+        f(3, "uid", Str, OMIT),
+        f(4, "groups", Str, REP|OMIT),
+        f(5, "usages", Str, REP|OMIT),
+        f(6, "extra", M(114), MAP|OMIT),
+        f(7, "signerName", Str, 0),
+        f(8, "expirationSeconds", I32, PTR|OMIT),
+    ] },
+    // 113
+    Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequestStatus", special: Special::Plain, fields: &[
+        f(1, "conditions", M(111), REP|OMIT),
+        f(2, "certificate", Bytes, OMIT),
+    ] },
+    // 114
+    Message { name: "k8s.io.api.certificates.v1.ExtraValue", special: Special::StringList, fields: &[
+        f(1, "items", Str, REP),
+    ] },
+    // 115
+    Message { name: "k8s.io.api.coordination.v1.Lease", special: Special::Plain, fields: &[
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(116), 0),
+    ] },
+    // 116
     Message { name: "k8s.io.api.coordination.v1.LeaseSpec", special: Special::Plain, fields: &[
         f(1, "holderIdentity", Str, PTR|OMIT),
         f(2, "leaseDurationSeconds", I32, PTR|OMIT),
-        f(3, "acquireTime", M(428), PTR|OMIT),
-        f(4, "renewTime", M(428), PTR|OMIT),
+        f(3, "acquireTime", M(433), PTR|OMIT),
+        f(4, "renewTime", M(433), PTR|OMIT),
         f(5, "leaseTransitions", I32, PTR|OMIT),
         f(6, "strategy", Str, PTR|OMIT),
         f(7, "preferredHolder", Str, PTR|OMIT),
     ] },
-    // 112
+    // 117
     Message { name: "k8s.io.api.core.v1.AWSElasticBlockStoreVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeID", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "partition", I32, OMIT),
         f(4, "readOnly", Bool, OMIT),
     ] },
-    // 113
+    // 118
     Message { name: "k8s.io.api.core.v1.Affinity", special: Special::Plain, fields: &[
-        f(1, "nodeAffinity", M(203), PTR|OMIT),
-        f(2, "podAffinity", M(233), PTR|OMIT),
-        f(3, "podAntiAffinity", M(235), PTR|OMIT),
+        f(1, "nodeAffinity", M(208), PTR|OMIT),
+        f(2, "podAffinity", M(238), PTR|OMIT),
+        f(3, "podAntiAffinity", M(240), PTR|OMIT),
     ] },
-    // 114
+    // 119
     Message { name: "k8s.io.api.core.v1.AppArmorProfile", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "localhostProfile", Str, PTR|OMIT),
     ] },
-    // 115
+    // 120
     Message { name: "k8s.io.api.core.v1.AttachedVolume", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "devicePath", Str, 0),
     ] },
-    // 116
+    // 121
     Message { name: "k8s.io.api.core.v1.AvoidPods", special: Special::Plain, fields: &[
-        f(1, "preferAvoidPods", M(260), REP|OMIT),
+        f(1, "preferAvoidPods", M(265), REP|OMIT),
     ] },
-    // 117
+    // 122
     Message { name: "k8s.io.api.core.v1.AzureDiskVolumeSource", special: Special::Plain, fields: &[
         f(1, "diskName", Str, 0),
         f(2, "diskURI", Str, 0),
@@ -874,125 +910,125 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "readOnly", Bool, PTR|OMIT),
         f(6, "kind", Str, PTR|OMIT),
     ] },
-    // 118
+    // 123
     Message { name: "k8s.io.api.core.v1.AzureFilePersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "secretName", Str, 0),
         f(2, "shareName", Str, 0),
         f(3, "readOnly", Bool, OMIT),
         f(4, "secretNamespace", Str, PTR),
     ] },
-    // 119
+    // 124
     Message { name: "k8s.io.api.core.v1.AzureFileVolumeSource", special: Special::Plain, fields: &[
         f(1, "secretName", Str, 0),
         f(2, "shareName", Str, 0),
         f(3, "readOnly", Bool, OMIT),
     ] },
-    // 120
+    // 125
     Message { name: "k8s.io.api.core.v1.Binding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "target", M(220), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "target", M(225), 0),
     ] },
-    // 121
+    // 126
     Message { name: "k8s.io.api.core.v1.CSIPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "driver", Str, 0),
         f(2, "volumeHandle", Str, 0),
         f(3, "readOnly", Bool, OMIT),
         f(4, "fsType", Str, OMIT),
         f(5, "volumeAttributes", Str, MAP|OMIT),
-        f(6, "controllerPublishSecretRef", M(291), PTR|OMIT),
-        f(7, "nodeStageSecretRef", M(291), PTR|OMIT),
-        f(8, "nodePublishSecretRef", M(291), PTR|OMIT),
-        f(9, "controllerExpandSecretRef", M(291), PTR|OMIT),
-        f(10, "nodeExpandSecretRef", M(291), PTR|OMIT),
+        f(6, "controllerPublishSecretRef", M(296), PTR|OMIT),
+        f(7, "nodeStageSecretRef", M(296), PTR|OMIT),
+        f(8, "nodePublishSecretRef", M(296), PTR|OMIT),
+        f(9, "controllerExpandSecretRef", M(296), PTR|OMIT),
+        f(10, "nodeExpandSecretRef", M(296), PTR|OMIT),
     ] },
-    // 122
+    // 127
     Message { name: "k8s.io.api.core.v1.CSIVolumeSource", special: Special::Plain, fields: &[
         f(1, "driver", Str, 0),
         f(2, "readOnly", Bool, PTR|OMIT),
         f(3, "fsType", Str, PTR|OMIT),
         f(4, "volumeAttributes", Str, MAP|OMIT),
-        f(5, "nodePublishSecretRef", M(193), PTR|OMIT),
+        f(5, "nodePublishSecretRef", M(198), PTR|OMIT),
     ] },
-    // 123
+    // 128
     Message { name: "k8s.io.api.core.v1.Capabilities", special: Special::Plain, fields: &[
         f(1, "add", Str, REP|OMIT),
         f(2, "drop", Str, REP|OMIT),
     ] },
-    // 124
+    // 129
     Message { name: "k8s.io.api.core.v1.CephFSPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "monitors", Str, REP),
         f(2, "path", Str, OMIT),
         f(3, "user", Str, OMIT),
         f(4, "secretFile", Str, OMIT),
-        f(5, "secretRef", M(291), PTR|OMIT),
+        f(5, "secretRef", M(296), PTR|OMIT),
         f(6, "readOnly", Bool, OMIT),
     ] },
-    // 125
+    // 130
     Message { name: "k8s.io.api.core.v1.CephFSVolumeSource", special: Special::Plain, fields: &[
         f(1, "monitors", Str, REP),
         f(2, "path", Str, OMIT),
         f(3, "user", Str, OMIT),
         f(4, "secretFile", Str, OMIT),
-        f(5, "secretRef", M(193), PTR|OMIT),
+        f(5, "secretRef", M(198), PTR|OMIT),
         f(6, "readOnly", Bool, OMIT),
     ] },
-    // 126
+    // 131
     Message { name: "k8s.io.api.core.v1.CinderPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeID", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "readOnly", Bool, OMIT),
-        f(4, "secretRef", M(291), PTR|OMIT),
+        f(4, "secretRef", M(296), PTR|OMIT),
     ] },
-    // 127
+    // 132
     Message { name: "k8s.io.api.core.v1.CinderVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeID", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "readOnly", Bool, OMIT),
-        f(4, "secretRef", M(193), PTR|OMIT),
+        f(4, "secretRef", M(198), PTR|OMIT),
     ] },
-    // 128
+    // 133
     Message { name: "k8s.io.api.core.v1.ClientIPConfig", special: Special::Plain, fields: &[
         f(1, "timeoutSeconds", I32, PTR|OMIT),
     ] },
-    // 129
+    // 134
     Message { name: "k8s.io.api.core.v1.ClusterTrustBundleProjection", special: Special::Plain, fields: &[
         f(1, "name", Str, PTR|OMIT),
         f(2, "signerName", Str, PTR|OMIT),
-        f(3, "labelSelector", M(424), PTR|OMIT),
+        f(3, "labelSelector", M(429), PTR|OMIT),
         f(4, "path", Str, 0),
         f(5, "optional", Bool, PTR|OMIT),
     ] },
-    // 130
+    // 135
     Message { name: "k8s.io.api.core.v1.ComponentCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
         f(3, "message", Str, OMIT),
         f(4, "error", Str, OMIT),
     ] },
-    // 131
+    // 136
     Message { name: "k8s.io.api.core.v1.ComponentStatus", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "conditions", M(130), REP|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "conditions", M(135), REP|OMIT),
     ] },
-    // 132
+    // 137
     Message { name: "k8s.io.api.core.v1.ConfigMap", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "data", Str, MAP|OMIT),
         f(3, "binaryData", Bytes, MAP|OMIT),
         f(4, "immutable", Bool, PTR|OMIT),
     ] },
-    // 133
+    // 138
     Message { name: "k8s.io.api.core.v1.ConfigMapEnvSource", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
+        f(1, "", M(198), INLINE),
         f(2, "optional", Bool, PTR|OMIT),
     ] },
-    // 134
+    // 139
     Message { name: "k8s.io.api.core.v1.ConfigMapKeySelector", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
+        f(1, "", M(198), INLINE),
         f(2, "key", Str, 0),
         f(3, "optional", Bool, PTR|OMIT),
     ] },
-    // 135
+    // 140
     Message { name: "k8s.io.api.core.v1.ConfigMapNodeConfigSource", special: Special::Plain, fields: &[
         f(1, "namespace", Str, 0),
         f(2, "name", Str, 0),
@@ -1000,52 +1036,52 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "resourceVersion", Str, OMIT),
         f(5, "kubeletConfigKey", Str, 0),
     ] },
-    // 136
+    // 141
     Message { name: "k8s.io.api.core.v1.ConfigMapProjection", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
-        f(2, "items", M(184), REP|OMIT),
+        f(1, "", M(198), INLINE),
+        f(2, "items", M(189), REP|OMIT),
         f(4, "optional", Bool, PTR|OMIT),
     ] },
-    // 137
+    // 142
     Message { name: "k8s.io.api.core.v1.ConfigMapVolumeSource", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
-        f(2, "items", M(184), REP|OMIT),
+        f(1, "", M(198), INLINE),
+        f(2, "items", M(189), REP|OMIT),
         f(3, "defaultMode", I32, PTR|OMIT),
         f(4, "optional", Bool, PTR|OMIT),
     ] },
-    // 138
+    // 143
     Message { name: "k8s.io.api.core.v1.Container", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "image", Str, OMIT),
         f(3, "command", Str, REP|OMIT),
         f(4, "args", Str, REP|OMIT),
         f(5, "workingDir", Str, OMIT),
-        f(6, "ports", M(140), REP|OMIT),
-        f(7, "env", M(158), REP|OMIT),
-        f(8, "resources", M(279), 0),
-        f(9, "volumeMounts", M(317), REP|OMIT),
-        f(10, "livenessProbe", M(262), PTR|OMIT),
-        f(11, "readinessProbe", M(262), PTR|OMIT),
-        f(12, "lifecycle", M(185), PTR|OMIT),
+        f(6, "ports", M(145), REP|OMIT),
+        f(7, "env", M(163), REP|OMIT),
+        f(8, "resources", M(284), 0),
+        f(9, "volumeMounts", M(322), REP|OMIT),
+        f(10, "livenessProbe", M(267), PTR|OMIT),
+        f(11, "readinessProbe", M(267), PTR|OMIT),
+        f(12, "lifecycle", M(190), PTR|OMIT),
         f(13, "terminationMessagePath", Str, OMIT),
         f(14, "imagePullPolicy", Str, OMIT),
-        f(15, "securityContext", M(293), PTR|OMIT),
+        f(15, "securityContext", M(298), PTR|OMIT),
         f(16, "stdin", Bool, OMIT),
         f(17, "stdinOnce", Bool, OMIT),
         f(18, "tty", Bool, OMIT),
-        f(19, "envFrom", M(157), REP|OMIT),
+        f(19, "envFrom", M(162), REP|OMIT),
         f(20, "terminationMessagePolicy", Str, OMIT),
-        f(21, "volumeDevices", M(316), REP|OMIT),
-        f(22, "startupProbe", M(262), PTR|OMIT),
-        f(23, "resizePolicy", M(141), REP|OMIT),
+        f(21, "volumeDevices", M(321), REP|OMIT),
+        f(22, "startupProbe", M(267), PTR|OMIT),
+        f(23, "resizePolicy", M(146), REP|OMIT),
         f(24, "restartPolicy", Str, PTR|OMIT),
     ] },
-    // 139
+    // 144
     Message { name: "k8s.io.api.core.v1.ContainerImage", special: Special::Plain, fields: &[
         f(1, "names", Str, REP),
         f(2, "sizeBytes", I64, OMIT),
     ] },
-    // 140
+    // 145
     Message { name: "k8s.io.api.core.v1.ContainerPort", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "hostPort", I32, OMIT),
@@ -1053,196 +1089,196 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "protocol", Str, OMIT),
         f(5, "hostIP", Str, OMIT),
     ] },
-    // 141
+    // 146
     Message { name: "k8s.io.api.core.v1.ContainerResizePolicy", special: Special::Plain, fields: &[
         f(1, "resourceName", Str, 0),
         f(2, "restartPolicy", Str, 0),
     ] },
-    // 142
+    // 147
     Message { name: "k8s.io.api.core.v1.ContainerState", special: Special::Plain, fields: &[
-        f(1, "waiting", M(145), PTR|OMIT),
-        f(2, "running", M(143), PTR|OMIT),
-        f(3, "terminated", M(144), PTR|OMIT),
+        f(1, "waiting", M(150), PTR|OMIT),
+        f(2, "running", M(148), PTR|OMIT),
+        f(3, "terminated", M(149), PTR|OMIT),
     ] },
-    // 143
+    // 148
     Message { name: "k8s.io.api.core.v1.ContainerStateRunning", special: Special::Plain, fields: &[
-        f(1, "startedAt", M(435), 0),
+        f(1, "startedAt", M(440), 0),
     ] },
-    // 144
+    // 149
     Message { name: "k8s.io.api.core.v1.ContainerStateTerminated", special: Special::Plain, fields: &[
         f(1, "exitCode", I32, 0),
         f(2, "signal", I32, OMIT),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
-        f(5, "startedAt", M(435), 0),
-        f(6, "finishedAt", M(435), 0),
+        f(5, "startedAt", M(440), 0),
+        f(6, "finishedAt", M(440), 0),
         f(7, "containerID", Str, OMIT),
     ] },
-    // 145
+    // 150
     Message { name: "k8s.io.api.core.v1.ContainerStateWaiting", special: Special::Plain, fields: &[
         f(1, "reason", Str, OMIT),
         f(2, "message", Str, OMIT),
     ] },
-    // 146
+    // 151
     Message { name: "k8s.io.api.core.v1.ContainerStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "state", M(142), 0),
-        f(3, "lastState", M(142), 0),
+        f(2, "state", M(147), 0),
+        f(3, "lastState", M(147), 0),
         f(4, "ready", Bool, 0),
         f(5, "restartCount", I32, 0),
         f(6, "image", Str, 0),
         f(7, "imageID", Str, 0),
         f(8, "containerID", Str, OMIT),
         f(9, "started", Bool, PTR|OMIT),
-        f(10, "allocatedResources", M(418), MAP|OMIT),
-        f(11, "resources", M(279), PTR|OMIT),
-        f(12, "volumeMounts", M(318), REP|OMIT),
-        f(13, "user", M(147), PTR|OMIT),
-        f(14, "allocatedResourcesStatus", M(280), REP|OMIT),
+        f(10, "allocatedResources", M(423), MAP|OMIT),
+        f(11, "resources", M(284), PTR|OMIT),
+        f(12, "volumeMounts", M(323), REP|OMIT),
+        f(13, "user", M(152), PTR|OMIT),
+        f(14, "allocatedResourcesStatus", M(285), REP|OMIT),
         f(15, "stopSignal", Str, PTR|OMIT),
     ] },
-    // 147
+    // 152
     Message { name: "k8s.io.api.core.v1.ContainerUser", special: Special::Plain, fields: &[
-        f(1, "linux", M(190), PTR|OMIT),
+        f(1, "linux", M(195), PTR|OMIT),
     ] },
-    // 148
+    // 153
     Message { name: "k8s.io.api.core.v1.DaemonEndpoint", special: Special::Plain, fields: &[
         f(1, "Port", I32, 0),
     ] },
-    // 149
+    // 154
     Message { name: "k8s.io.api.core.v1.DownwardAPIProjection", special: Special::Plain, fields: &[
-        f(1, "items", M(150), REP|OMIT),
+        f(1, "items", M(155), REP|OMIT),
     ] },
-    // 150
+    // 155
     Message { name: "k8s.io.api.core.v1.DownwardAPIVolumeFile", special: Special::Plain, fields: &[
         f(1, "path", Str, 0),
-        f(2, "fieldRef", M(219), PTR|OMIT),
-        f(3, "resourceFieldRef", M(274), PTR|OMIT),
+        f(2, "fieldRef", M(224), PTR|OMIT),
+        f(3, "resourceFieldRef", M(279), PTR|OMIT),
         f(4, "mode", I32, PTR|OMIT),
     ] },
-    // 151
+    // 156
     Message { name: "k8s.io.api.core.v1.DownwardAPIVolumeSource", special: Special::Plain, fields: &[
-        f(1, "items", M(150), REP|OMIT),
+        f(1, "items", M(155), REP|OMIT),
         f(2, "defaultMode", I32, PTR|OMIT),
     ] },
-    // 152
+    // 157
     Message { name: "k8s.io.api.core.v1.EmptyDirVolumeSource", special: Special::Plain, fields: &[
         f(1, "medium", Str, OMIT),
-        f(2, "sizeLimit", M(418), PTR|OMIT),
+        f(2, "sizeLimit", M(423), PTR|OMIT),
     ] },
-    // 153
+    // 158
     Message { name: "k8s.io.api.core.v1.EndpointAddress", special: Special::Plain, fields: &[
         f(1, "ip", Str, 0),
-        f(2, "targetRef", M(220), PTR|OMIT),
+        f(2, "targetRef", M(225), PTR|OMIT),
         f(3, "hostname", Str, OMIT),
         f(4, "nodeName", Str, PTR|OMIT),
     ] },
-    // 154
+    // 159
     Message { name: "k8s.io.api.core.v1.EndpointPort", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "port", I32, 0),
         f(3, "protocol", Str, OMIT),
         f(4, "appProtocol", Str, PTR|OMIT),
     ] },
-    // 155
+    // 160
     Message { name: "k8s.io.api.core.v1.EndpointSubset", special: Special::Plain, fields: &[
-        f(1, "addresses", M(153), REP|OMIT),
-        f(2, "notReadyAddresses", M(153), REP|OMIT),
-        f(3, "ports", M(154), REP|OMIT),
+        f(1, "addresses", M(158), REP|OMIT),
+        f(2, "notReadyAddresses", M(158), REP|OMIT),
+        f(3, "ports", M(159), REP|OMIT),
     ] },
-    // 156
+    // 161
     Message { name: "k8s.io.api.core.v1.Endpoints", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "subsets", M(155), REP|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "subsets", M(160), REP|OMIT),
     ] },
-    // 157
+    // 162
     Message { name: "k8s.io.api.core.v1.EnvFromSource", special: Special::Plain, fields: &[
         f(1, "prefix", Str, OMIT),
-        f(2, "configMapRef", M(133), PTR|OMIT),
-        f(3, "secretRef", M(288), PTR|OMIT),
+        f(2, "configMapRef", M(138), PTR|OMIT),
+        f(3, "secretRef", M(293), PTR|OMIT),
     ] },
-    // 158
+    // 163
     Message { name: "k8s.io.api.core.v1.EnvVar", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "value", Str, OMIT),
-        f(3, "valueFrom", M(159), PTR|OMIT),
+        f(3, "valueFrom", M(164), PTR|OMIT),
     ] },
-    // 159
+    // 164
     Message { name: "k8s.io.api.core.v1.EnvVarSource", special: Special::Plain, fields: &[
-        f(1, "fieldRef", M(219), PTR|OMIT),
-        f(2, "resourceFieldRef", M(274), PTR|OMIT),
-        f(3, "configMapKeyRef", M(134), PTR|OMIT),
-        f(4, "secretKeyRef", M(289), PTR|OMIT),
+        f(1, "fieldRef", M(224), PTR|OMIT),
+        f(2, "resourceFieldRef", M(279), PTR|OMIT),
+        f(3, "configMapKeyRef", M(139), PTR|OMIT),
+        f(4, "secretKeyRef", M(294), PTR|OMIT),
     ] },
-    // 160
+    // 165
     Message { name: "k8s.io.api.core.v1.EphemeralContainer", special: Special::Plain, fields: &[
-        f(1, "", M(161), INLINE),
+        f(1, "", M(166), INLINE),
         f(2, "targetContainerName", Str, OMIT),
     ] },
-    // 161
+    // 166
     Message { name: "k8s.io.api.core.v1.EphemeralContainerCommon", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "image", Str, OMIT),
         f(3, "command", Str, REP|OMIT),
         f(4, "args", Str, REP|OMIT),
         f(5, "workingDir", Str, OMIT),
-        f(6, "ports", M(140), REP|OMIT),
-        f(7, "env", M(158), REP|OMIT),
-        f(8, "resources", M(279), 0),
-        f(9, "volumeMounts", M(317), REP|OMIT),
-        f(10, "livenessProbe", M(262), PTR|OMIT),
-        f(11, "readinessProbe", M(262), PTR|OMIT),
-        f(12, "lifecycle", M(185), PTR|OMIT),
+        f(6, "ports", M(145), REP|OMIT),
+        f(7, "env", M(163), REP|OMIT),
+        f(8, "resources", M(284), 0),
+        f(9, "volumeMounts", M(322), REP|OMIT),
+        f(10, "livenessProbe", M(267), PTR|OMIT),
+        f(11, "readinessProbe", M(267), PTR|OMIT),
+        f(12, "lifecycle", M(190), PTR|OMIT),
         f(13, "terminationMessagePath", Str, OMIT),
         f(14, "imagePullPolicy", Str, OMIT),
-        f(15, "securityContext", M(293), PTR|OMIT),
+        f(15, "securityContext", M(298), PTR|OMIT),
         f(16, "stdin", Bool, OMIT),
         f(17, "stdinOnce", Bool, OMIT),
         f(18, "tty", Bool, OMIT),
-        f(19, "envFrom", M(157), REP|OMIT),
+        f(19, "envFrom", M(162), REP|OMIT),
         f(20, "terminationMessagePolicy", Str, OMIT),
-        f(21, "volumeDevices", M(316), REP|OMIT),
-        f(22, "startupProbe", M(262), PTR|OMIT),
-        f(23, "resizePolicy", M(141), REP|OMIT),
+        f(21, "volumeDevices", M(321), REP|OMIT),
+        f(22, "startupProbe", M(267), PTR|OMIT),
+        f(23, "resizePolicy", M(146), REP|OMIT),
         f(24, "restartPolicy", Str, PTR|OMIT),
     ] },
-    // 162
+    // 167
     Message { name: "k8s.io.api.core.v1.EphemeralVolumeSource", special: Special::Plain, fields: &[
-        f(1, "volumeClaimTemplate", M(226), PTR|OMIT),
+        f(1, "volumeClaimTemplate", M(231), PTR|OMIT),
     ] },
-    // 163
+    // 168
     Message { name: "k8s.io.api.core.v1.Event", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "involvedObject", M(220), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "involvedObject", M(225), 0),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
-        f(5, "source", M(165), 0),
-        f(6, "firstTimestamp", M(435), 0),
-        f(7, "lastTimestamp", M(435), 0),
+        f(5, "source", M(170), 0),
+        f(6, "firstTimestamp", M(440), 0),
+        f(7, "lastTimestamp", M(440), 0),
         f(8, "count", I32, OMIT),
         f(9, "type", Str, OMIT),
-        f(10, "eventTime", M(428), 0),
-        f(11, "series", M(164), PTR|OMIT),
+        f(10, "eventTime", M(433), 0),
+        f(11, "series", M(169), PTR|OMIT),
         f(12, "action", Str, OMIT),
-        f(13, "related", M(220), PTR|OMIT),
+        f(13, "related", M(225), PTR|OMIT),
         f(14, "reportingComponent", Str, 0),
         f(15, "reportingInstance", Str, 0),
     ] },
-    // 164
+    // 169
     Message { name: "k8s.io.api.core.v1.EventSeries", special: Special::Plain, fields: &[
         f(1, "count", I32, OMIT),
-        f(2, "lastObservedTime", M(428), 0),
+        f(2, "lastObservedTime", M(433), 0),
     ] },
-    // 165
+    // 170
     Message { name: "k8s.io.api.core.v1.EventSource", special: Special::Plain, fields: &[
         f(1, "component", Str, OMIT),
         f(2, "host", Str, OMIT),
     ] },
-    // 166
+    // 171
     Message { name: "k8s.io.api.core.v1.ExecAction", special: Special::Plain, fields: &[
         f(1, "command", Str, REP|OMIT),
     ] },
-    // 167
+    // 172
     Message { name: "k8s.io.api.core.v1.FCVolumeSource", special: Special::Plain, fields: &[
         f(1, "targetWWNs", Str, REP|OMIT),
         f(2, "lun", I32, PTR|OMIT),
@@ -1250,86 +1286,86 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "readOnly", Bool, OMIT),
         f(5, "wwids", Str, REP|OMIT),
     ] },
-    // 168
+    // 173
     Message { name: "k8s.io.api.core.v1.FlexPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "driver", Str, 0),
         f(2, "fsType", Str, OMIT),
-        f(3, "secretRef", M(291), PTR|OMIT),
+        f(3, "secretRef", M(296), PTR|OMIT),
         f(4, "readOnly", Bool, OMIT),
         f(5, "options", Str, MAP|OMIT),
     ] },
-    // 169
+    // 174
     Message { name: "k8s.io.api.core.v1.FlexVolumeSource", special: Special::Plain, fields: &[
         f(1, "driver", Str, 0),
         f(2, "fsType", Str, OMIT),
-        f(3, "secretRef", M(193), PTR|OMIT),
+        f(3, "secretRef", M(198), PTR|OMIT),
         f(4, "readOnly", Bool, OMIT),
         f(5, "options", Str, MAP|OMIT),
     ] },
-    // 170
+    // 175
     Message { name: "k8s.io.api.core.v1.FlockerVolumeSource", special: Special::Plain, fields: &[
         f(1, "datasetName", Str, OMIT),
         f(2, "datasetUUID", Str, OMIT),
     ] },
-    // 171
+    // 176
     Message { name: "k8s.io.api.core.v1.GCEPersistentDiskVolumeSource", special: Special::Plain, fields: &[
         f(1, "pdName", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "partition", I32, OMIT),
         f(4, "readOnly", Bool, OMIT),
     ] },
-    // 172
+    // 177
     Message { name: "k8s.io.api.core.v1.GRPCAction", special: Special::Plain, fields: &[
         f(1, "port", I32, 0),
         f(2, "service", Str, PTR),
     ] },
-    // 173
+    // 178
     Message { name: "k8s.io.api.core.v1.GitRepoVolumeSource", special: Special::Plain, fields: &[
         f(1, "repository", Str, 0),
         f(2, "revision", Str, OMIT),
         f(3, "directory", Str, OMIT),
     ] },
-    // 174
+    // 179
     Message { name: "k8s.io.api.core.v1.GlusterfsPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "endpoints", Str, 0),
         f(2, "path", Str, 0),
         f(3, "readOnly", Bool, OMIT),
         f(4, "endpointsNamespace", Str, PTR|OMIT),
     ] },
-    // 175
+    // 180
     Message { name: "k8s.io.api.core.v1.GlusterfsVolumeSource", special: Special::Plain, fields: &[
         f(1, "endpoints", Str, 0),
         f(2, "path", Str, 0),
         f(3, "readOnly", Bool, OMIT),
     ] },
-    // 176
+    // 181
     Message { name: "k8s.io.api.core.v1.HTTPGetAction", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
-        f(2, "port", M(437), 0),
+        f(2, "port", M(442), 0),
         f(3, "host", Str, OMIT),
         f(4, "scheme", Str, OMIT),
-        f(5, "httpHeaders", M(177), REP|OMIT),
+        f(5, "httpHeaders", M(182), REP|OMIT),
     ] },
-    // 177
+    // 182
     Message { name: "k8s.io.api.core.v1.HTTPHeader", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "value", Str, 0),
     ] },
-    // 178
+    // 183
     Message { name: "k8s.io.api.core.v1.HostAlias", special: Special::Plain, fields: &[
         f(1, "ip", Str, 0),
         f(2, "hostnames", Str, REP|OMIT),
     ] },
-    // 179
+    // 184
     Message { name: "k8s.io.api.core.v1.HostIP", special: Special::Plain, fields: &[
         f(1, "ip", Str, 0),
     ] },
-    // 180
+    // 185
     Message { name: "k8s.io.api.core.v1.HostPathVolumeSource", special: Special::Plain, fields: &[
         f(1, "path", Str, 0),
         f(2, "type", Str, PTR|OMIT),
     ] },
-    // 181
+    // 186
     Message { name: "k8s.io.api.core.v1.ISCSIPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "targetPortal", Str, 0),
         f(2, "iqn", Str, 0),
@@ -1339,11 +1375,11 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "readOnly", Bool, OMIT),
         f(7, "portals", Str, REP|OMIT),
         f(8, "chapAuthDiscovery", Bool, OMIT),
-        f(10, "secretRef", M(291), PTR|OMIT),
+        f(10, "secretRef", M(296), PTR|OMIT),
         f(11, "chapAuthSession", Bool, OMIT),
         f(12, "initiatorName", Str, PTR|OMIT),
     ] },
-    // 182
+    // 187
     Message { name: "k8s.io.api.core.v1.ISCSIVolumeSource", special: Special::Plain, fields: &[
         f(1, "targetPortal", Str, 0),
         f(2, "iqn", Str, 0),
@@ -1353,216 +1389,216 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "readOnly", Bool, OMIT),
         f(7, "portals", Str, REP|OMIT),
         f(8, "chapAuthDiscovery", Bool, OMIT),
-        f(10, "secretRef", M(193), PTR|OMIT),
+        f(10, "secretRef", M(198), PTR|OMIT),
         f(11, "chapAuthSession", Bool, OMIT),
         f(12, "initiatorName", Str, PTR|OMIT),
     ] },
-    // 183
+    // 188
     Message { name: "k8s.io.api.core.v1.ImageVolumeSource", special: Special::Plain, fields: &[
         f(1, "reference", Str, OMIT),
         f(2, "pullPolicy", Str, OMIT),
     ] },
-    // 184
+    // 189
     Message { name: "k8s.io.api.core.v1.KeyToPath", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "path", Str, 0),
         f(3, "mode", I32, PTR|OMIT),
     ] },
-    // 185
+    // 190
     Message { name: "k8s.io.api.core.v1.Lifecycle", special: Special::Plain, fields: &[
-        f(1, "postStart", M(186), PTR|OMIT),
-        f(2, "preStop", M(186), PTR|OMIT),
+        f(1, "postStart", M(191), PTR|OMIT),
+        f(2, "preStop", M(191), PTR|OMIT),
         f(3, "stopSignal", Str, PTR|OMIT),
     ] },
-    // 186
+    // 191
     Message { name: "k8s.io.api.core.v1.LifecycleHandler", special: Special::Plain, fields: &[
-        f(1, "exec", M(166), PTR|OMIT),
-        f(2, "httpGet", M(176), PTR|OMIT),
-        f(3, "tcpSocket", M(307), PTR|OMIT),
-        f(4, "sleep", M(303), PTR|OMIT),
+        f(1, "exec", M(171), PTR|OMIT),
+        f(2, "httpGet", M(181), PTR|OMIT),
+        f(3, "tcpSocket", M(312), PTR|OMIT),
+        f(4, "sleep", M(308), PTR|OMIT),
     ] },
-    // 187
+    // 192
     Message { name: "k8s.io.api.core.v1.LimitRange", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(189), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(194), 0),
     ] },
-    // 188
+    // 193
     Message { name: "k8s.io.api.core.v1.LimitRangeItem", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
-        f(2, "max", M(418), MAP|OMIT),
-        f(3, "min", M(418), MAP|OMIT),
-        f(4, "default", M(418), MAP|OMIT),
-        f(5, "defaultRequest", M(418), MAP|OMIT),
-        f(6, "maxLimitRequestRatio", M(418), MAP|OMIT),
+        f(2, "max", M(423), MAP|OMIT),
+        f(3, "min", M(423), MAP|OMIT),
+        f(4, "default", M(423), MAP|OMIT),
+        f(5, "defaultRequest", M(423), MAP|OMIT),
+        f(6, "maxLimitRequestRatio", M(423), MAP|OMIT),
     ] },
-    // 189
+    // 194
     Message { name: "k8s.io.api.core.v1.LimitRangeSpec", special: Special::Plain, fields: &[
-        f(1, "limits", M(188), REP),
+        f(1, "limits", M(193), REP),
     ] },
-    // 190
+    // 195
     Message { name: "k8s.io.api.core.v1.LinuxContainerUser", special: Special::Plain, fields: &[
         f(1, "uid", I64, 0),
         f(2, "gid", I64, 0),
         f(3, "supplementalGroups", I64, REP|OMIT),
     ] },
-    // 191
+    // 196
     Message { name: "k8s.io.api.core.v1.LoadBalancerIngress", special: Special::Plain, fields: &[
         f(1, "ip", Str, OMIT),
         f(2, "hostname", Str, OMIT),
         f(3, "ipMode", Str, PTR|OMIT),
-        f(4, "ports", M(257), REP|OMIT),
+        f(4, "ports", M(262), REP|OMIT),
     ] },
-    // 192
+    // 197
     Message { name: "k8s.io.api.core.v1.LoadBalancerStatus", special: Special::Plain, fields: &[
-        f(1, "ingress", M(191), REP|OMIT),
+        f(1, "ingress", M(196), REP|OMIT),
     ] },
-    // 193
+    // 198
     Message { name: "k8s.io.api.core.v1.LocalObjectReference", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
     ] },
-    // 194
+    // 199
     Message { name: "k8s.io.api.core.v1.LocalVolumeSource", special: Special::Plain, fields: &[
         f(1, "path", Str, 0),
         f(2, "fsType", Str, PTR|OMIT),
     ] },
-    // 195
+    // 200
     Message { name: "k8s.io.api.core.v1.ModifyVolumeStatus", special: Special::Plain, fields: &[
         f(1, "targetVolumeAttributesClassName", Str, OMIT),
         f(2, "status", Str, 0),
     ] },
-    // 196
+    // 201
     Message { name: "k8s.io.api.core.v1.NFSVolumeSource", special: Special::Plain, fields: &[
         f(1, "server", Str, 0),
         f(2, "path", Str, 0),
         f(3, "readOnly", Bool, OMIT),
     ] },
-    // 197
+    // 202
     Message { name: "k8s.io.api.core.v1.Namespace", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(199), 0),
-        f(3, "status", M(200), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(204), 0),
+        f(3, "status", M(205), 0),
     ] },
-    // 198
+    // 203
     Message { name: "k8s.io.api.core.v1.NamespaceCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
-    // 199
+    // 204
     Message { name: "k8s.io.api.core.v1.NamespaceSpec", special: Special::Plain, fields: &[
         f(1, "finalizers", Str, REP|OMIT),
     ] },
-    // 200
+    // 205
     Message { name: "k8s.io.api.core.v1.NamespaceStatus", special: Special::Plain, fields: &[
         f(1, "phase", Str, OMIT),
-        f(2, "conditions", M(198), REP|OMIT),
+        f(2, "conditions", M(203), REP|OMIT),
     ] },
-    // 201
+    // 206
     Message { name: "k8s.io.api.core.v1.Node", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(215), 0),
-        f(3, "status", M(216), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(220), 0),
+        f(3, "status", M(221), 0),
     ] },
-    // 202
+    // 207
     Message { name: "k8s.io.api.core.v1.NodeAddress", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "address", Str, 0),
     ] },
-    // 203
+    // 208
     Message { name: "k8s.io.api.core.v1.NodeAffinity", special: Special::Plain, fields: &[
-        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(212), PTR|OMIT),
-        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(261), REP|OMIT),
+        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(217), PTR|OMIT),
+        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(266), REP|OMIT),
     ] },
-    // 204
+    // 209
     Message { name: "k8s.io.api.core.v1.NodeCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastHeartbeatTime", M(435), 0),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(3, "lastHeartbeatTime", M(440), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
-    // 205
+    // 210
     Message { name: "k8s.io.api.core.v1.NodeConfigSource", special: Special::Plain, fields: &[
-        f(2, "configMap", M(135), PTR|OMIT),
+        f(2, "configMap", M(140), PTR|OMIT),
     ] },
-    // 206
+    // 211
     Message { name: "k8s.io.api.core.v1.NodeConfigStatus", special: Special::Plain, fields: &[
-        f(1, "assigned", M(205), PTR|OMIT),
-        f(2, "active", M(205), PTR|OMIT),
-        f(3, "lastKnownGood", M(205), PTR|OMIT),
+        f(1, "assigned", M(210), PTR|OMIT),
+        f(2, "active", M(210), PTR|OMIT),
+        f(3, "lastKnownGood", M(210), PTR|OMIT),
         f(4, "error", Str, OMIT),
     ] },
-    // 207
+    // 212
     Message { name: "k8s.io.api.core.v1.NodeDaemonEndpoints", special: Special::Plain, fields: &[
-        f(1, "kubeletEndpoint", M(148), 0),
+        f(1, "kubeletEndpoint", M(153), 0),
     ] },
-    // 208
+    // 213
     Message { name: "k8s.io.api.core.v1.NodeFeatures", special: Special::Plain, fields: &[
         f(1, "supplementalGroupsPolicy", Bool, PTR|OMIT),
     ] },
-    // 209
+    // 214
     Message { name: "k8s.io.api.core.v1.NodeProxyOptions", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
     ] },
-    // 210
+    // 215
     Message { name: "k8s.io.api.core.v1.NodeRuntimeHandler", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "features", M(211), PTR|OMIT),
+        f(2, "features", M(216), PTR|OMIT),
     ] },
-    // 211
+    // 216
     Message { name: "k8s.io.api.core.v1.NodeRuntimeHandlerFeatures", special: Special::Plain, fields: &[
         f(1, "recursiveReadOnlyMounts", Bool, PTR|OMIT),
         f(2, "userNamespaces", Bool, PTR|OMIT),
     ] },
-    // 212
+    // 217
     Message { name: "k8s.io.api.core.v1.NodeSelector", special: Special::Plain, fields: &[
-        f(1, "nodeSelectorTerms", M(214), REP),
+        f(1, "nodeSelectorTerms", M(219), REP),
     ] },
-    // 213
+    // 218
     Message { name: "k8s.io.api.core.v1.NodeSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 214
+    // 219
     Message { name: "k8s.io.api.core.v1.NodeSelectorTerm", special: Special::Plain, fields: &[
-        f(1, "matchExpressions", M(213), REP|OMIT),
-        f(2, "matchFields", M(213), REP|OMIT),
+        f(1, "matchExpressions", M(218), REP|OMIT),
+        f(2, "matchFields", M(218), REP|OMIT),
     ] },
-    // 215
+    // 220
     Message { name: "k8s.io.api.core.v1.NodeSpec", special: Special::Plain, fields: &[
         f(1, "podCIDR", Str, OMIT),
         f(2, "externalID", Str, OMIT),
         f(3, "providerID", Str, OMIT),
         f(4, "unschedulable", Bool, OMIT),
-        f(5, "taints", M(308), REP|OMIT),
-        f(6, "configSource", M(205), PTR|OMIT),
+        f(5, "taints", M(313), REP|OMIT),
+        f(6, "configSource", M(210), PTR|OMIT),
         f(7, "podCIDRs", Str, REP|OMIT),
     ] },
-    // 216
+    // 221
     Message { name: "k8s.io.api.core.v1.NodeStatus", special: Special::Plain, fields: &[
-        f(1, "capacity", M(418), MAP|OMIT),
-        f(2, "allocatable", M(418), MAP|OMIT),
+        f(1, "capacity", M(423), MAP|OMIT),
+        f(2, "allocatable", M(423), MAP|OMIT),
         f(3, "phase", Str, OMIT),
-        f(4, "conditions", M(204), REP|OMIT),
-        f(5, "addresses", M(202), REP|OMIT),
-        f(6, "daemonEndpoints", M(207), 0),
-        f(7, "nodeInfo", M(218), 0),
-        f(8, "images", M(139), REP|OMIT),
+        f(4, "conditions", M(209), REP|OMIT),
+        f(5, "addresses", M(207), REP|OMIT),
+        f(6, "daemonEndpoints", M(212), 0),
+        f(7, "nodeInfo", M(223), 0),
+        f(8, "images", M(144), REP|OMIT),
         f(9, "volumesInUse", Str, REP|OMIT),
-        f(10, "volumesAttached", M(115), REP|OMIT),
-        f(11, "config", M(206), PTR|OMIT),
-        f(12, "runtimeHandlers", M(210), REP|OMIT),
-        f(13, "features", M(208), PTR|OMIT),
+        f(10, "volumesAttached", M(120), REP|OMIT),
+        f(11, "config", M(211), PTR|OMIT),
+        f(12, "runtimeHandlers", M(215), REP|OMIT),
+        f(13, "features", M(213), PTR|OMIT),
     ] },
-    // 217
+    // 222
     Message { name: "k8s.io.api.core.v1.NodeSwapStatus", special: Special::Plain, fields: &[
         f(1, "capacity", I64, PTR|OMIT),
     ] },
-    // 218
+    // 223
     Message { name: "k8s.io.api.core.v1.NodeSystemInfo", special: Special::Plain, fields: &[
         f(1, "machineID", Str, 0),
         f(2, "systemUUID", Str, 0),
@@ -1574,14 +1610,14 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(8, "kubeProxyVersion", Str, 0),
         f(9, "operatingSystem", Str, 0),
         f(10, "architecture", Str, 0),
-        f(11, "swap", M(217), PTR|OMIT),
+        f(11, "swap", M(222), PTR|OMIT),
     ] },
-    // 219
+    // 224
     Message { name: "k8s.io.api.core.v1.ObjectFieldSelector", special: Special::Plain, fields: &[
         f(1, "apiVersion", Str, OMIT),
         f(2, "fieldPath", Str, 0),
     ] },
-    // 220
+    // 225
     Message { name: "k8s.io.api.core.v1.ObjectReference", special: Special::Plain, fields: &[
         f(1, "kind", Str, OMIT),
         f(2, "namespace", Str, OMIT),
@@ -1591,136 +1627,136 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "resourceVersion", Str, OMIT),
         f(7, "fieldPath", Str, OMIT),
     ] },
-    // 221
+    // 226
     Message { name: "k8s.io.api.core.v1.PersistentVolume", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(234), 0),
+        f(3, "status", M(235), 0),
+    ] },
+    // 227
+    Message { name: "k8s.io.api.core.v1.PersistentVolumeClaim", special: Special::Plain, fields: &[
+        f(1, "metadata", M(434), 0),
         f(2, "spec", M(229), 0),
         f(3, "status", M(230), 0),
     ] },
-    // 222
-    Message { name: "k8s.io.api.core.v1.PersistentVolumeClaim", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(224), 0),
-        f(3, "status", M(225), 0),
-    ] },
-    // 223
+    // 228
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(435), 0),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(3, "lastProbeTime", M(440), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
     ] },
-    // 224
+    // 229
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimSpec", special: Special::Plain, fields: &[
         f(1, "accessModes", Str, REP|OMIT),
-        f(2, "resources", M(321), 0),
+        f(2, "resources", M(326), 0),
         f(3, "volumeName", Str, OMIT),
-        f(4, "selector", M(424), PTR|OMIT),
+        f(4, "selector", M(429), PTR|OMIT),
         f(5, "storageClassName", Str, PTR|OMIT),
         f(6, "volumeMode", Str, PTR|OMIT),
-        f(7, "dataSource", M(313), PTR|OMIT),
-        f(8, "dataSourceRef", M(314), PTR|OMIT),
+        f(7, "dataSource", M(318), PTR|OMIT),
+        f(8, "dataSourceRef", M(319), PTR|OMIT),
         f(9, "volumeAttributesClassName", Str, PTR|OMIT),
     ] },
-    // 225
+    // 230
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimStatus", special: Special::Plain, fields: &[
         f(1, "phase", Str, OMIT),
         f(2, "accessModes", Str, REP|OMIT),
-        f(3, "capacity", M(418), MAP|OMIT),
-        f(4, "conditions", M(223), REP|OMIT),
-        f(5, "allocatedResources", M(418), MAP|OMIT),
+        f(3, "capacity", M(423), MAP|OMIT),
+        f(4, "conditions", M(228), REP|OMIT),
+        f(5, "allocatedResources", M(423), MAP|OMIT),
         f(7, "allocatedResourceStatuses", Str, MAP|OMIT),
         f(8, "currentVolumeAttributesClassName", Str, PTR|OMIT),
-        f(9, "modifyVolumeStatus", M(195), PTR|OMIT),
+        f(9, "modifyVolumeStatus", M(200), PTR|OMIT),
     ] },
-    // 226
+    // 231
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimTemplate", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(224), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(229), 0),
     ] },
-    // 227
+    // 232
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimVolumeSource", special: Special::Plain, fields: &[
         f(1, "claimName", Str, 0),
         f(2, "readOnly", Bool, OMIT),
     ] },
-    // 228
+    // 233
     Message { name: "k8s.io.api.core.v1.PersistentVolumeSource", special: Special::Plain, fields: &[
-        f(1, "gcePersistentDisk", M(171), PTR|OMIT),
-        f(2, "awsElasticBlockStore", M(112), PTR|OMIT),
-        f(3, "hostPath", M(180), PTR|OMIT),
-        f(4, "glusterfs", M(174), PTR|OMIT),
-        f(5, "nfs", M(196), PTR|OMIT),
-        f(6, "rbd", M(266), PTR|OMIT),
-        f(7, "iscsi", M(181), PTR|OMIT),
-        f(8, "cinder", M(126), PTR|OMIT),
-        f(9, "cephfs", M(124), PTR|OMIT),
-        f(10, "fc", M(167), PTR|OMIT),
-        f(11, "flocker", M(170), PTR|OMIT),
-        f(12, "flexVolume", M(168), PTR|OMIT),
-        f(13, "azureFile", M(118), PTR|OMIT),
-        f(14, "vsphereVolume", M(323), PTR|OMIT),
-        f(15, "quobyte", M(265), PTR|OMIT),
-        f(16, "azureDisk", M(117), PTR|OMIT),
-        f(17, "photonPersistentDisk", M(231), PTR|OMIT),
-        f(18, "portworxVolume", M(258), PTR|OMIT),
-        f(19, "scaleIO", M(282), PTR|OMIT),
-        f(20, "local", M(194), PTR|OMIT),
-        f(21, "storageos", M(304), PTR|OMIT),
-        f(22, "csi", M(121), PTR|OMIT),
+        f(1, "gcePersistentDisk", M(176), PTR|OMIT),
+        f(2, "awsElasticBlockStore", M(117), PTR|OMIT),
+        f(3, "hostPath", M(185), PTR|OMIT),
+        f(4, "glusterfs", M(179), PTR|OMIT),
+        f(5, "nfs", M(201), PTR|OMIT),
+        f(6, "rbd", M(271), PTR|OMIT),
+        f(7, "iscsi", M(186), PTR|OMIT),
+        f(8, "cinder", M(131), PTR|OMIT),
+        f(9, "cephfs", M(129), PTR|OMIT),
+        f(10, "fc", M(172), PTR|OMIT),
+        f(11, "flocker", M(175), PTR|OMIT),
+        f(12, "flexVolume", M(173), PTR|OMIT),
+        f(13, "azureFile", M(123), PTR|OMIT),
+        f(14, "vsphereVolume", M(328), PTR|OMIT),
+        f(15, "quobyte", M(270), PTR|OMIT),
+        f(16, "azureDisk", M(122), PTR|OMIT),
+        f(17, "photonPersistentDisk", M(236), PTR|OMIT),
+        f(18, "portworxVolume", M(263), PTR|OMIT),
+        f(19, "scaleIO", M(287), PTR|OMIT),
+        f(20, "local", M(199), PTR|OMIT),
+        f(21, "storageos", M(309), PTR|OMIT),
+        f(22, "csi", M(126), PTR|OMIT),
     ] },
-    // 229
+    // 234
     Message { name: "k8s.io.api.core.v1.PersistentVolumeSpec", special: Special::Plain, fields: &[
-        f(1, "capacity", M(418), MAP|OMIT),
-        f(2, "", M(228), INLINE),
+        f(1, "capacity", M(423), MAP|OMIT),
+        f(2, "", M(233), INLINE),
         f(3, "accessModes", Str, REP|OMIT),
-        f(4, "claimRef", M(220), PTR|OMIT),
+        f(4, "claimRef", M(225), PTR|OMIT),
         f(5, "persistentVolumeReclaimPolicy", Str, OMIT),
         f(6, "storageClassName", Str, OMIT),
         f(7, "mountOptions", Str, REP|OMIT),
         f(8, "volumeMode", Str, PTR|OMIT),
-        f(9, "nodeAffinity", M(319), PTR|OMIT),
+        f(9, "nodeAffinity", M(324), PTR|OMIT),
         f(10, "volumeAttributesClassName", Str, PTR|OMIT),
     ] },
-    // 230
+    // 235
     Message { name: "k8s.io.api.core.v1.PersistentVolumeStatus", special: Special::Plain, fields: &[
         f(1, "phase", Str, OMIT),
         f(2, "message", Str, OMIT),
         f(3, "reason", Str, OMIT),
-        f(4, "lastPhaseTransitionTime", M(435), PTR|OMIT),
+        f(4, "lastPhaseTransitionTime", M(440), PTR|OMIT),
     ] },
-    // 231
+    // 236
     Message { name: "k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource", special: Special::Plain, fields: &[
         f(1, "pdID", Str, 0),
         f(2, "fsType", Str, OMIT),
     ] },
-    // 232
+    // 237
     Message { name: "k8s.io.api.core.v1.Pod", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(252), 0),
-        f(3, "status", M(253), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(257), 0),
+        f(3, "status", M(258), 0),
     ] },
-    // 233
+    // 238
     Message { name: "k8s.io.api.core.v1.PodAffinity", special: Special::Plain, fields: &[
-        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(234), REP|OMIT),
-        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(324), REP|OMIT),
+        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(239), REP|OMIT),
+        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(329), REP|OMIT),
     ] },
-    // 234
+    // 239
     Message { name: "k8s.io.api.core.v1.PodAffinityTerm", special: Special::Plain, fields: &[
-        f(1, "labelSelector", M(424), PTR|OMIT),
+        f(1, "labelSelector", M(429), PTR|OMIT),
         f(2, "namespaces", Str, REP|OMIT),
         f(3, "topologyKey", Str, 0),
-        f(4, "namespaceSelector", M(424), PTR|OMIT),
+        f(4, "namespaceSelector", M(429), PTR|OMIT),
         f(5, "matchLabelKeys", Str, REP|OMIT),
         f(6, "mismatchLabelKeys", Str, REP|OMIT),
     ] },
-    // 235
+    // 240
     Message { name: "k8s.io.api.core.v1.PodAntiAffinity", special: Special::Plain, fields: &[
-        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(234), REP|OMIT),
-        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(324), REP|OMIT),
+        f(1, "requiredDuringSchedulingIgnoredDuringExecution", M(239), REP|OMIT),
+        f(2, "preferredDuringSchedulingIgnoredDuringExecution", M(329), REP|OMIT),
     ] },
-    // 236
+    // 241
     Message { name: "k8s.io.api.core.v1.PodAttachOptions", special: Special::Plain, fields: &[
         f(1, "stdin", Bool, OMIT),
         f(2, "stdout", Bool, OMIT),
@@ -1728,28 +1764,28 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "tty", Bool, OMIT),
         f(5, "container", Str, OMIT),
     ] },
-    // 237
+    // 242
     Message { name: "k8s.io.api.core.v1.PodCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastProbeTime", M(435), 0),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(3, "lastProbeTime", M(440), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, OMIT),
         f(6, "message", Str, OMIT),
         f(7, "observedGeneration", I64, OMIT),
     ] },
-    // 238
+    // 243
     Message { name: "k8s.io.api.core.v1.PodDNSConfig", special: Special::Plain, fields: &[
         f(1, "nameservers", Str, REP|OMIT),
         f(2, "searches", Str, REP|OMIT),
-        f(3, "options", M(239), REP|OMIT),
+        f(3, "options", M(244), REP|OMIT),
     ] },
-    // 239
+    // 244
     Message { name: "k8s.io.api.core.v1.PodDNSConfigOption", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "value", Str, PTR|OMIT),
     ] },
-    // 240
+    // 245
     Message { name: "k8s.io.api.core.v1.PodExecOptions", special: Special::Plain, fields: &[
         f(1, "stdin", Bool, OMIT),
         f(2, "stdout", Bool, OMIT),
@@ -1758,78 +1794,78 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "container", Str, OMIT),
         f(6, "command", Str, REP),
     ] },
-    // 241
+    // 246
     Message { name: "k8s.io.api.core.v1.PodIP", special: Special::Plain, fields: &[
         f(1, "ip", Str, 0),
     ] },
-    // 242
+    // 247
     Message { name: "k8s.io.api.core.v1.PodLogOptions", special: Special::Plain, fields: &[
         f(1, "container", Str, OMIT),
         f(2, "follow", Bool, OMIT),
         f(3, "previous", Bool, OMIT),
         f(4, "sinceSeconds", I64, PTR|OMIT),
-        f(5, "sinceTime", M(435), PTR|OMIT),
+        f(5, "sinceTime", M(440), PTR|OMIT),
         f(6, "timestamps", Bool, OMIT),
         f(7, "tailLines", I64, PTR|OMIT),
         f(8, "limitBytes", I64, PTR|OMIT),
         f(9, "insecureSkipTLSVerifyBackend", Bool, OMIT),
         f(10, "stream", Str, PTR|OMIT),
     ] },
-    // 243
+    // 248
     Message { name: "k8s.io.api.core.v1.PodOS", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
     ] },
-    // 244
+    // 249
     Message { name: "k8s.io.api.core.v1.PodPortForwardOptions", special: Special::Plain, fields: &[
         f(1, "ports", I32, REP|OMIT),
     ] },
-    // 245
+    // 250
     Message { name: "k8s.io.api.core.v1.PodProxyOptions", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
     ] },
-    // 246
+    // 251
     Message { name: "k8s.io.api.core.v1.PodReadinessGate", special: Special::Plain, fields: &[
         f(1, "conditionType", Str, 0),
     ] },
-    // 247
+    // 252
     Message { name: "k8s.io.api.core.v1.PodResourceClaim", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(3, "resourceClaimName", Str, PTR|OMIT),
         f(4, "resourceClaimTemplateName", Str, PTR|OMIT),
     ] },
-    // 248
+    // 253
     Message { name: "k8s.io.api.core.v1.PodResourceClaimStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "resourceClaimName", Str, PTR|OMIT),
     ] },
-    // 249
+    // 254
     Message { name: "k8s.io.api.core.v1.PodSchedulingGate", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
     ] },
-    // 250
+    // 255
     Message { name: "k8s.io.api.core.v1.PodSecurityContext", special: Special::Plain, fields: &[
-        f(1, "seLinuxOptions", M(281), PTR|OMIT),
+        f(1, "seLinuxOptions", M(286), PTR|OMIT),
         f(2, "runAsUser", I64, PTR|OMIT),
         f(3, "runAsNonRoot", Bool, PTR|OMIT),
         f(4, "supplementalGroups", I64, REP|OMIT),
         f(5, "fsGroup", I64, PTR|OMIT),
         f(6, "runAsGroup", I64, PTR|OMIT),
-        f(7, "sysctls", M(306), REP|OMIT),
-        f(8, "windowsOptions", M(325), PTR|OMIT),
+        f(7, "sysctls", M(311), REP|OMIT),
+        f(8, "windowsOptions", M(330), PTR|OMIT),
         f(9, "fsGroupChangePolicy", Str, PTR|OMIT),
-        f(10, "seccompProfile", M(286), PTR|OMIT),
-        f(11, "appArmorProfile", M(114), PTR|OMIT),
+        f(10, "seccompProfile", M(291), PTR|OMIT),
+        f(11, "appArmorProfile", M(119), PTR|OMIT),
         f(12, "supplementalGroupsPolicy", Str, PTR|OMIT),
         f(13, "seLinuxChangePolicy", Str, PTR|OMIT),
     ] },
-    // 251
+    // 256
     Message { name: "k8s.io.api.core.v1.PodSignature", special: Special::Plain, fields: &[
-        f(1, "podController", M(430), PTR|OMIT),
+        f(1, "podController", M(435), PTR|OMIT),
     ] },
-    // 252
+    // 257
     Message { name: "k8s.io.api.core.v1.PodSpec", special: Special::Plain, fields: &[
-        f(1, "volumes", M(315), REP|OMIT),
-        f(2, "containers", M(138), REP),
+        f(1, "volumes", M(320), REP|OMIT),
+        f(2, "containers", M(143), REP),
         f(3, "restartPolicy", Str, OMIT),
         f(4, "terminationGracePeriodSeconds", I64, PTR|OMIT),
         f(5, "activeDeadlineSeconds", I64, PTR|OMIT),
@@ -1841,100 +1877,100 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(11, "hostNetwork", Bool, OMIT),
         f(12, "hostPID", Bool, OMIT),
         f(13, "hostIPC", Bool, OMIT),
-        f(14, "securityContext", M(250), PTR|OMIT),
-        f(15, "imagePullSecrets", M(193), REP|OMIT),
+        f(14, "securityContext", M(255), PTR|OMIT),
+        f(15, "imagePullSecrets", M(198), REP|OMIT),
         f(16, "hostname", Str, OMIT),
         f(17, "subdomain", Str, OMIT),
-        f(18, "affinity", M(113), PTR|OMIT),
+        f(18, "affinity", M(118), PTR|OMIT),
         f(19, "schedulerName", Str, OMIT),
-        f(20, "initContainers", M(138), REP|OMIT),
+        f(20, "initContainers", M(143), REP|OMIT),
         f(21, "automountServiceAccountToken", Bool, PTR|OMIT),
-        f(22, "tolerations", M(309), REP|OMIT),
-        f(23, "hostAliases", M(178), REP|OMIT),
+        f(22, "tolerations", M(314), REP|OMIT),
+        f(23, "hostAliases", M(183), REP|OMIT),
         f(24, "priorityClassName", Str, OMIT),
         f(25, "priority", I32, PTR|OMIT),
-        f(26, "dnsConfig", M(238), PTR|OMIT),
+        f(26, "dnsConfig", M(243), PTR|OMIT),
         f(27, "shareProcessNamespace", Bool, PTR|OMIT),
-        f(28, "readinessGates", M(246), REP|OMIT),
+        f(28, "readinessGates", M(251), REP|OMIT),
         f(29, "runtimeClassName", Str, PTR|OMIT),
         f(30, "enableServiceLinks", Bool, PTR|OMIT),
         f(31, "preemptionPolicy", Str, PTR|OMIT),
-        f(32, "overhead", M(418), MAP|OMIT),
-        f(33, "topologySpreadConstraints", M(312), REP|OMIT),
-        f(34, "ephemeralContainers", M(160), REP|OMIT),
+        f(32, "overhead", M(423), MAP|OMIT),
+        f(33, "topologySpreadConstraints", M(317), REP|OMIT),
+        f(34, "ephemeralContainers", M(165), REP|OMIT),
         f(35, "setHostnameAsFQDN", Bool, PTR|OMIT),
-        f(36, "os", M(243), PTR|OMIT),
+        f(36, "os", M(248), PTR|OMIT),
         f(37, "hostUsers", Bool, PTR|OMIT),
-        f(38, "schedulingGates", M(249), REP|OMIT),
-        f(39, "resourceClaims", M(247), REP|OMIT),
-        f(40, "resources", M(279), PTR|OMIT),
+        f(38, "schedulingGates", M(254), REP|OMIT),
+        f(39, "resourceClaims", M(252), REP|OMIT),
+        f(40, "resources", M(284), PTR|OMIT),
     ] },
-    // 253
+    // 258
     Message { name: "k8s.io.api.core.v1.PodStatus", special: Special::Plain, fields: &[
         f(1, "phase", Str, OMIT),
-        f(2, "conditions", M(237), REP|OMIT),
+        f(2, "conditions", M(242), REP|OMIT),
         f(3, "message", Str, OMIT),
         f(4, "reason", Str, OMIT),
         f(5, "hostIP", Str, OMIT),
         f(6, "podIP", Str, OMIT),
-        f(7, "startTime", M(435), PTR|OMIT),
-        f(8, "containerStatuses", M(146), REP|OMIT),
+        f(7, "startTime", M(440), PTR|OMIT),
+        f(8, "containerStatuses", M(151), REP|OMIT),
         f(9, "qosClass", Str, OMIT),
-        f(10, "initContainerStatuses", M(146), REP|OMIT),
+        f(10, "initContainerStatuses", M(151), REP|OMIT),
         f(11, "nominatedNodeName", Str, OMIT),
-        f(12, "podIPs", M(241), REP|OMIT),
-        f(13, "ephemeralContainerStatuses", M(146), REP|OMIT),
+        f(12, "podIPs", M(246), REP|OMIT),
+        f(13, "ephemeralContainerStatuses", M(151), REP|OMIT),
         f(14, "resize", Str, OMIT),
-        f(15, "resourceClaimStatuses", M(248), REP|OMIT),
-        f(16, "hostIPs", M(179), REP|OMIT),
+        f(15, "resourceClaimStatuses", M(253), REP|OMIT),
+        f(16, "hostIPs", M(184), REP|OMIT),
         f(17, "observedGeneration", I64, OMIT),
     ] },
-    // 254
+    // 259
     Message { name: "k8s.io.api.core.v1.PodStatusResult", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "status", M(253), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "status", M(258), 0),
     ] },
-    // 255
+    // 260
     Message { name: "k8s.io.api.core.v1.PodTemplate", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "template", M(256), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "template", M(261), 0),
     ] },
-    // 256
+    // 261
     Message { name: "k8s.io.api.core.v1.PodTemplateSpec", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(252), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(257), 0),
     ] },
-    // 257
+    // 262
     Message { name: "k8s.io.api.core.v1.PortStatus", special: Special::Plain, fields: &[
         f(1, "port", I32, 0),
         f(2, "protocol", Str, 0),
         f(3, "error", Str, PTR|OMIT),
     ] },
-    // 258
+    // 263
     Message { name: "k8s.io.api.core.v1.PortworxVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeID", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "readOnly", Bool, OMIT),
     ] },
-    // 259
+    // 264
     Message { name: "k8s.io.api.core.v1.Preconditions", special: Special::Plain, fields: &[
         f(1, "uid", Str, PTR|OMIT),
     ] },
-    // 260
+    // 265
     Message { name: "k8s.io.api.core.v1.PreferAvoidPodsEntry", special: Special::Plain, fields: &[
-        f(1, "podSignature", M(251), 0),
-        f(2, "evictionTime", M(435), 0),
+        f(1, "podSignature", M(256), 0),
+        f(2, "evictionTime", M(440), 0),
         f(3, "reason", Str, OMIT),
         f(4, "message", Str, OMIT),
     ] },
-    // 261
+    // 266
     Message { name: "k8s.io.api.core.v1.PreferredSchedulingTerm", special: Special::Plain, fields: &[
         f(1, "weight", I32, 0),
-        f(2, "preference", M(214), 0),
+        f(2, "preference", M(219), 0),
     ] },
-    // 262
+    // 267
     Message { name: "k8s.io.api.core.v1.Probe", special: Special::Plain, fields: &[
-        f(1, "", M(263), INLINE),
+        f(1, "", M(268), INLINE),
         f(2, "initialDelaySeconds", I32, OMIT),
         f(3, "timeoutSeconds", I32, OMIT),
         f(4, "periodSeconds", I32, OMIT),
@@ -1942,19 +1978,19 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "failureThreshold", I32, OMIT),
         f(7, "terminationGracePeriodSeconds", I64, PTR|OMIT),
     ] },
-    // 263
+    // 268
     Message { name: "k8s.io.api.core.v1.ProbeHandler", special: Special::Plain, fields: &[
-        f(1, "exec", M(166), PTR|OMIT),
-        f(2, "httpGet", M(176), PTR|OMIT),
-        f(3, "tcpSocket", M(307), PTR|OMIT),
-        f(4, "grpc", M(172), PTR|OMIT),
+        f(1, "exec", M(171), PTR|OMIT),
+        f(2, "httpGet", M(181), PTR|OMIT),
+        f(3, "tcpSocket", M(312), PTR|OMIT),
+        f(4, "grpc", M(177), PTR|OMIT),
     ] },
-    // 264
+    // 269
     Message { name: "k8s.io.api.core.v1.ProjectedVolumeSource", special: Special::Plain, fields: &[
-        f(1, "sources", M(320), REP),
+        f(1, "sources", M(325), REP),
         f(2, "defaultMode", I32, PTR|OMIT),
     ] },
-    // 265
+    // 270
     Message { name: "k8s.io.api.core.v1.QuobyteVolumeSource", special: Special::Plain, fields: &[
         f(1, "registry", Str, 0),
         f(2, "volume", Str, 0),
@@ -1963,7 +1999,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "group", Str, OMIT),
         f(6, "tenant", Str, OMIT),
     ] },
-    // 266
+    // 271
     Message { name: "k8s.io.api.core.v1.RBDPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "monitors", Str, REP),
         f(2, "image", Str, 0),
@@ -1971,10 +2007,10 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "pool", Str, OMIT),
         f(5, "user", Str, OMIT),
         f(6, "keyring", Str, OMIT),
-        f(7, "secretRef", M(291), PTR|OMIT),
+        f(7, "secretRef", M(296), PTR|OMIT),
         f(8, "readOnly", Bool, OMIT),
     ] },
-    // 267
+    // 272
     Message { name: "k8s.io.api.core.v1.RBDVolumeSource", special: Special::Plain, fields: &[
         f(1, "monitors", Str, REP),
         f(2, "image", Str, 0),
@@ -1982,101 +2018,101 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "pool", Str, OMIT),
         f(5, "user", Str, OMIT),
         f(6, "keyring", Str, OMIT),
-        f(7, "secretRef", M(193), PTR|OMIT),
+        f(7, "secretRef", M(198), PTR|OMIT),
         f(8, "readOnly", Bool, OMIT),
     ] },
-    // 268
+    // 273
     Message { name: "k8s.io.api.core.v1.RangeAllocation", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "range", Str, 0),
         f(3, "data", Bytes, 0),
     ] },
-    // 269
+    // 274
     Message { name: "k8s.io.api.core.v1.ReplicationController", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(271), 0),
-        f(3, "status", M(272), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(276), 0),
+        f(3, "status", M(277), 0),
     ] },
-    // 270
+    // 275
     Message { name: "k8s.io.api.core.v1.ReplicationControllerCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
-    // 271
+    // 276
     Message { name: "k8s.io.api.core.v1.ReplicationControllerSpec", special: Special::Plain, fields: &[
         f(1, "replicas", I32, PTR|OMIT),
         f(2, "selector", Str, MAP|OMIT),
-        f(3, "template", M(256), PTR|OMIT),
+        f(3, "template", M(261), PTR|OMIT),
         f(4, "minReadySeconds", I32, OMIT),
     ] },
-    // 272
+    // 277
     Message { name: "k8s.io.api.core.v1.ReplicationControllerStatus", special: Special::Plain, fields: &[
         f(1, "replicas", I32, 0),
         f(2, "fullyLabeledReplicas", I32, OMIT),
         f(3, "observedGeneration", I64, OMIT),
         f(4, "readyReplicas", I32, OMIT),
         f(5, "availableReplicas", I32, OMIT),
-        f(6, "conditions", M(270), REP|OMIT),
+        f(6, "conditions", M(275), REP|OMIT),
     ] },
-    // 273
+    // 278
     Message { name: "k8s.io.api.core.v1.ResourceClaim", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "request", Str, OMIT),
     ] },
-    // 274
+    // 279
     Message { name: "k8s.io.api.core.v1.ResourceFieldSelector", special: Special::Plain, fields: &[
         f(1, "containerName", Str, OMIT),
         f(2, "resource", Str, 0),
-        f(3, "divisor", M(418), 0),
+        f(3, "divisor", M(423), 0),
     ] },
-    // 275
+    // 280
     Message { name: "k8s.io.api.core.v1.ResourceHealth", special: Special::Plain, fields: &[
         f(1, "resourceID", Str, 0),
         f(2, "health", Str, OMIT),
     ] },
-    // 276
+    // 281
     Message { name: "k8s.io.api.core.v1.ResourceQuota", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(277), 0),
-        f(3, "status", M(278), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(282), 0),
+        f(3, "status", M(283), 0),
     ] },
-    // 277
+    // 282
     Message { name: "k8s.io.api.core.v1.ResourceQuotaSpec", special: Special::Plain, fields: &[
-        f(1, "hard", M(418), MAP|OMIT),
+        f(1, "hard", M(423), MAP|OMIT),
         f(2, "scopes", Str, REP|OMIT),
-        f(3, "scopeSelector", M(284), PTR|OMIT),
+        f(3, "scopeSelector", M(289), PTR|OMIT),
     ] },
-    // 278
+    // 283
     Message { name: "k8s.io.api.core.v1.ResourceQuotaStatus", special: Special::Plain, fields: &[
-        f(1, "hard", M(418), MAP|OMIT),
-        f(2, "used", M(418), MAP|OMIT),
+        f(1, "hard", M(423), MAP|OMIT),
+        f(2, "used", M(423), MAP|OMIT),
     ] },
-    // 279
+    // 284
     Message { name: "k8s.io.api.core.v1.ResourceRequirements", special: Special::Plain, fields: &[
-        f(1, "limits", M(418), MAP|OMIT),
-        f(2, "requests", M(418), MAP|OMIT),
-        f(3, "claims", M(273), REP|OMIT),
+        f(1, "limits", M(423), MAP|OMIT),
+        f(2, "requests", M(423), MAP|OMIT),
+        f(3, "claims", M(278), REP|OMIT),
     ] },
-    // 280
+    // 285
     Message { name: "k8s.io.api.core.v1.ResourceStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "resources", M(275), REP|OMIT),
+        f(2, "resources", M(280), REP|OMIT),
     ] },
-    // 281
+    // 286
     Message { name: "k8s.io.api.core.v1.SELinuxOptions", special: Special::Plain, fields: &[
         f(1, "user", Str, OMIT),
         f(2, "role", Str, OMIT),
         f(3, "type", Str, OMIT),
         f(4, "level", Str, OMIT),
     ] },
-    // 282
+    // 287
     Message { name: "k8s.io.api.core.v1.ScaleIOPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "gateway", Str, 0),
         f(2, "system", Str, 0),
-        f(3, "secretRef", M(291), PTR),
+        f(3, "secretRef", M(296), PTR),
         f(4, "sslEnabled", Bool, OMIT),
         f(5, "protectionDomain", Str, OMIT),
         f(6, "storagePool", Str, OMIT),
@@ -2085,11 +2121,11 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(9, "fsType", Str, OMIT),
         f(10, "readOnly", Bool, OMIT),
     ] },
-    // 283
+    // 288
     Message { name: "k8s.io.api.core.v1.ScaleIOVolumeSource", special: Special::Plain, fields: &[
         f(1, "gateway", Str, 0),
         f(2, "system", Str, 0),
-        f(3, "secretRef", M(193), PTR),
+        f(3, "secretRef", M(198), PTR),
         f(4, "sslEnabled", Bool, OMIT),
         f(5, "protectionDomain", Str, OMIT),
         f(6, "storagePool", Str, OMIT),
@@ -2098,112 +2134,112 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(9, "fsType", Str, OMIT),
         f(10, "readOnly", Bool, OMIT),
     ] },
-    // 284
+    // 289
     Message { name: "k8s.io.api.core.v1.ScopeSelector", special: Special::Plain, fields: &[
-        f(1, "matchExpressions", M(285), REP|OMIT),
+        f(1, "matchExpressions", M(290), REP|OMIT),
     ] },
-    // 285
+    // 290
     Message { name: "k8s.io.api.core.v1.ScopedResourceSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "scopeName", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 286
+    // 291
     Message { name: "k8s.io.api.core.v1.SeccompProfile", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "localhostProfile", Str, PTR|OMIT),
     ] },
-    // 287
+    // 292
     Message { name: "k8s.io.api.core.v1.Secret", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "data", Bytes, MAP|OMIT),
         f(3, "type", Str, OMIT),
         f(4, "stringData", Str, MAP|OMIT),
         f(5, "immutable", Bool, PTR|OMIT),
     ] },
-    // 288
+    // 293
     Message { name: "k8s.io.api.core.v1.SecretEnvSource", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
+        f(1, "", M(198), INLINE),
         f(2, "optional", Bool, PTR|OMIT),
     ] },
-    // 289
+    // 294
     Message { name: "k8s.io.api.core.v1.SecretKeySelector", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
+        f(1, "", M(198), INLINE),
         f(2, "key", Str, 0),
         f(3, "optional", Bool, PTR|OMIT),
     ] },
-    // 290
+    // 295
     Message { name: "k8s.io.api.core.v1.SecretProjection", special: Special::Plain, fields: &[
-        f(1, "", M(193), INLINE),
-        f(2, "items", M(184), REP|OMIT),
+        f(1, "", M(198), INLINE),
+        f(2, "items", M(189), REP|OMIT),
         f(4, "optional", Bool, PTR|OMIT),
     ] },
-    // 291
+    // 296
     Message { name: "k8s.io.api.core.v1.SecretReference", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "namespace", Str, OMIT),
     ] },
-    // 292
+    // 297
     Message { name: "k8s.io.api.core.v1.SecretVolumeSource", special: Special::Plain, fields: &[
         f(1, "secretName", Str, OMIT),
-        f(2, "items", M(184), REP|OMIT),
+        f(2, "items", M(189), REP|OMIT),
         f(3, "defaultMode", I32, PTR|OMIT),
         f(4, "optional", Bool, PTR|OMIT),
     ] },
-    // 293
+    // 298
     Message { name: "k8s.io.api.core.v1.SecurityContext", special: Special::Plain, fields: &[
-        f(1, "capabilities", M(123), PTR|OMIT),
+        f(1, "capabilities", M(128), PTR|OMIT),
         f(2, "privileged", Bool, PTR|OMIT),
-        f(3, "seLinuxOptions", M(281), PTR|OMIT),
+        f(3, "seLinuxOptions", M(286), PTR|OMIT),
         f(4, "runAsUser", I64, PTR|OMIT),
         f(5, "runAsNonRoot", Bool, PTR|OMIT),
         f(6, "readOnlyRootFilesystem", Bool, PTR|OMIT),
         f(7, "allowPrivilegeEscalation", Bool, PTR|OMIT),
         f(8, "runAsGroup", I64, PTR|OMIT),
         f(9, "procMount", Str, PTR|OMIT),
-        f(10, "windowsOptions", M(325), PTR|OMIT),
-        f(11, "seccompProfile", M(286), PTR|OMIT),
-        f(12, "appArmorProfile", M(114), PTR|OMIT),
+        f(10, "windowsOptions", M(330), PTR|OMIT),
+        f(11, "seccompProfile", M(291), PTR|OMIT),
+        f(12, "appArmorProfile", M(119), PTR|OMIT),
     ] },
-    // 294
+    // 299
     Message { name: "k8s.io.api.core.v1.SerializedReference", special: Special::Plain, fields: &[
-        f(1, "reference", M(220), 0),
+        f(1, "reference", M(225), 0),
     ] },
-    // 295
+    // 300
     Message { name: "k8s.io.api.core.v1.Service", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(300), 0),
-        f(3, "status", M(301), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(305), 0),
+        f(3, "status", M(306), 0),
     ] },
-    // 296
+    // 301
     Message { name: "k8s.io.api.core.v1.ServiceAccount", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "secrets", M(220), REP|OMIT),
-        f(3, "imagePullSecrets", M(193), REP|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "secrets", M(225), REP|OMIT),
+        f(3, "imagePullSecrets", M(198), REP|OMIT),
         f(4, "automountServiceAccountToken", Bool, PTR|OMIT),
     ] },
-    // 297
+    // 302
     Message { name: "k8s.io.api.core.v1.ServiceAccountTokenProjection", special: Special::Plain, fields: &[
         f(1, "audience", Str, OMIT),
         f(2, "expirationSeconds", I64, PTR|OMIT),
         f(3, "path", Str, 0),
     ] },
-    // 298
+    // 303
     Message { name: "k8s.io.api.core.v1.ServicePort", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "protocol", Str, OMIT),
         f(3, "port", I32, 0),
-        f(4, "targetPort", M(437), 0),
+        f(4, "targetPort", M(442), 0),
         f(5, "nodePort", I32, OMIT),
         f(6, "appProtocol", Str, PTR|OMIT),
     ] },
-    // 299
+    // 304
     Message { name: "k8s.io.api.core.v1.ServiceProxyOptions", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
     ] },
-    // 300
+    // 305
     Message { name: "k8s.io.api.core.v1.ServiceSpec", special: Special::Plain, fields: &[
-        f(1, "ports", M(298), REP|OMIT),
+        f(1, "ports", M(303), REP|OMIT),
         f(2, "selector", Str, MAP|OMIT),
         f(3, "clusterIP", Str, OMIT),
         f(4, "type", Str, OMIT),
@@ -2215,7 +2251,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(11, "externalTrafficPolicy", Str, OMIT),
         f(12, "healthCheckNodePort", I32, OMIT),
         f(13, "publishNotReadyAddresses", Bool, OMIT),
-        f(14, "sessionAffinityConfig", M(302), PTR|OMIT),
+        f(14, "sessionAffinityConfig", M(307), PTR|OMIT),
         f(17, "ipFamilyPolicy", Str, PTR|OMIT),
         f(18, "clusterIPs", Str, REP|OMIT),
         f(19, "ipFamilies", Str, REP|OMIT),
@@ -2224,53 +2260,53 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(22, "internalTrafficPolicy", Str, PTR|OMIT),
         f(23, "trafficDistribution", Str, PTR|OMIT),
     ] },
-    // 301
+    // 306
     Message { name: "k8s.io.api.core.v1.ServiceStatus", special: Special::Plain, fields: &[
-        f(1, "loadBalancer", M(192), 0),
-        f(2, "conditions", M(419), REP|OMIT),
+        f(1, "loadBalancer", M(197), 0),
+        f(2, "conditions", M(424), REP|OMIT),
     ] },
-    // 302
+    // 307
     Message { name: "k8s.io.api.core.v1.SessionAffinityConfig", special: Special::Plain, fields: &[
-        f(1, "clientIP", M(128), PTR|OMIT),
+        f(1, "clientIP", M(133), PTR|OMIT),
     ] },
-    // 303
+    // 308
     Message { name: "k8s.io.api.core.v1.SleepAction", special: Special::Plain, fields: &[
         f(1, "seconds", I64, 0),
     ] },
-    // 304
+    // 309
     Message { name: "k8s.io.api.core.v1.StorageOSPersistentVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeName", Str, OMIT),
         f(2, "volumeNamespace", Str, OMIT),
         f(3, "fsType", Str, OMIT),
         f(4, "readOnly", Bool, OMIT),
-        f(5, "secretRef", M(220), PTR|OMIT),
+        f(5, "secretRef", M(225), PTR|OMIT),
     ] },
-    // 305
+    // 310
     Message { name: "k8s.io.api.core.v1.StorageOSVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumeName", Str, OMIT),
         f(2, "volumeNamespace", Str, OMIT),
         f(3, "fsType", Str, OMIT),
         f(4, "readOnly", Bool, OMIT),
-        f(5, "secretRef", M(193), PTR|OMIT),
+        f(5, "secretRef", M(198), PTR|OMIT),
     ] },
-    // 306
+    // 311
     Message { name: "k8s.io.api.core.v1.Sysctl", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "value", Str, 0),
     ] },
-    // 307
+    // 312
     Message { name: "k8s.io.api.core.v1.TCPSocketAction", special: Special::Plain, fields: &[
-        f(1, "port", M(437), 0),
+        f(1, "port", M(442), 0),
         f(2, "host", Str, OMIT),
     ] },
-    // 308
+    // 313
     Message { name: "k8s.io.api.core.v1.Taint", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "value", Str, OMIT),
         f(3, "effect", Str, 0),
-        f(4, "timeAdded", M(435), PTR|OMIT),
+        f(4, "timeAdded", M(440), PTR|OMIT),
     ] },
-    // 309
+    // 314
     Message { name: "k8s.io.api.core.v1.Toleration", special: Special::Plain, fields: &[
         f(1, "key", Str, OMIT),
         f(2, "operator", Str, OMIT),
@@ -2278,50 +2314,50 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "effect", Str, OMIT),
         f(5, "tolerationSeconds", I64, PTR|OMIT),
     ] },
-    // 310
+    // 315
     Message { name: "k8s.io.api.core.v1.TopologySelectorLabelRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "values", Str, REP),
     ] },
-    // 311
+    // 316
     Message { name: "k8s.io.api.core.v1.TopologySelectorTerm", special: Special::Plain, fields: &[
-        f(1, "matchLabelExpressions", M(310), REP|OMIT),
+        f(1, "matchLabelExpressions", M(315), REP|OMIT),
     ] },
-    // 312
+    // 317
     Message { name: "k8s.io.api.core.v1.TopologySpreadConstraint", special: Special::Plain, fields: &[
         f(1, "maxSkew", I32, 0),
         f(2, "topologyKey", Str, 0),
         f(3, "whenUnsatisfiable", Str, 0),
-        f(4, "labelSelector", M(424), PTR|OMIT),
+        f(4, "labelSelector", M(429), PTR|OMIT),
         f(5, "minDomains", I32, PTR|OMIT),
         f(6, "nodeAffinityPolicy", Str, PTR|OMIT),
         f(7, "nodeTaintsPolicy", Str, PTR|OMIT),
         f(8, "matchLabelKeys", Str, REP|OMIT),
     ] },
-    // 313
+    // 318
     Message { name: "k8s.io.api.core.v1.TypedLocalObjectReference", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, PTR),
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
     ] },
-    // 314
+    // 319
     Message { name: "k8s.io.api.core.v1.TypedObjectReference", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, PTR),
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
         f(4, "namespace", Str, PTR|OMIT),
     ] },
-    // 315
+    // 320
     Message { name: "k8s.io.api.core.v1.Volume", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "", M(322), INLINE),
+        f(2, "", M(327), INLINE),
     ] },
-    // 316
+    // 321
     Message { name: "k8s.io.api.core.v1.VolumeDevice", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "devicePath", Str, 0),
     ] },
-    // 317
+    // 322
     Message { name: "k8s.io.api.core.v1.VolumeMount", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "readOnly", Bool, OMIT),
@@ -2331,190 +2367,190 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "subPathExpr", Str, OMIT),
         f(7, "recursiveReadOnly", Str, PTR|OMIT),
     ] },
-    // 318
+    // 323
     Message { name: "k8s.io.api.core.v1.VolumeMountStatus", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "mountPath", Str, 0),
         f(3, "readOnly", Bool, OMIT),
         f(4, "recursiveReadOnly", Str, PTR|OMIT),
     ] },
-    // 319
+    // 324
     Message { name: "k8s.io.api.core.v1.VolumeNodeAffinity", special: Special::Plain, fields: &[
-        f(1, "required", M(212), PTR|OMIT),
+        f(1, "required", M(217), PTR|OMIT),
     ] },
-    // 320
+    // 325
     Message { name: "k8s.io.api.core.v1.VolumeProjection", special: Special::Plain, fields: &[
-        f(1, "secret", M(290), PTR|OMIT),
-        f(2, "downwardAPI", M(149), PTR|OMIT),
-        f(3, "configMap", M(136), PTR|OMIT),
-        f(4, "serviceAccountToken", M(297), PTR|OMIT),
-        f(5, "clusterTrustBundle", M(129), PTR|OMIT),
+        f(1, "secret", M(295), PTR|OMIT),
+        f(2, "downwardAPI", M(154), PTR|OMIT),
+        f(3, "configMap", M(141), PTR|OMIT),
+        f(4, "serviceAccountToken", M(302), PTR|OMIT),
+        f(5, "clusterTrustBundle", M(134), PTR|OMIT),
     ] },
-    // 321
+    // 326
     Message { name: "k8s.io.api.core.v1.VolumeResourceRequirements", special: Special::Plain, fields: &[
-        f(1, "limits", M(418), MAP|OMIT),
-        f(2, "requests", M(418), MAP|OMIT),
+        f(1, "limits", M(423), MAP|OMIT),
+        f(2, "requests", M(423), MAP|OMIT),
     ] },
-    // 322
+    // 327
     Message { name: "k8s.io.api.core.v1.VolumeSource", special: Special::Plain, fields: &[
-        f(1, "hostPath", M(180), PTR|OMIT),
-        f(2, "emptyDir", M(152), PTR|OMIT),
-        f(3, "gcePersistentDisk", M(171), PTR|OMIT),
-        f(4, "awsElasticBlockStore", M(112), PTR|OMIT),
-        f(5, "gitRepo", M(173), PTR|OMIT),
-        f(6, "secret", M(292), PTR|OMIT),
-        f(7, "nfs", M(196), PTR|OMIT),
-        f(8, "iscsi", M(182), PTR|OMIT),
-        f(9, "glusterfs", M(175), PTR|OMIT),
-        f(10, "persistentVolumeClaim", M(227), PTR|OMIT),
-        f(11, "rbd", M(267), PTR|OMIT),
-        f(12, "flexVolume", M(169), PTR|OMIT),
-        f(13, "cinder", M(127), PTR|OMIT),
-        f(14, "cephfs", M(125), PTR|OMIT),
-        f(15, "flocker", M(170), PTR|OMIT),
-        f(16, "downwardAPI", M(151), PTR|OMIT),
-        f(17, "fc", M(167), PTR|OMIT),
-        f(18, "azureFile", M(119), PTR|OMIT),
-        f(19, "configMap", M(137), PTR|OMIT),
-        f(20, "vsphereVolume", M(323), PTR|OMIT),
-        f(21, "quobyte", M(265), PTR|OMIT),
-        f(22, "azureDisk", M(117), PTR|OMIT),
-        f(23, "photonPersistentDisk", M(231), PTR|OMIT),
-        f(24, "portworxVolume", M(258), PTR|OMIT),
-        f(25, "scaleIO", M(283), PTR|OMIT),
-        f(26, "projected", M(264), PTR|OMIT),
-        f(27, "storageos", M(305), PTR|OMIT),
-        f(28, "csi", M(122), PTR|OMIT),
-        f(29, "ephemeral", M(162), PTR|OMIT),
-        f(30, "image", M(183), PTR|OMIT),
+        f(1, "hostPath", M(185), PTR|OMIT),
+        f(2, "emptyDir", M(157), PTR|OMIT),
+        f(3, "gcePersistentDisk", M(176), PTR|OMIT),
+        f(4, "awsElasticBlockStore", M(117), PTR|OMIT),
+        f(5, "gitRepo", M(178), PTR|OMIT),
+        f(6, "secret", M(297), PTR|OMIT),
+        f(7, "nfs", M(201), PTR|OMIT),
+        f(8, "iscsi", M(187), PTR|OMIT),
+        f(9, "glusterfs", M(180), PTR|OMIT),
+        f(10, "persistentVolumeClaim", M(232), PTR|OMIT),
+        f(11, "rbd", M(272), PTR|OMIT),
+        f(12, "flexVolume", M(174), PTR|OMIT),
+        f(13, "cinder", M(132), PTR|OMIT),
+        f(14, "cephfs", M(130), PTR|OMIT),
+        f(15, "flocker", M(175), PTR|OMIT),
+        f(16, "downwardAPI", M(156), PTR|OMIT),
+        f(17, "fc", M(172), PTR|OMIT),
+        f(18, "azureFile", M(124), PTR|OMIT),
+        f(19, "configMap", M(142), PTR|OMIT),
+        f(20, "vsphereVolume", M(328), PTR|OMIT),
+        f(21, "quobyte", M(270), PTR|OMIT),
+        f(22, "azureDisk", M(122), PTR|OMIT),
+        f(23, "photonPersistentDisk", M(236), PTR|OMIT),
+        f(24, "portworxVolume", M(263), PTR|OMIT),
+        f(25, "scaleIO", M(288), PTR|OMIT),
+        f(26, "projected", M(269), PTR|OMIT),
+        f(27, "storageos", M(310), PTR|OMIT),
+        f(28, "csi", M(127), PTR|OMIT),
+        f(29, "ephemeral", M(167), PTR|OMIT),
+        f(30, "image", M(188), PTR|OMIT),
     ] },
-    // 323
+    // 328
     Message { name: "k8s.io.api.core.v1.VsphereVirtualDiskVolumeSource", special: Special::Plain, fields: &[
         f(1, "volumePath", Str, 0),
         f(2, "fsType", Str, OMIT),
         f(3, "storagePolicyName", Str, OMIT),
         f(4, "storagePolicyID", Str, OMIT),
     ] },
-    // 324
+    // 329
     Message { name: "k8s.io.api.core.v1.WeightedPodAffinityTerm", special: Special::Plain, fields: &[
         f(1, "weight", I32, 0),
-        f(2, "podAffinityTerm", M(234), 0),
+        f(2, "podAffinityTerm", M(239), 0),
     ] },
-    // 325
+    // 330
     Message { name: "k8s.io.api.core.v1.WindowsSecurityContextOptions", special: Special::Plain, fields: &[
         f(1, "gmsaCredentialSpecName", Str, PTR|OMIT),
         f(2, "gmsaCredentialSpec", Str, PTR|OMIT),
         f(3, "runAsUserName", Str, PTR|OMIT),
         f(4, "hostProcess", Bool, PTR|OMIT),
     ] },
-    // 326
+    // 331
     Message { name: "k8s.io.api.discovery.v1.Endpoint", special: Special::Plain, fields: &[
         f(1, "addresses", Str, REP),
-        f(2, "conditions", M(327), 0),
+        f(2, "conditions", M(332), 0),
         f(3, "hostname", Str, PTR|OMIT),
-        f(4, "targetRef", M(220), PTR|OMIT),
+        f(4, "targetRef", M(225), PTR|OMIT),
         f(5, "deprecatedTopology", Str, MAP|OMIT),
         f(6, "nodeName", Str, PTR|OMIT),
         f(7, "zone", Str, PTR|OMIT),
-        f(8, "hints", M(328), PTR|OMIT),
+        f(8, "hints", M(333), PTR|OMIT),
     ] },
-    // 327
+    // 332
     Message { name: "k8s.io.api.discovery.v1.EndpointConditions", special: Special::Plain, fields: &[
         f(1, "ready", Bool, PTR|OMIT),
         f(2, "serving", Bool, PTR|OMIT),
         f(3, "terminating", Bool, PTR|OMIT),
     ] },
-    // 328
+    // 333
     Message { name: "k8s.io.api.discovery.v1.EndpointHints", special: Special::Plain, fields: &[
-        f(1, "forZones", M(332), REP|OMIT),
-        f(2, "forNodes", M(331), REP|OMIT),
+        f(1, "forZones", M(337), REP|OMIT),
+        f(2, "forNodes", M(336), REP|OMIT),
     ] },
-    // 329
+    // 334
     Message { name: "k8s.io.api.discovery.v1.EndpointPort", special: Special::Plain, fields: &[
         f(1, "name", Str, PTR|OMIT),
         f(2, "protocol", Str, PTR|OMIT),
         f(3, "port", I32, PTR|OMIT),
         f(4, "appProtocol", Str, PTR|OMIT),
     ] },
-    // 330
+    // 335
     Message { name: "k8s.io.api.discovery.v1.EndpointSlice", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "endpoints", M(326), REP),
-        f(3, "ports", M(329), REP),
+        f(1, "metadata", M(434), 0),
+        f(2, "endpoints", M(331), REP),
+        f(3, "ports", M(334), REP),
         f(4, "addressType", Str, 0),
     ] },
-    // 331
+    // 336
     Message { name: "k8s.io.api.discovery.v1.ForNode", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
     ] },
-    // 332
+    // 337
     Message { name: "k8s.io.api.discovery.v1.ForZone", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
     ] },
-    // 333
+    // 338
     Message { name: "k8s.io.api.events.v1.Event", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "eventTime", M(428), 0),
-        f(3, "series", M(334), PTR|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "eventTime", M(433), 0),
+        f(3, "series", M(339), PTR|OMIT),
         f(4, "reportingController", Str, OMIT),
         f(5, "reportingInstance", Str, OMIT),
         f(6, "action", Str, OMIT),
         f(7, "reason", Str, OMIT),
-        f(8, "regarding", M(220), 0),
-        f(9, "related", M(220), PTR|OMIT),
+        f(8, "regarding", M(225), 0),
+        f(9, "related", M(225), PTR|OMIT),
         f(10, "note", Str, OMIT),
         f(11, "type", Str, OMIT),
-        f(12, "deprecatedSource", M(165), 0),
-        f(13, "deprecatedFirstTimestamp", M(435), 0),
-        f(14, "deprecatedLastTimestamp", M(435), 0),
+        f(12, "deprecatedSource", M(170), 0),
+        f(13, "deprecatedFirstTimestamp", M(440), 0),
+        f(14, "deprecatedLastTimestamp", M(440), 0),
         f(15, "deprecatedCount", I32, OMIT),
     ] },
-    // 334
+    // 339
     Message { name: "k8s.io.api.events.v1.EventSeries", special: Special::Plain, fields: &[
         f(1, "count", I32, 0),
-        f(2, "lastObservedTime", M(428), 0),
+        f(2, "lastObservedTime", M(433), 0),
     ] },
-    // 335
+    // 340
     Message { name: "k8s.io.api.networking.v1.HTTPIngressPath", special: Special::Plain, fields: &[
         f(1, "path", Str, OMIT),
-        f(2, "backend", M(341), 0),
+        f(2, "backend", M(346), 0),
         f(3, "pathType", Str, PTR),
     ] },
-    // 336
+    // 341
     Message { name: "k8s.io.api.networking.v1.HTTPIngressRuleValue", special: Special::Plain, fields: &[
-        f(1, "paths", M(335), REP),
+        f(1, "paths", M(340), REP),
     ] },
-    // 337
+    // 342
     Message { name: "k8s.io.api.networking.v1.IPAddress", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(338), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(343), 0),
     ] },
-    // 338
+    // 343
     Message { name: "k8s.io.api.networking.v1.IPAddressSpec", special: Special::Plain, fields: &[
-        f(1, "parentRef", M(360), PTR|OMIT),
+        f(1, "parentRef", M(365), PTR|OMIT),
     ] },
-    // 339
+    // 344
     Message { name: "k8s.io.api.networking.v1.IPBlock", special: Special::Plain, fields: &[
         f(1, "cidr", Str, 0),
         f(2, "except", Str, REP|OMIT),
     ] },
-    // 340
+    // 345
     Message { name: "k8s.io.api.networking.v1.Ingress", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(351), 0),
-        f(3, "status", M(352), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(356), 0),
+        f(3, "status", M(357), 0),
     ] },
-    // 341
+    // 346
     Message { name: "k8s.io.api.networking.v1.IngressBackend", special: Special::Plain, fields: &[
-        f(3, "resource", M(313), PTR|OMIT),
-        f(4, "service", M(350), PTR|OMIT),
+        f(3, "resource", M(318), PTR|OMIT),
+        f(4, "service", M(355), PTR|OMIT),
     ] },
-    // 342
+    // 347
     Message { name: "k8s.io.api.networking.v1.IngressClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(344), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(349), 0),
     ] },
-    // 343
+    // 348
     Message { name: "k8s.io.api.networking.v1.IngressClassParametersReference", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, PTR|OMIT),
         f(2, "kind", Str, 0),
@@ -2522,162 +2558,162 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "scope", Str, PTR),
         f(5, "namespace", Str, PTR|OMIT),
     ] },
-    // 344
+    // 349
     Message { name: "k8s.io.api.networking.v1.IngressClassSpec", special: Special::Plain, fields: &[
         f(1, "controller", Str, OMIT),
-        f(2, "parameters", M(343), PTR|OMIT),
+        f(2, "parameters", M(348), PTR|OMIT),
     ] },
-    // 345
+    // 350
     Message { name: "k8s.io.api.networking.v1.IngressLoadBalancerIngress", special: Special::Plain, fields: &[
         f(1, "ip", Str, OMIT),
         f(2, "hostname", Str, OMIT),
-        f(4, "ports", M(347), REP|OMIT),
+        f(4, "ports", M(352), REP|OMIT),
     ] },
-    // 346
+    // 351
     Message { name: "k8s.io.api.networking.v1.IngressLoadBalancerStatus", special: Special::Plain, fields: &[
-        f(1, "ingress", M(345), REP|OMIT),
+        f(1, "ingress", M(350), REP|OMIT),
     ] },
-    // 347
+    // 352
     Message { name: "k8s.io.api.networking.v1.IngressPortStatus", special: Special::Plain, fields: &[
         f(1, "port", I32, 0),
         f(2, "protocol", Str, 0),
         f(3, "error", Str, PTR|OMIT),
     ] },
-    // 348
+    // 353
     Message { name: "k8s.io.api.networking.v1.IngressRule", special: Special::Plain, fields: &[
         f(1, "host", Str, OMIT),
-        f(2, "", M(349), INLINE),
+        f(2, "", M(354), INLINE),
     ] },
-    // 349
+    // 354
     Message { name: "k8s.io.api.networking.v1.IngressRuleValue", special: Special::Plain, fields: &[
-        f(1, "http", M(336), PTR|OMIT),
+        f(1, "http", M(341), PTR|OMIT),
     ] },
-    // 350
+    // 355
     Message { name: "k8s.io.api.networking.v1.IngressServiceBackend", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
-        f(2, "port", M(361), 0),
+        f(2, "port", M(366), 0),
     ] },
-    // 351
+    // 356
     Message { name: "k8s.io.api.networking.v1.IngressSpec", special: Special::Plain, fields: &[
-        f(1, "defaultBackend", M(341), PTR|OMIT),
-        f(2, "tls", M(353), REP|OMIT),
-        f(3, "rules", M(348), REP|OMIT),
+        f(1, "defaultBackend", M(346), PTR|OMIT),
+        f(2, "tls", M(358), REP|OMIT),
+        f(3, "rules", M(353), REP|OMIT),
         f(4, "ingressClassName", Str, PTR|OMIT),
     ] },
-    // 352
+    // 357
     Message { name: "k8s.io.api.networking.v1.IngressStatus", special: Special::Plain, fields: &[
-        f(1, "loadBalancer", M(346), 0),
+        f(1, "loadBalancer", M(351), 0),
     ] },
-    // 353
+    // 358
     Message { name: "k8s.io.api.networking.v1.IngressTLS", special: Special::Plain, fields: &[
         f(1, "hosts", Str, REP|OMIT),
         f(2, "secretName", Str, OMIT),
     ] },
-    // 354
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicy", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(359), 0),
-    ] },
-    // 355
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyEgressRule", special: Special::Plain, fields: &[
-        f(1, "ports", M(358), REP|OMIT),
-        f(2, "to", M(357), REP|OMIT),
-    ] },
-    // 356
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyIngressRule", special: Special::Plain, fields: &[
-        f(1, "ports", M(358), REP|OMIT),
-        f(2, "from", M(357), REP|OMIT),
-    ] },
-    // 357
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPeer", special: Special::Plain, fields: &[
-        f(1, "podSelector", M(424), PTR|OMIT),
-        f(2, "namespaceSelector", M(424), PTR|OMIT),
-        f(3, "ipBlock", M(339), PTR|OMIT),
-    ] },
-    // 358
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPort", special: Special::Plain, fields: &[
-        f(1, "protocol", Str, PTR|OMIT),
-        f(2, "port", M(437), PTR|OMIT),
-        f(3, "endPort", I32, PTR|OMIT),
-    ] },
     // 359
-    Message { name: "k8s.io.api.networking.v1.NetworkPolicySpec", special: Special::Plain, fields: &[
-        f(1, "podSelector", M(424), 0),
-        f(2, "ingress", M(356), REP|OMIT),
-        f(3, "egress", M(355), REP|OMIT),
-        f(4, "policyTypes", Str, REP|OMIT),
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicy", special: Special::Plain, fields: &[
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(364), 0),
     ] },
     // 360
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyEgressRule", special: Special::Plain, fields: &[
+        f(1, "ports", M(363), REP|OMIT),
+        f(2, "to", M(362), REP|OMIT),
+    ] },
+    // 361
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyIngressRule", special: Special::Plain, fields: &[
+        f(1, "ports", M(363), REP|OMIT),
+        f(2, "from", M(362), REP|OMIT),
+    ] },
+    // 362
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPeer", special: Special::Plain, fields: &[
+        f(1, "podSelector", M(429), PTR|OMIT),
+        f(2, "namespaceSelector", M(429), PTR|OMIT),
+        f(3, "ipBlock", M(344), PTR|OMIT),
+    ] },
+    // 363
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicyPort", special: Special::Plain, fields: &[
+        f(1, "protocol", Str, PTR|OMIT),
+        f(2, "port", M(442), PTR|OMIT),
+        f(3, "endPort", I32, PTR|OMIT),
+    ] },
+    // 364
+    Message { name: "k8s.io.api.networking.v1.NetworkPolicySpec", special: Special::Plain, fields: &[
+        f(1, "podSelector", M(429), 0),
+        f(2, "ingress", M(361), REP|OMIT),
+        f(3, "egress", M(360), REP|OMIT),
+        f(4, "policyTypes", Str, REP|OMIT),
+    ] },
+    // 365
     Message { name: "k8s.io.api.networking.v1.ParentReference", special: Special::Plain, fields: &[
         f(1, "group", Str, OMIT),
         f(2, "resource", Str, OMIT),
         f(3, "namespace", Str, OMIT),
         f(4, "name", Str, OMIT),
     ] },
-    // 361
+    // 366
     Message { name: "k8s.io.api.networking.v1.ServiceBackendPort", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "number", I32, OMIT),
     ] },
-    // 362
+    // 367
     Message { name: "k8s.io.api.networking.v1.ServiceCIDR", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(363), 0),
-        f(3, "status", M(364), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(368), 0),
+        f(3, "status", M(369), 0),
     ] },
-    // 363
+    // 368
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRSpec", special: Special::Plain, fields: &[
         f(1, "cidrs", Str, REP|OMIT),
     ] },
-    // 364
+    // 369
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRStatus", special: Special::Plain, fields: &[
-        f(1, "conditions", M(419), REP|OMIT),
+        f(1, "conditions", M(424), REP|OMIT),
     ] },
-    // 365
+    // 370
     Message { name: "k8s.io.api.policy.v1.Eviction", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "deleteOptions", M(420), PTR|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "deleteOptions", M(425), PTR|OMIT),
     ] },
-    // 366
+    // 371
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudget", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(367), 0),
-        f(3, "status", M(368), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(372), 0),
+        f(3, "status", M(373), 0),
     ] },
-    // 367
+    // 372
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetSpec", special: Special::Plain, fields: &[
-        f(1, "minAvailable", M(437), PTR|OMIT),
-        f(2, "selector", M(424), PTR|OMIT),
-        f(3, "maxUnavailable", M(437), PTR|OMIT),
+        f(1, "minAvailable", M(442), PTR|OMIT),
+        f(2, "selector", M(429), PTR|OMIT),
+        f(3, "maxUnavailable", M(442), PTR|OMIT),
         f(4, "unhealthyPodEvictionPolicy", Str, PTR|OMIT),
     ] },
-    // 368
+    // 373
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetStatus", special: Special::Plain, fields: &[
         f(1, "observedGeneration", I64, OMIT),
-        f(2, "disruptedPods", M(435), MAP|OMIT),
+        f(2, "disruptedPods", M(440), MAP|OMIT),
         f(3, "disruptionsAllowed", I32, 0),
         f(4, "currentHealthy", I32, 0),
         f(5, "desiredHealthy", I32, 0),
         f(6, "expectedPods", I32, 0),
-        f(7, "conditions", M(419), REP|OMIT),
+        f(7, "conditions", M(424), REP|OMIT),
     ] },
-    // 369
+    // 374
     Message { name: "k8s.io.api.rbac.v1.AggregationRule", special: Special::Plain, fields: &[
-        f(1, "clusterRoleSelectors", M(424), REP|OMIT),
+        f(1, "clusterRoleSelectors", M(429), REP|OMIT),
     ] },
-    // 370
+    // 375
     Message { name: "k8s.io.api.rbac.v1.ClusterRole", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "rules", M(372), REP),
-        f(3, "aggregationRule", M(369), PTR|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "rules", M(377), REP),
+        f(3, "aggregationRule", M(374), PTR|OMIT),
     ] },
-    // 371
+    // 376
     Message { name: "k8s.io.api.rbac.v1.ClusterRoleBinding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "subjects", M(376), REP|OMIT),
-        f(3, "roleRef", M(375), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "subjects", M(381), REP|OMIT),
+        f(3, "roleRef", M(380), 0),
     ] },
-    // 372
+    // 377
     Message { name: "k8s.io.api.rbac.v1.PolicyRule", special: Special::Plain, fields: &[
         f(1, "verbs", Str, REP),
         f(2, "apiGroups", Str, REP|OMIT),
@@ -2685,147 +2721,147 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(4, "resourceNames", Str, REP|OMIT),
         f(5, "nonResourceURLs", Str, REP|OMIT),
     ] },
-    // 373
+    // 378
     Message { name: "k8s.io.api.rbac.v1.Role", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "rules", M(372), REP),
+        f(1, "metadata", M(434), 0),
+        f(2, "rules", M(377), REP),
     ] },
-    // 374
+    // 379
     Message { name: "k8s.io.api.rbac.v1.RoleBinding", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "subjects", M(376), REP|OMIT),
-        f(3, "roleRef", M(375), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "subjects", M(381), REP|OMIT),
+        f(3, "roleRef", M(380), 0),
     ] },
-    // 375
+    // 380
     Message { name: "k8s.io.api.rbac.v1.RoleRef", special: Special::Plain, fields: &[
         f(1, "apiGroup", Str, 0),
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
     ] },
-    // 376
+    // 381
     Message { name: "k8s.io.api.rbac.v1.Subject", special: Special::Plain, fields: &[
         f(1, "kind", Str, 0),
         f(2, "apiGroup", Str, OMIT),
         f(3, "name", Str, 0),
         f(4, "namespace", Str, OMIT),
     ] },
-    // 377
+    // 382
     Message { name: "k8s.io.api.scheduling.v1.PriorityClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "value", I32, 0),
         f(3, "globalDefault", Bool, OMIT),
         f(4, "description", Str, OMIT),
         f(5, "preemptionPolicy", Str, PTR|OMIT),
     ] },
-    // 378
+    // 383
     Message { name: "k8s.io.api.storage.v1.CSIDriver", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(379), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(384), 0),
     ] },
-    // 379
+    // 384
     Message { name: "k8s.io.api.storage.v1.CSIDriverSpec", special: Special::Plain, fields: &[
         f(1, "attachRequired", Bool, PTR|OMIT),
         f(2, "podInfoOnMount", Bool, PTR|OMIT),
         f(3, "volumeLifecycleModes", Str, REP|OMIT),
         f(4, "storageCapacity", Bool, PTR|OMIT),
         f(5, "fsGroupPolicy", Str, PTR|OMIT),
-        f(6, "tokenRequests", M(385), REP|OMIT),
+        f(6, "tokenRequests", M(390), REP|OMIT),
         f(7, "requiresRepublish", Bool, PTR|OMIT),
         f(8, "seLinuxMount", Bool, PTR|OMIT),
         f(9, "nodeAllocatableUpdatePeriodSeconds", I64, PTR|OMIT),
     ] },
-    // 380
+    // 385
     Message { name: "k8s.io.api.storage.v1.CSINode", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(382), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(387), 0),
     ] },
-    // 381
+    // 386
     Message { name: "k8s.io.api.storage.v1.CSINodeDriver", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "nodeID", Str, 0),
         f(3, "topologyKeys", Str, REP),
-        f(4, "allocatable", M(391), PTR|OMIT),
+        f(4, "allocatable", M(396), PTR|OMIT),
     ] },
-    // 382
+    // 387
     Message { name: "k8s.io.api.storage.v1.CSINodeSpec", special: Special::Plain, fields: &[
-        f(1, "drivers", M(381), REP),
+        f(1, "drivers", M(386), REP),
     ] },
-    // 383
+    // 388
     Message { name: "k8s.io.api.storage.v1.CSIStorageCapacity", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "nodeTopology", M(424), PTR|OMIT),
+        f(1, "metadata", M(434), 0),
+        f(2, "nodeTopology", M(429), PTR|OMIT),
         f(3, "storageClassName", Str, 0),
-        f(4, "capacity", M(418), PTR|OMIT),
-        f(5, "maximumVolumeSize", M(418), PTR|OMIT),
+        f(4, "capacity", M(423), PTR|OMIT),
+        f(5, "maximumVolumeSize", M(423), PTR|OMIT),
     ] },
-    // 384
+    // 389
     Message { name: "k8s.io.api.storage.v1.StorageClass", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
+        f(1, "metadata", M(434), 0),
         f(2, "provisioner", Str, 0),
         f(3, "parameters", Str, MAP|OMIT),
         f(4, "reclaimPolicy", Str, PTR|OMIT),
         f(5, "mountOptions", Str, REP|OMIT),
         f(6, "allowVolumeExpansion", Bool, PTR|OMIT),
         f(7, "volumeBindingMode", Str, PTR|OMIT),
-        f(8, "allowedTopologies", M(311), REP|OMIT),
+        f(8, "allowedTopologies", M(316), REP|OMIT),
     ] },
-    // 385
+    // 390
     Message { name: "k8s.io.api.storage.v1.TokenRequest", special: Special::Plain, fields: &[
         f(1, "audience", Str, 0),
         f(2, "expirationSeconds", I64, PTR|OMIT),
     ] },
-    // 386
+    // 391
     Message { name: "k8s.io.api.storage.v1.VolumeAttachment", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(388), 0),
-        f(3, "status", M(389), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(393), 0),
+        f(3, "status", M(394), 0),
     ] },
-    // 387
+    // 392
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSource", special: Special::Plain, fields: &[
         f(1, "persistentVolumeName", Str, PTR|OMIT),
-        f(2, "inlineVolumeSpec", M(229), PTR|OMIT),
+        f(2, "inlineVolumeSpec", M(234), PTR|OMIT),
     ] },
-    // 388
+    // 393
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSpec", special: Special::Plain, fields: &[
         f(1, "attacher", Str, 0),
-        f(2, "source", M(387), 0),
+        f(2, "source", M(392), 0),
         f(3, "nodeName", Str, 0),
     ] },
-    // 389
+    // 394
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentStatus", special: Special::Plain, fields: &[
         f(1, "attached", Bool, 0),
         f(2, "attachmentMetadata", Str, MAP|OMIT),
-        f(3, "attachError", M(390), PTR|OMIT),
-        f(4, "detachError", M(390), PTR|OMIT),
+        f(3, "attachError", M(395), PTR|OMIT),
+        f(4, "detachError", M(395), PTR|OMIT),
     ] },
-    // 390
+    // 395
     Message { name: "k8s.io.api.storage.v1.VolumeError", special: Special::Plain, fields: &[
-        f(1, "time", M(435), 0),
+        f(1, "time", M(440), 0),
         f(2, "message", Str, OMIT),
         f(3, "errorCode", I32, PTR|OMIT),
     ] },
-    // 391
+    // 396
     Message { name: "k8s.io.api.storage.v1.VolumeNodeResources", special: Special::Plain, fields: &[
         f(1, "count", I32, PTR|OMIT),
     ] },
-    // 392
+    // 397
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionRequest", special: Special::Plain, fields: &[
         f(1, "uid", Str, 0),
         f(2, "desiredAPIVersion", Str, 0),
-        f(3, "objects", M(436), REP),
+        f(3, "objects", M(441), REP),
     ] },
-    // 393
+    // 398
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionResponse", special: Special::Plain, fields: &[
         f(1, "uid", Str, 0),
-        f(2, "convertedObjects", M(436), REP),
-        f(3, "result", M(432), 0),
+        f(2, "convertedObjects", M(441), REP),
+        f(3, "result", M(437), 0),
     ] },
-    // 394
+    // 399
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ConversionReview", special: Special::Plain, fields: &[
-        f(1, "request", M(392), PTR|OMIT),
-        f(2, "response", M(393), PTR|OMIT),
+        f(1, "request", M(397), PTR|OMIT),
+        f(2, "response", M(398), PTR|OMIT),
     ] },
-    // 395
+    // 400
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "type", Str, 0),
@@ -2834,26 +2870,26 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "priority", I32, OMIT),
         f(6, "jsonPath", Str, 0),
     ] },
-    // 396
+    // 401
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", special: Special::Plain, fields: &[
         f(1, "strategy", Str, 0),
-        f(2, "webhook", M(417), PTR|OMIT),
+        f(2, "webhook", M(422), PTR|OMIT),
     ] },
-    // 397
+    // 402
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", special: Special::Plain, fields: &[
-        f(1, "metadata", M(429), 0),
-        f(2, "spec", M(400), 0),
-        f(3, "status", M(401), 0),
+        f(1, "metadata", M(434), 0),
+        f(2, "spec", M(405), 0),
+        f(3, "status", M(406), 0),
     ] },
-    // 398
+    // 403
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
-        f(3, "lastTransitionTime", M(435), 0),
+        f(3, "lastTransitionTime", M(440), 0),
         f(4, "reason", Str, OMIT),
         f(5, "message", Str, OMIT),
     ] },
-    // 399
+    // 404
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", special: Special::Plain, fields: &[
         f(1, "plural", Str, 0),
         f(2, "singular", Str, OMIT),
@@ -2862,61 +2898,61 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "listKind", Str, OMIT),
         f(6, "categories", Str, REP|OMIT),
     ] },
-    // 400
+    // 405
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", special: Special::Plain, fields: &[
         f(1, "group", Str, 0),
-        f(3, "names", M(399), 0),
+        f(3, "names", M(404), 0),
         f(4, "scope", Str, 0),
-        f(7, "versions", M(402), REP),
-        f(9, "conversion", M(396), PTR|OMIT),
+        f(7, "versions", M(407), REP),
+        f(9, "conversion", M(401), PTR|OMIT),
         f(10, "preserveUnknownFields", Bool, OMIT),
     ] },
-    // 401
+    // 406
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus", special: Special::Plain, fields: &[
-        f(1, "conditions", M(398), REP),
-        f(2, "acceptedNames", M(399), 0),
+        f(1, "conditions", M(403), REP),
+        f(2, "acceptedNames", M(404), 0),
         f(3, "storedVersions", Str, REP),
     ] },
-    // 402
+    // 407
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion", special: Special::Plain, fields: &[
         f(1, "name", Str, 0),
         f(2, "served", Bool, 0),
         f(3, "storage", Bool, 0),
-        f(4, "schema", M(406), PTR|OMIT),
-        f(5, "subresources", M(405), PTR|OMIT),
-        f(6, "additionalPrinterColumns", M(395), REP|OMIT),
+        f(4, "schema", M(411), PTR|OMIT),
+        f(5, "subresources", M(410), PTR|OMIT),
+        f(6, "additionalPrinterColumns", M(400), REP|OMIT),
         f(7, "deprecated", Bool, OMIT),
         f(8, "deprecationWarning", Str, PTR|OMIT),
-        f(9, "selectableFields", M(413), REP|OMIT),
+        f(9, "selectableFields", M(418), REP|OMIT),
     ] },
-    // 403
+    // 408
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", special: Special::Plain, fields: &[
         f(1, "specReplicasPath", Str, 0),
         f(2, "statusReplicasPath", Str, 0),
         f(3, "labelSelectorPath", Str, PTR|OMIT),
     ] },
-    // 404
+    // 409
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus", special: Special::Plain, fields: &[
     ] },
-    // 405
+    // 410
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", special: Special::Plain, fields: &[
-        f(1, "status", M(404), PTR|OMIT),
-        f(2, "scale", M(403), PTR|OMIT),
+        f(1, "status", M(409), PTR|OMIT),
+        f(2, "scale", M(408), PTR|OMIT),
     ] },
-    // 406
+    // 411
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", special: Special::Plain, fields: &[
-        f(1, "openAPIV3Schema", M(409), PTR|OMIT),
+        f(1, "openAPIV3Schema", M(414), PTR|OMIT),
     ] },
-    // 407
+    // 412
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation", special: Special::Plain, fields: &[
         f(1, "description", Str, OMIT),
         f(2, "url", Str, OMIT),
     ] },
-    // 408
+    // 413
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON", special: Special::RawJson, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 409
+    // 414
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps", special: Special::Plain, fields: &[
         f(1, "id", Str, OMIT),
         f(2, "$schema", Str, OMIT),
@@ -2925,7 +2961,7 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "type", Str, OMIT),
         f(6, "format", Str, OMIT),
         f(7, "title", Str, OMIT),
-        f(8, "default", M(408), PTR|OMIT),
+        f(8, "default", M(413), PTR|OMIT),
         f(9, "maximum", F64, PTR|OMIT),
         f(10, "exclusiveMaximum", Bool, OMIT),
         f(11, "minimum", F64, PTR|OMIT),
@@ -2937,23 +2973,23 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(17, "minItems", I64, PTR|OMIT),
         f(18, "uniqueItems", Bool, OMIT),
         f(19, "multipleOf", F64, PTR|OMIT),
-        f(20, "enum", M(408), REP|OMIT),
+        f(20, "enum", M(413), REP|OMIT),
         f(21, "maxProperties", I64, PTR|OMIT),
         f(22, "minProperties", I64, PTR|OMIT),
         f(23, "required", Str, REP|OMIT),
-        f(24, "items", M(410), PTR|OMIT),
-        f(25, "allOf", M(409), REP|OMIT),
-        f(26, "oneOf", M(409), REP|OMIT),
-        f(27, "anyOf", M(409), REP|OMIT),
-        f(28, "not", M(409), PTR|OMIT),
-        f(29, "properties", M(409), MAP|OMIT),
-        f(30, "additionalProperties", M(411), PTR|OMIT),
-        f(31, "patternProperties", M(409), MAP|OMIT),
-        f(32, "dependencies", M(412), MAP|OMIT),
-        f(33, "additionalItems", M(411), PTR|OMIT),
-        f(34, "definitions", M(409), MAP|OMIT),
-        f(35, "externalDocs", M(407), PTR|OMIT),
-        f(36, "example", M(408), PTR|OMIT),
+        f(24, "items", M(415), PTR|OMIT),
+        f(25, "allOf", M(414), REP|OMIT),
+        f(26, "oneOf", M(414), REP|OMIT),
+        f(27, "anyOf", M(414), REP|OMIT),
+        f(28, "not", M(414), PTR|OMIT),
+        f(29, "properties", M(414), MAP|OMIT),
+        f(30, "additionalProperties", M(416), PTR|OMIT),
+        f(31, "patternProperties", M(414), MAP|OMIT),
+        f(32, "dependencies", M(417), MAP|OMIT),
+        f(33, "additionalItems", M(416), PTR|OMIT),
+        f(34, "definitions", M(414), MAP|OMIT),
+        f(35, "externalDocs", M(412), PTR|OMIT),
+        f(36, "example", M(413), PTR|OMIT),
         f(37, "nullable", Bool, OMIT),
         f(38, "x-kubernetes-preserve-unknown-fields", Bool, PTR|OMIT),
         f(39, "x-kubernetes-embedded-resource", Bool, OMIT),
@@ -2961,35 +2997,35 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(41, "x-kubernetes-list-map-keys", Str, REP|OMIT),
         f(42, "x-kubernetes-list-type", Str, PTR|OMIT),
         f(43, "x-kubernetes-map-type", Str, PTR|OMIT),
-        f(44, "x-kubernetes-validations", M(415), REP|OMIT),
+        f(44, "x-kubernetes-validations", M(420), REP|OMIT),
     ] },
-    // 410
+    // 415
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray", special: Special::SchemaOrArray, fields: &[
-        f(1, "schema", M(409), 0),
-        f(2, "jSonSchemas", M(409), REP),
+        f(1, "schema", M(414), 0),
+        f(2, "jSonSchemas", M(414), REP),
     ] },
-    // 411
+    // 416
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool", special: Special::SchemaOrBool, fields: &[
         f(1, "allows", Bool, 0),
-        f(2, "schema", M(409), 0),
+        f(2, "schema", M(414), 0),
     ] },
-    // 412
+    // 417
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray", special: Special::SchemaOrStringArray, fields: &[
-        f(1, "schema", M(409), 0),
+        f(1, "schema", M(414), 0),
         f(2, "property", Str, REP),
     ] },
-    // 413
+    // 418
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField", special: Special::Plain, fields: &[
         f(1, "jsonPath", Str, 0),
     ] },
-    // 414
+    // 419
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference", special: Special::Plain, fields: &[
         f(1, "namespace", Str, 0),
         f(2, "name", Str, 0),
         f(3, "path", Str, PTR|OMIT),
         f(4, "port", I32, PTR|OMIT),
     ] },
-    // 415
+    // 420
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.ValidationRule", special: Special::Plain, fields: &[
         f(1, "rule", Str, 0),
         f(2, "message", Str, OMIT),
@@ -2998,87 +3034,87 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "fieldPath", Str, OMIT),
         f(6, "optionalOldSelf", Bool, PTR|OMIT),
     ] },
-    // 416
+    // 421
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig", special: Special::Plain, fields: &[
-        f(1, "service", M(414), PTR|OMIT),
+        f(1, "service", M(419), PTR|OMIT),
         f(2, "caBundle", Bytes, OMIT),
         f(3, "url", Str, PTR|OMIT),
     ] },
-    // 417
+    // 422
     Message { name: "k8s.io.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion", special: Special::Plain, fields: &[
-        f(2, "clientConfig", M(416), PTR|OMIT),
+        f(2, "clientConfig", M(421), PTR|OMIT),
         f(3, "conversionReviewVersions", Str, REP),
     ] },
-    // 418
+    // 423
     Message { name: "k8s.io.apimachinery.pkg.api.resource.Quantity", special: Special::Quantity, fields: &[
         f(1, "string", Str, 0),
     ] },
-    // 419
+    // 424
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Condition", special: Special::Plain, fields: &[
         f(1, "type", Str, 0),
         f(2, "status", Str, 0),
         f(3, "observedGeneration", I64, OMIT),
-        f(4, "lastTransitionTime", M(435), 0),
+        f(4, "lastTransitionTime", M(440), 0),
         f(5, "reason", Str, 0),
         f(6, "message", Str, 0),
     ] },
-    // 420
+    // 425
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions", special: Special::Plain, fields: &[
         f(1, "gracePeriodSeconds", I64, PTR|OMIT),
-        f(2, "preconditions", M(431), PTR|OMIT),
+        f(2, "preconditions", M(436), PTR|OMIT),
         f(3, "orphanDependents", Bool, PTR|OMIT),
         f(4, "propagationPolicy", Str, PTR|OMIT),
         f(5, "dryRun", Str, REP|OMIT),
         f(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool, PTR|OMIT),
     ] },
-    // 421
+    // 426
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Duration", special: Special::Duration, fields: &[
         f(1, "duration", I64, 0),
     ] },
-    // 422
+    // 427
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 423
+    // 428
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1", special: Special::RawJson, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 424
+    // 429
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector", special: Special::Plain, fields: &[
         f(1, "matchLabels", Str, MAP|OMIT),
-        f(2, "matchExpressions", M(425), REP|OMIT),
+        f(2, "matchExpressions", M(430), REP|OMIT),
     ] },
-    // 425
+    // 430
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", special: Special::Plain, fields: &[
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP|OMIT),
     ] },
-    // 426
+    // 431
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta", special: Special::Plain, fields: &[
         f(1, "selfLink", Str, OMIT),
         f(2, "resourceVersion", Str, OMIT),
         f(3, "continue", Str, OMIT),
         f(4, "remainingItemCount", I64, PTR|OMIT),
     ] },
-    // 427
+    // 432
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry", special: Special::Plain, fields: &[
         f(1, "manager", Str, OMIT),
         f(2, "operation", Str, OMIT),
         f(3, "apiVersion", Str, OMIT),
-        f(4, "time", M(435), PTR|OMIT),
+        f(4, "time", M(440), PTR|OMIT),
         f(6, "fieldsType", Str, OMIT),
-        f(7, "fieldsV1", M(423), PTR|OMIT),
+        f(7, "fieldsV1", M(428), PTR|OMIT),
         f(8, "subresource", Str, OMIT),
     ] },
-    // 428
+    // 433
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime", special: Special::MicroTime, fields: &[
         f(1, "seconds", I64, 0),
         f(2, "nanos", I32, 0),
     ] },
-    // 429
+    // 434
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "generateName", Str, OMIT),
@@ -3087,16 +3123,16 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(5, "uid", Str, OMIT),
         f(6, "resourceVersion", Str, OMIT),
         f(7, "generation", I64, OMIT),
-        f(8, "creationTimestamp", M(435), 0),
-        f(9, "deletionTimestamp", M(435), PTR|OMIT),
+        f(8, "creationTimestamp", M(440), 0),
+        f(9, "deletionTimestamp", M(440), PTR|OMIT),
         f(10, "deletionGracePeriodSeconds", I64, PTR|OMIT),
         f(11, "labels", Str, MAP|OMIT),
         f(12, "annotations", Str, MAP|OMIT),
-        f(13, "ownerReferences", M(430), REP|OMIT),
+        f(13, "ownerReferences", M(435), REP|OMIT),
         f(14, "finalizers", Str, REP|OMIT),
-        f(17, "managedFields", M(427), REP|OMIT),
+        f(17, "managedFields", M(432), REP|OMIT),
     ] },
-    // 430
+    // 435
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference", special: Special::Plain, fields: &[
         f(1, "kind", Str, 0),
         f(3, "name", Str, 0),
@@ -3105,45 +3141,45 @@ pub(crate) static MESSAGES: &[Message] = &[
         f(6, "controller", Bool, PTR|OMIT),
         f(7, "blockOwnerDeletion", Bool, PTR|OMIT),
     ] },
-    // 431
+    // 436
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions", special: Special::Plain, fields: &[
         f(1, "uid", Str, PTR|OMIT),
         f(2, "resourceVersion", Str, PTR|OMIT),
     ] },
-    // 432
+    // 437
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Status", special: Special::Plain, fields: &[
-        f(1, "metadata", M(426), 0),
+        f(1, "metadata", M(431), 0),
         f(2, "status", Str, OMIT),
         f(3, "message", Str, OMIT),
         f(4, "reason", Str, OMIT),
-        f(5, "details", M(434), PTR|OMIT),
+        f(5, "details", M(439), PTR|OMIT),
         f(6, "code", I32, OMIT),
     ] },
-    // 433
+    // 438
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause", special: Special::Plain, fields: &[
         f(1, "reason", Str, OMIT),
         f(2, "message", Str, OMIT),
         f(3, "field", Str, OMIT),
     ] },
-    // 434
+    // 439
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails", special: Special::Plain, fields: &[
         f(1, "name", Str, OMIT),
         f(2, "group", Str, OMIT),
         f(3, "kind", Str, OMIT),
-        f(4, "causes", M(433), REP|OMIT),
+        f(4, "causes", M(438), REP|OMIT),
         f(5, "retryAfterSeconds", I32, OMIT),
         f(6, "uid", Str, OMIT),
     ] },
-    // 435
+    // 440
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Time", special: Special::Time, fields: &[
         f(1, "seconds", I64, 0),
         f(2, "nanos", I32, 0),
     ] },
-    // 436
+    // 441
     Message { name: "k8s.io.apimachinery.pkg.runtime.RawExtension", special: Special::RawExtension, fields: &[
         f(1, "raw", Bytes, 0),
     ] },
-    // 437
+    // 442
     Message { name: "k8s.io.apimachinery.pkg.util.intstr.IntOrString", special: Special::IntOrString, fields: &[
         f(1, "type", I64, 0),
         f(2, "intVal", I32, 0),

@@ -47,6 +47,13 @@ const STATUS: Subresource = Subresource {
     speaks: None,
     verbs: &["get", "patch", "update"],
 };
+/// A CertificateSigningRequest's approval conditions, written like its status.
+const APPROVAL: Subresource = Subresource {
+    name: "approval",
+    kind: SubresourceKind::Status,
+    speaks: None,
+    verbs: &["get", "patch", "update"],
+};
 const SCALE: Subresource = Subresource {
     name: "scale",
     kind: SubresourceKind::Scale,
@@ -480,6 +487,16 @@ const BUILTINS: &[Builtin] = &[
     r(RBAC, "v1", "ClusterRole", "clusterroles", CLUSTER, &[]),
     r(RBAC, "v1", "RoleBinding", "rolebindings", NS, &[]),
     r(RBAC, "v1", "Role", "roles", NS, &[]),
+    // certificates
+    r(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        CLUSTER,
+        &["csr"],
+    )
+    .sub(&[APPROVAL, STATUS]),
     // storage, scheduling
     r(
         "storage.k8s.io",

@@ -810,6 +810,18 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
     if call.resource.group.is_empty() && call.resource.plural == "pods" {
         crate::admission::admit_pod(call.state, &call.state.admission, &mut object).await?;
     }
+    if call.resource.group == "certificates.k8s.io" {
+        // kube's CSR strategy: who asked is the authenticated user, whatever the body says.
+        let spec = &mut object["spec"];
+        if spec.is_object() {
+            spec["username"] = json!(call.user.name);
+            spec["groups"] = json!(call.user.groups);
+            if let Some(spec) = spec.as_object_mut() {
+                spec.remove("uid");
+                spec.remove("extra");
+            }
+        }
+    }
     if call.resource.group.is_empty() && call.resource.plural == "persistentvolumeclaims" {
         crate::admission::default_storage_class(call.state, &mut object).await?;
     }

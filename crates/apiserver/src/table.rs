@@ -116,6 +116,26 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// kubectl's CSR condition: the condition types, `Issued` once signed, else `Pending`.
+fn csr_condition(csr: &Value) -> Value {
+    let mut parts: Vec<String> = csr["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["type"].as_str().map(str::to_owned))
+        .collect();
+    if csr["status"]["certificate"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+    {
+        parts.push("Issued".to_owned());
+    }
+    if parts.is_empty() {
+        parts.push("Pending".to_owned());
+    }
+    json!(parts.join(","))
+}
+
 fn age(object: &Value) -> Value {
     let Some(created) = object["metadata"]["creationTimestamp"]
         .as_str()
@@ -611,6 +631,22 @@ fn columns(resource: &Resource) -> Vec<Column> {
                 int(&p["status"]["disruptionsAllowed"])
             }),
             col("Age", "string", 0, age),
+        ],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            col("Age", "string", 0, age),
+            col("SignerName", "string", 0, |c| {
+                json!(c["spec"]["signerName"].as_str().unwrap_or(""))
+            }),
+            col("Requestor", "string", 0, |c| {
+                json!(c["spec"]["username"].as_str().unwrap_or(""))
+            }),
+            col("RequestedDuration", "string", 0, |c| {
+                json!(match c["spec"]["expirationSeconds"].as_i64() {
+                    Some(seconds) => human_duration(seconds),
+                    None => "<none>".to_owned(),
+                })
+            }),
+            col("Condition", "string", 0, csr_condition),
         ],
         ("scheduling.k8s.io", "priorityclasses") => vec![
             col("Value", "integer", 0, |p| int(&p["value"])),

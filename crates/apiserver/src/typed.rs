@@ -5,9 +5,10 @@
 
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling,
-    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde_json::Value;
@@ -91,6 +92,7 @@ roundtrip_table! {
     "rbac.authorization.k8s.io" "v1" "ClusterRole" => rbac::ClusterRole;
     "rbac.authorization.k8s.io" "v1" "RoleBinding" => rbac::RoleBinding;
     "rbac.authorization.k8s.io" "v1" "Role" => rbac::Role;
+    "certificates.k8s.io" "v1" "CertificateSigningRequest" => certificates::CertificateSigningRequest;
     "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass;
     "scheduling.k8s.io" "v1" "PriorityClass" => scheduling::PriorityClass;
     "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiextensions::CustomResourceDefinition;

@@ -8,6 +8,7 @@
 //! on a cache that has not seen their own writes yet.
 
 pub mod batchutil;
+pub mod certificates;
 pub mod controllerref;
 pub mod cronjob;
 pub mod cronschedule;
@@ -218,6 +219,8 @@ pub struct Options {
     pub load_balancer_addresses: servicelb::Addresses,
     /// The directory on the nodes where the local-path provisioner makes volumes.
     pub local_path_dir: String,
+    /// The CA that signs approved certificate signing requests; `None`: none are signed.
+    pub signing_ca: Option<certificates::SigningCa>,
 }
 
 impl Default for Options {
@@ -230,6 +233,7 @@ impl Default for Options {
             pod_gc_period: podgc::DEFAULT_PERIOD,
             load_balancer_addresses: servicelb::Addresses::Nodes,
             local_path_dir: "/var/lib/rkube/storage".to_owned(),
+            signing_ca: None,
         }
     }
 }
@@ -254,5 +258,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     deployment::start(&ctx, &options);
     servicelb::start(&ctx, &options);
     volume::start(&ctx, &options);
+    certificates::start(&ctx, &options);
     Ok(ctx)
 }

@@ -22,12 +22,14 @@
 //! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
 //!   runtime over it, the agent's supervised containerd, the pod network's CNI config, and
 //!   the image archives rkube makes (the pause image);
-//! - [`server`], [`cri_streams`], [`container_logs`]: the kubelet's HTTPS server (logs,
-//!   exec, attach, port-forward) and its CRI side;
+//! - [`server`], [`cri_streams`], [`container_logs`], [`certificate`]: the kubelet's HTTPS
+//!   server (logs, exec, attach, port-forward), its CRI side, and its serving certificate
+//!   from the certificates API;
 //! - [`container_spec`], [`machine`]: what a pod's spec asks of the runtime, and what a real
 //!   node reports about its machine.
 
 mod agent;
+pub mod certificate;
 pub mod cni;
 pub mod container_logs;
 pub mod container_spec;

@@ -20,11 +20,11 @@ use rkube_controllers::Stop;
 use rkube_kubelet::containerd::{self, Layout};
 use rkube_kubelet::cri::CriClient;
 use rkube_kubelet::cri_streams::CriStreams;
-use rkube_kubelet::server;
 use rkube_kubelet::{
     Agent, Capacity, CriRuntime, NodeConfig, NodeSetup, Options, Runtime, SystemInfo, hollow_nodes,
     machine,
 };
+use rkube_kubelet::{certificate, server};
 use serde_json::json;
 
 use crate::controller_manager::{client_from, parse_duration};
@@ -277,6 +277,7 @@ pub async fn start_real_node(
     let name = node.node_name.clone().unwrap_or_else(machine::hostname);
     let internal_ip = machine::primary_ip();
     let kubelet_port = start_kubelet_server(
+        client.clone(),
         &node,
         &name,
         internal_ip,
@@ -341,10 +342,12 @@ pub async fn start_real_node(
 
 /// Starts the kubelet's HTTPS server (logs, exec, attach, port-forward) on
 /// `--kubelet-port`; returns the port it listens on. Its serving certificate is signed by
-/// the cluster CA when the CA's key is in the data dir (an agent beside its server), so
-/// the API server verifies it; otherwise it is self-signed (kube's kubelet's default) and
-/// the API server, which checks kubelets against the cluster CA, refuses it.
+/// the cluster CA: directly when the CA's key is in the data dir (an agent beside its
+/// server), else through a CertificateSigningRequest the controller manager approves and
+/// signs. Failing both, it is self-signed (kube's kubelet's default), and the API server,
+/// which checks kubelets against the cluster CA, refuses it (no logs, exec, port-forward).
 async fn start_kubelet_server(
+    client: Client,
     node: &RealNode,
     name: &str,
     internal_ip: IpAddr,
@@ -354,20 +357,28 @@ async fn start_kubelet_server(
     let tls = node.data_dir.join("tls");
     let ca_key = std::fs::read_to_string(tls.join("ca.key")).ok();
     let ca_cert = std::fs::read_to_string(tls.join("ca.crt")).ok();
-    let signer = match (&ca_cert, &ca_key) {
-        (Some(cert), Some(key)) => Some((cert.as_str(), key.as_str())),
-        _ => {
-            tracing::warn!(
-                "no cluster CA key in {}: the kubelet's serving certificate is self-signed, and the API server will refuse it (logs, exec, port-forward)",
-                tls.display()
-            );
-            None
-        }
-    };
     let mut ips = vec![internal_ip];
     ips.extend("127.0.0.1".parse::<IpAddr>().ok());
-    let (cert_pem, key_pem) = server::serving_certificate(name, &ips, signer)
-        .context("making the kubelet's serving certificate")?;
+    let (cert_pem, key_pem) = match (&ca_cert, &ca_key) {
+        (Some(cert), Some(key)) => {
+            server::serving_certificate(name, &ips, Some((cert.as_str(), key.as_str())))
+                .context("making the kubelet's serving certificate")?
+        }
+        _ => {
+            let pki = node.data_dir.join("agent/pki");
+            let wait = Duration::from_secs(30);
+            match certificate::serving_certificate(client, &pki, name, &ips, wait).await {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(
+                        "no CA-signed serving certificate for the kubelet ({err}): it is self-signed, and the API server will refuse it (logs, exec, port-forward)"
+                    );
+                    server::serving_certificate(name, &ips, None)
+                        .context("making the kubelet's serving certificate")?
+                }
+            }
+        }
+    };
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node.kubelet_port);
     let local = server::start(
         server::ServerConfig {

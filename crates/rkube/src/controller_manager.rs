@@ -85,6 +85,13 @@ pub struct CommonArgs {
     /// Terminated pods kept before the oldest are deleted (0: never).
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
+    /// The CA certificate (PEM) that signs approved CertificateSigningRequests (in `rkube
+    /// server`: DATA_DIR/tls/ca.crt).
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// Its private key (in `rkube server`: DATA_DIR/tls/ca.key).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
     /// How often pod garbage collection runs (kube: 20s, not a flag there).
     #[arg(long, default_value = "20s", value_parser = parse_duration, hide = true)]
     pub pod_gc_period: Duration,
@@ -132,14 +139,46 @@ pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
+/// The CA that signs CertificateSigningRequests: the flags' files, else those of
+/// `default_dir` (the server's TLS directory) when both are there.
+pub fn signing_ca(
+    common: &CommonArgs,
+    default_dir: Option<&Path>,
+) -> anyhow::Result<Option<rkube_controllers::certificates::SigningCa>> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    if let (Some(cert), Some(key)) = (
+        &common.cluster_signing_cert_file,
+        &common.cluster_signing_key_file,
+    ) {
+        return Ok(Some(rkube_controllers::certificates::SigningCa {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }));
+    }
+    let Some(dir) = default_dir else {
+        return Ok(None);
+    };
+    match (read(&dir.join("ca.crt")), read(&dir.join("ca.key"))) {
+        (Ok(cert_pem), Ok(key_pem)) => Ok(Some(rkube_controllers::certificates::SigningCa {
+            cert_pem,
+            key_pem,
+        })),
+        _ => Ok(None),
+    }
+}
+
 /// Runs the controllers under leader election until `stop`.
 pub async fn run_elected(
     client: Client,
     common: &CommonArgs,
     root_ca_pem: Option<String>,
+    signing_ca: Option<rkube_controllers::certificates::SigningCa>,
     stop: Stop,
 ) {
     let options = Options {
+        signing_ca,
         workers: common.concurrent_workers,
         root_ca_pem,
         nodes: rkube_controllers::nodelifecycle::NodeOptions {
@@ -184,10 +223,11 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         ),
         None => kubeconfig_ca(&args.kubeconfig),
     };
+    let signing = signing_ca(&args.common, None)?;
     let (handle, stop) = Stop::new();
     let work = tokio::spawn({
         let common = args.common.clone();
-        async move { run_elected(client, &common, root_ca_pem, stop).await }
+        async move { run_elected(client, &common, root_ca_pem, signing, stop).await }
     });
     tokio::signal::ctrl_c()
         .await

@@ -144,10 +144,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.disable_controller_manager {
         let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
         let root_ca = std::fs::read_to_string(args.data_dir.join("tls").join("ca.crt")).ok();
+        let signing = crate::controller_manager::signing_ca(
+            &args.controllers,
+            Some(&args.data_dir.join("tls")),
+        )?;
         let common = args.controllers.clone();
         let stop = stop.clone();
         control_loops.push(tokio::spawn(async move {
-            crate::controller_manager::run_elected(client, &common, root_ca, stop).await;
+            crate::controller_manager::run_elected(client, &common, root_ca, signing, stop).await;
         }));
     }
     if !args.disable_scheduler {

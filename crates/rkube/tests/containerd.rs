@@ -1766,3 +1766,59 @@ fn a_node_past_its_eviction_thresholds_reports_pressure_and_is_tainted() {
         },
     );
 }
+
+#[test]
+fn a_standalone_agent_gets_its_serving_certificate_through_a_csr() {
+    let Some(node) = Node::start_standalone() else {
+        return;
+    };
+    // The agent's data dir has no CA key: it asked the API for a certificate.
+    assert!(!node.node_dir.join("tls/ca.key").exists());
+    let csrs: Value =
+        serde_json::from_str(&node.cluster.kubectl(&["get", "csr", "-o", "json"])).unwrap();
+    let csr = csrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["spec"]["signerName"] == "kubernetes.io/kubelet-serving")
+        .unwrap_or_else(|| panic!("no kubelet-serving CSR: {csrs}"))
+        .clone();
+    assert_eq!(csr["spec"]["username"], "system:node-bootstrap", "{csr}");
+    assert_eq!(csr["status"]["conditions"][0]["type"], "Approved", "{csr}");
+    assert!(csr["status"]["certificate"].is_string(), "{csr}");
+    // The table kubectl prints.
+    let table = node.cluster.kubectl(&["get", "csr"]);
+    assert!(table.contains("Approved,Issued"), "{table}");
+
+    // So the API server reaches the kubelet: logs and exec work.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: talker}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo hello from a standalone node; exec sleep 3600"]
+"#
+    ));
+    node.wait_pod("talker", "Running", |p| {
+        container(p, "containerStatuses", "app")["state"]["running"].is_object()
+    });
+    node.cluster
+        .eventually("kubectl logs", Duration::from_secs(20), || {
+            let out = node.cluster.kubectl_raw(&["logs", "talker"], None);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            text.contains("hello from a standalone node")
+                .then_some(())
+                .ok_or(text)
+        });
+    assert_eq!(
+        node.cluster
+            .kubectl(&["exec", "talker", "--", "echo", "hi"])
+            .trim(),
+        "hi"
+    );
+}

@@ -1381,3 +1381,96 @@ fn emptied_metadata_lists_are_dropped() {
         "{meta}"
     );
 }
+
+#[test]
+fn an_approved_client_certificate_request_is_signed_and_authenticates() {
+    let Some(c) = common::start() else { return };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "jane");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "developers");
+    let request = params.serialize_request(&key).unwrap().pem().unwrap();
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(request);
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {{name: jane}}
+spec:
+  request: {encoded}
+  signerName: kubernetes.io/kube-apiserver-client
+  usages: [client auth]
+"
+        )),
+    );
+    // Not a kubelet's request: it waits for an admin.
+    let table = c.kubectl(&["get", "csr", "jane"]);
+    assert!(table.contains("Pending"), "{table}");
+    let spec = json(&c.kubectl(&["get", "csr", "jane", "-o", "jsonpath={.spec}"]));
+    // Who asked is who the API server authenticated, not what the body said.
+    assert_eq!(spec["username"], "admin", "{spec}");
+    c.kubectl(&["certificate", "approve", "jane"]);
+    let mut cert = String::new();
+    c.eventually("the request is signed", Duration::from_secs(20), || {
+        cert = c.kubectl(&["get", "csr", "jane", "-o", "jsonpath={.status.certificate}"]);
+        (!cert.is_empty())
+            .then_some(())
+            .ok_or_else(|| "not yet".to_owned())
+    });
+    let table = c.kubectl(&["get", "csr", "jane"]);
+    assert!(table.contains("Approved,Issued"), "{table}");
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(cert.trim())
+        .unwrap();
+    let dir = c.data_dir().join("jane");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("jane.crt"), pem).unwrap();
+    std::fs::write(dir.join("jane.key"), key.serialize_pem()).unwrap();
+    // A kubeconfig of her own: the cluster's CA and her certificate.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: \"{}\", certificate-authority: {}}}}}]
+users: [{{name: jane, user: {{client-certificate: {}, client-key: {}}}}}]
+contexts: [{{name: jane, context: {{cluster: c, user: jane}}}}]
+current-context: jane
+",
+            c.server_url(),
+            c.data_dir().join("tls/ca.crt").display(),
+            dir.join("jane.crt").display(),
+            dir.join("jane.key").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(c.kubectl_path())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["auth", "whoami", "-o", "json"])
+        .output()
+        .unwrap();
+    let who = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = &json(&who)["status"]["userInfo"];
+    assert_eq!(info["username"], "jane", "{who}");
+    assert!(
+        info["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "developers"),
+        "{who}"
+    );
+}
