@@ -16,7 +16,7 @@
 //!   host-local address pool;
 //! - [`envvars`], [`volumes`], [`downward`], [`objects`]: a container's environment and a
 //!   pod's volumes as kube's kubelet makes them, from the API objects they refer to;
-//! - [`dns`]: a pod's resolver configuration by its dnsPolicy;
+//! - [`dns`], [`hosts`]: a pod's resolver configuration by its dnsPolicy, and its /etc/hosts;
 //! - [`lifecycle`]: postStart and preStop hooks;
 //! - [`static_pods`]: pods from a manifest directory, with their mirror pods in the API;
 //! - [`cri`], [`cri_runtime`], [`containerd`], [`cni`], [`oci`]: the CRI v1 client, the
@@ -42,6 +42,7 @@ pub mod downward;
 pub mod envvars;
 pub mod events;
 pub mod heartbeat;
+pub mod hosts;
 pub mod ipam;
 pub mod lifecycle;
 pub mod machine;

@@ -1174,8 +1174,43 @@ impl PodWorker {
                 propagation: m.propagation,
             })
             .collect();
+        let mounts_hosts = spec
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path.trim_end_matches('/') == "/etc/hosts");
+        if !mounts_hosts && !pod_ips.is_empty() {
+            config.mounts.push(Mount {
+                container_path: "/etc/hosts".to_owned(),
+                host_path: self.hosts_file(volumes.pod_dir(), &pod_ips)?,
+                readonly: false,
+                propagation: crate::volumes::Propagation::Private,
+            });
+        }
         config.env = env;
         Ok(config)
+    }
+
+    /// The pod's managed /etc/hosts, written the first time a container needs it.
+    fn hosts_file(&self, pod_dir: &std::path::Path, pod_ips: &[IpAddr]) -> Result<String, String> {
+        let path = pod_dir.join(crate::hosts::FILE);
+        if !path.exists() {
+            let domain = self
+                .shared
+                .options
+                .dns
+                .as_ref()
+                .map_or("cluster.local", |d| d.cluster_domain.as_str());
+            let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let text = crate::hosts::content(&self.pod, pod_ips, domain, &node_hosts);
+            std::fs::write(&path, text).map_err(|e| {
+                format!(
+                    "failed to write the pod's hosts file {}: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(path.to_string_lossy().into_owned())
     }
 
     /// Takes over the sandbox and containers the runtime still runs for this pod (the agent

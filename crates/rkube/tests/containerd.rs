@@ -1385,6 +1385,13 @@ spec:
     }
     // The service links of the namespace: the API server's own service.
     assert!(env.contains_key("KUBERNETES_SERVICE_HOST"), "{env:?}");
+    // The kubelet's /etc/hosts names the pod.
+    let hosts = exec(&["cat", "/etc/hosts"]);
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file."),
+        "{hosts}"
+    );
+    assert!(hosts.contains(&format!("{ip}\tconsumer")), "{hosts}");
     // $(VAR) in the command is expanded from the environment.
     assert_eq!(node.log_lines(&pod, "app"), ["said hello"]);
 
