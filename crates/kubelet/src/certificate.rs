@@ -16,7 +16,7 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+use rcgen::KeyPair;
 
 const SIGNER: &str = "kubernetes.io/kubelet-serving";
 const FILE: &str = "kubelet-server-current.pem";
@@ -57,19 +57,7 @@ pub async fn serving_certificate(
         return Ok((cert, key));
     }
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("system:node:{node_name}"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:nodes");
-    if let Ok(name) = node_name.to_owned().try_into() {
-        params.subject_alt_names.push(SanType::DnsName(name));
-    }
-    for ip in ips {
-        params.subject_alt_names.push(SanType::IpAddress(*ip));
-    }
+    let params = crate::server::node_certificate_params(node_name, ips)?;
     let request = params.serialize_request(&key)?.pem()?;
     let api: Api<CertificateSigningRequest> = Api::all(client);
     let csr = CertificateSigningRequest {

@@ -606,17 +606,8 @@ pub fn serving_certificate(
     ips: &[std::net::IpAddr],
     ca: Option<(&str, &str)>,
 ) -> Result<(String, String), rcgen::Error> {
-    use rcgen::{
-        CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
-        SanType,
-    };
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("system:node:{node_name}"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:nodes");
+    use rcgen::{ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType};
+    let mut params = node_certificate_params(node_name, ips)?;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -624,13 +615,8 @@ pub fn serving_certificate(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = time_now() - time::Duration::hours(1);
     params.not_after = time_now() + time::Duration::days(365);
-    for name in [node_name, "localhost"] {
-        if let Ok(name) = name.to_owned().try_into() {
-            params.subject_alt_names.push(SanType::DnsName(name));
-        }
-    }
-    for ip in ips {
-        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    if let Ok(name) = "localhost".to_owned().try_into() {
+        params.subject_alt_names.push(SanType::DnsName(name));
     }
     let key = KeyPair::generate()?;
     let cert = match ca {
@@ -642,6 +628,29 @@ pub fn serving_certificate(
         None => params.self_signed(&key)?,
     };
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// What a node's serving certificate names: `O=system:nodes, CN=system:node:NAME`, the
+/// node's name and its addresses.
+pub fn node_certificate_params(
+    node_name: &str,
+    ips: &[std::net::IpAddr],
+) -> Result<rcgen::CertificateParams, rcgen::Error> {
+    use rcgen::{CertificateParams, DnType, SanType};
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("system:node:{node_name}"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:nodes");
+    if let Ok(name) = node_name.to_owned().try_into() {
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    for ip in ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    Ok(params)
 }
 
 fn time_now() -> time::OffsetDateTime {

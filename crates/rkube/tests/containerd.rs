@@ -1612,8 +1612,9 @@ spec:
     };
     std::fs::write(manifests.join("web.yaml"), manifest("first")).unwrap();
     std::fs::write(manifests.join("broken.yaml"), "kind: Pod\n{").unwrap();
+    // The mirror pod as the API has it (null while there is none).
     let get = || -> Value {
-        serde_json::from_str(&node.cluster.kubectl(&[
+        let args = [
             "get",
             "pod",
             "-n",
@@ -1621,25 +1622,14 @@ spec:
             "web-e2e-node",
             "-o",
             "json",
-        ]))
-        .unwrap()
+        ];
+        let out = node.cluster.kubectl_raw(&args, None);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     };
     let mut pod = Value::Null;
     node.cluster
         .eventually("the mirror pod runs", Duration::from_secs(90), || {
-            let out = node.cluster.kubectl_raw(
-                &[
-                    "get",
-                    "pod",
-                    "-n",
-                    "kube-system",
-                    "web-e2e-node",
-                    "-o",
-                    "json",
-                ],
-                None,
-            );
-            pod = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            pod = get();
             (container(&pod, "containerStatuses", "httpd")["ready"] == true)
                 .then_some(())
                 .ok_or_else(|| pod["status"].to_string())
@@ -1673,19 +1663,7 @@ spec:
     std::fs::write(manifests.join("web.yaml"), manifest("second")).unwrap();
     node.cluster
         .eventually("the pod is replaced", Duration::from_secs(90), || {
-            let out = node.cluster.kubectl_raw(
-                &[
-                    "get",
-                    "pod",
-                    "-n",
-                    "kube-system",
-                    "web-e2e-node",
-                    "-o",
-                    "json",
-                ],
-                None,
-            );
-            let pod: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let pod = get();
             let fresh = pod["metadata"]["uid"]
                 .as_str()
                 .is_some_and(|u| u != first_uid);
