@@ -331,7 +331,8 @@ async fn status_loop(
             () = stop.stopped() => return,
         }
         let mine = own_addresses(&options, informers.node.as_ref());
-        if mine.is_empty() && !warned {
+        // With a node name the addresses come with the Node (not registered yet at start).
+        if mine.is_empty() && !warned && options.node_name.is_none() {
             tracing::warn!(
                 "no node address known: Ingress status is not set (use --node-ip or --node-name)"
             );

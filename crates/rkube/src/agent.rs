@@ -61,6 +61,9 @@ pub struct AgentArgs {
     /// Run no service proxy (nftables rules, host-gw routes) on this node.
     #[arg(long, conflicts_with = "simulate")]
     pub disable_proxy: bool,
+    /// Run no ingress controller (ports 80 and 443) on this node.
+    #[arg(long, conflicts_with = "simulate")]
+    pub disable_ingress: bool,
     /// Cluster DNS's Service address, for pods' resolv.conf.
     #[arg(long, default_value = "10.43.0.10")]
     pub cluster_dns: std::net::IpAddr,
@@ -207,6 +210,8 @@ pub struct RealNode {
     pub options: Options,
     /// Run the service proxy (kube-proxy's role) beside the kubelet.
     pub proxy: bool,
+    /// Run the ingress controller on the node's ports 80 and 443.
+    pub ingress: bool,
     /// Cluster DNS (the kube-dns Service address) and the cluster domain, for pods.
     pub cluster_dns: std::net::IpAddr,
     pub cluster_domain: String,
@@ -286,6 +291,22 @@ pub async fn start_real_node(
             }
         })
     });
+    // The ingress controller on this node's ports 80 and 443. A port taken by something
+    // else costs only the ingress controller, never the kubelet.
+    let ingress = node.ingress.then(|| {
+        let options = rkube_ingress::IngressOptions {
+            node_name: Some(config.name.clone()),
+            ..rkube_ingress::IngressOptions::default()
+        };
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(err) = rkube_ingress::run(client, options, stop).await {
+                tracing::warn!(
+                    "the ingress controller is not running on this node: {err:#} (pass --disable-ingress to run none)"
+                );
+            }
+        })
+    });
     // Pods' resolv.conf: cluster DNS first (ClusterFirst), the host's for dnsPolicy Default.
     let mut options = node.options;
     options.dns = Some(rkube_kubelet::dns::DnsSettings {
@@ -309,6 +330,9 @@ pub async fn start_real_node(
         if let Some(proxy) = proxy {
             // It removes its rules on the way out.
             let _ = proxy.await;
+        }
+        if let Some(ingress) = ingress {
+            let _ = ingress.await;
         }
         if let Some(supervised) = supervised {
             supervised.stopped().await;
@@ -426,6 +450,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cni_bridge: args.cni_bridge.clone(),
             options: options(&args),
             proxy: !args.disable_proxy,
+            ingress: !args.disable_ingress,
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,
