@@ -103,7 +103,7 @@ impl NodeLab {
         };
         let data = this.lab.cluster.data_dir().to_owned();
         let token = std::fs::read_to_string(data.join("node-token")).unwrap();
-        let archive = busybox_archive_with(&full(IMAGE), &["nslookup", "timeout"]);
+        let archive = busybox_archive_with(&full(IMAGE), &["nslookup", "timeout", "printf", "chmod"]);
         let url = this.lab.server_url();
         for i in 0..2 {
             let dir = data.join(format!("node{i}"));
@@ -327,7 +327,15 @@ spec:
       - name: httpd
         image: {IMAGE}
         # Each pod answers with its own name; /ready is what the readiness probe reads.
-        command: ["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/index.html && echo ok > /tmp/www/ready && exec httpd -f -p 8080 -h /tmp/www"]
+        # /cgi-bin/ip answers with the client's address as the pod sees it.
+        command:
+        - sh
+        - -c
+        - |
+          mkdir -p /tmp/www/cgi-bin && hostname > /tmp/www/index.html && echo ok > /tmp/www/ready
+          printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho $REMOTE_ADDR\n' > /tmp/www/cgi-bin/ip
+          chmod +x /tmp/www/cgi-bin/ip
+          exec httpd -f -p 8080 -h /tmp/www
         ports: [{{containerPort: 8080}}]
         readinessProbe:
           httpGet: {{path: /ready, port: 8080}}
@@ -444,7 +452,9 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
         let ready = lab.ready_pods("role=client").len() + lab.ready_pods("app=other").len();
         (ready == 3).then_some(()).ok_or(format!("{ready} ready"))
     });
-    let all_web: BTreeSet<String> = web.iter().map(|(name, _, _)| name.clone()).collect();
+    let mut clients = lab.ready_pods("role=client");
+    clients.sort();
+        let all_web: BTreeSet<String> = web.iter().map(|(name, _, _)| name.clone()).collect();
     let cluster_ip = lab
         .lab
         .cluster
@@ -461,6 +471,14 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
                 let got = lab.exec(client, &["timeout", "5", "wget", "-q", "-O", "-", &url])?;
                 (got.trim() == name).then_some(()).ok_or(got)
             });
+            // Without NAT: the pod sees the client pod's own address.
+            let url = format!("http://{ip}:8080/cgi-bin/ip");
+            let seen = lab
+                .exec(client, &["timeout", "5", "wget", "-q", "-O", "-", &url])
+                .unwrap();
+            // busybox httpd writes IPv4 clients as [::ffff:A.B.C.D].
+            let seen = seen.trim().trim_matches(['[', ']']).trim_start_matches("::ffff:");
+            assert_eq!(seen, clients[i].2, "{client} as {name} sees it");
         }
     }
 
