@@ -64,6 +64,10 @@ pub struct AgentArgs {
     /// Run no ingress controller (ports 80 and 443) on this node.
     #[arg(long, conflicts_with = "simulate")]
     pub disable_ingress: bool,
+    /// The cluster's pod addresses (the server's --cluster-cidr): the proxy masquerades pod
+    /// traffic leaving it and traffic from outside it to ClusterIPs.
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = parse_cidr)]
+    pub cluster_cidr: String,
     /// Cluster DNS's Service address, for pods' resolv.conf.
     #[arg(long, default_value = "10.43.0.10")]
     pub cluster_dns: std::net::IpAddr,
@@ -112,6 +116,10 @@ pub struct AgentArgs {
     /// Record kubelet's events about pods (false saves writes in scale tests).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub record_events: bool,
+}
+
+fn parse_cidr(s: &str) -> Result<String, String> {
+    rkube_proxy::parse_ipv4_cidr(s).map_err(|e| e.to_string())
 }
 
 /// A resource quantity: a decimal number with an optional SI or binary suffix.
@@ -212,6 +220,8 @@ pub struct RealNode {
     pub proxy: bool,
     /// Run the ingress controller on the node's ports 80 and 443.
     pub ingress: bool,
+    /// The cluster CIDR (`a.b.c.d/n`), for the proxy.
+    pub cluster_cidr: String,
     /// Cluster DNS (the kube-dns Service address) and the cluster domain, for pods.
     pub cluster_dns: std::net::IpAddr,
     pub cluster_domain: String,
@@ -283,7 +293,8 @@ pub async fn start_real_node(
     tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
     // kube-proxy's role on this node: service rules and routes to the other nodes' pods.
     let proxy = node.proxy.then(|| {
-        let options = rkube_proxy::ProxyOptions::new(config.name.clone());
+        let mut options = rkube_proxy::ProxyOptions::new(config.name.clone());
+        options.cluster_cidr = Some(node.cluster_cidr.clone());
         let (client, stop) = (client.clone(), stop.clone());
         tokio::spawn(async move {
             if let Err(err) = rkube_proxy::run(client, options, stop).await {
@@ -292,10 +303,12 @@ pub async fn start_real_node(
         })
     });
     // The ingress controller on this node's ports 80 and 443. A port taken by something
-    // else costs only the ingress controller, never the kubelet.
+    // else is one warning and the other port is served; both taken cost only the ingress
+    // controller, never the kubelet.
     let ingress = node.ingress.then(|| {
         let options = rkube_ingress::IngressOptions {
             node_name: Some(config.name.clone()),
+            either_port: true,
             ..rkube_ingress::IngressOptions::default()
         };
         let (client, stop) = (client.clone(), stop.clone());
@@ -451,6 +464,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             options: options(&args),
             proxy: !args.disable_proxy,
             ingress: !args.disable_ingress,
+            cluster_cidr: args.cluster_cidr.clone(),
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,

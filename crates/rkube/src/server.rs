@@ -206,6 +206,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             options: rkube_kubelet::Options::default(),
             proxy: !args.disable_proxy,
             ingress: !args.disable_ingress,
+            cluster_cidr: format!(
+                "{}/{}",
+                args.controllers.cluster_cidr.0, args.controllers.cluster_cidr.1
+            ),
             cluster_dns: std::net::IpAddr::V4(args.service_cidr.ip(9)),
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,

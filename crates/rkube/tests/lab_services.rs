@@ -105,6 +105,10 @@ impl NodeLab {
         let token = std::fs::read_to_string(data.join("node-token")).unwrap();
         let archive = busybox_archive_with(&full(IMAGE), &["nslookup", "timeout", "printf", "chmod"]);
         let url = this.lab.server_url();
+        // Something else holds node 1's port 443: its ingress controller serves port 80
+        // only, with a warning, and the node runs as usual.
+        this.lab
+            .spawn(1, &["busybox", "nc", "-l", "-p", "443"], "port443.log");
         for i in 0..2 {
             let dir = data.join(format!("node{i}"));
             // The image is imported by the node's containerd when the agent starts.
@@ -545,6 +549,33 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
             (got.trim() == "other").then_some(()).ok_or(got.clone())
         });
     }
+    // HTTPS on node 0 (the default certificate: the Ingress has no tls section).
+    let resolve = format!("web.lab.test:443:{}", nodes[0].1);
+    lab.eventually("the Ingress answers HTTPS on node 0", || {
+        let out = Command::new("curl")
+            .args(["-sSk", "--noproxy", "*", "-m", "3", "--resolve", &resolve])
+            .arg("https://web.lab.test/")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let got = String::from_utf8_lossy(&out.stdout).into_owned();
+        all_web
+            .contains(got.trim())
+            .then_some(())
+            .ok_or(format!("{got}{}", String::from_utf8_lossy(&out.stderr)))
+    });
+    // Node 1's taken port 443 is one warning line; its kubelet and port 80 went on.
+    let log = lab.lab.log("agent1.log");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(":443"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("ingress cannot listen on 0.0.0.0:443 (HTTPS)")
+            && warnings[0].contains("serving HTTP on 0.0.0.0:80 only"),
+        "{}",
+        warnings[0]
+    );
     lab.eventually("the Ingress's status has the nodes' addresses", || {
         let got = lab.kubectl(&[
             "get",
