@@ -224,7 +224,10 @@ impl Sockets {
 
     /// Every address listened on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|u| u.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|u| u.local_addr().ok())
+            .collect()
     }
 }
 

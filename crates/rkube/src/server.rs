@@ -112,10 +112,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None
     } else {
         // Where the kube-dns endpoints point (the API server advertises the same address).
-        let advertise = rkube_apiserver::services::advertise_address(
-            args.advertise_address,
-            args.bind_address,
-        );
+        let advertise =
+            rkube_apiserver::services::advertise_address(args.advertise_address, args.bind_address);
         let addresses = rkube_dns::listen_addresses(args.bind_address, advertise);
         Some(rkube_dns::bind(&addresses, args.cluster_dns_port).await?)
     };

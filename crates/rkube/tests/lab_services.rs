@@ -103,7 +103,8 @@ impl NodeLab {
         };
         let data = this.lab.cluster.data_dir().to_owned();
         let token = std::fs::read_to_string(data.join("node-token")).unwrap();
-        let archive = busybox_archive_with(&full(IMAGE), &["nslookup", "timeout", "printf", "chmod"]);
+        let archive =
+            busybox_archive_with(&full(IMAGE), &["nslookup", "timeout", "printf", "chmod"]);
         let url = this.lab.server_url();
         // Something else holds node 1's port 443: its ingress controller serves port 80
         // only, with a warning, and the node runs as usual.
@@ -275,7 +276,10 @@ impl NodeLab {
             .map(|p| {
                 (
                     p["metadata"]["name"].as_str().unwrap().to_owned(),
-                    p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned(),
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     p["status"]["podIP"].as_str().unwrap_or_default().to_owned(),
                 )
             })
@@ -458,11 +462,11 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
     });
     let mut clients = lab.ready_pods("role=client");
     clients.sort();
-        let all_web: BTreeSet<String> = web.iter().map(|(name, _, _)| name.clone()).collect();
-    let cluster_ip = lab
-        .lab
-        .cluster
-        .kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let all_web: BTreeSet<String> = web.iter().map(|(name, _, _)| name.clone()).collect();
+    let cluster_ip =
+        lab.lab
+            .cluster
+            .kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
 
     // Pod to pod across nodes: each client reaches the web pods of the other node directly.
     for (i, client) in ["client-0", "client-1"].iter().enumerate() {
@@ -481,7 +485,10 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
                 .exec(client, &["timeout", "5", "wget", "-q", "-O", "-", &url])
                 .unwrap();
             // busybox httpd writes IPv4 clients as [::ffff:A.B.C.D].
-            let seen = seen.trim().trim_matches(['[', ']']).trim_start_matches("::ffff:");
+            let seen = seen
+                .trim()
+                .trim_matches(['[', ']'])
+                .trim_start_matches("::ffff:");
             assert_eq!(seen, clients[i].2, "{client} as {name} sees it");
         }
     }
@@ -510,7 +517,10 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
         });
         // The search path: the short name works for wget too.
         let got = lab
-            .exec(client, &["timeout", "5", "wget", "-q", "-O", "-", "http://web/"])
+            .exec(
+                client,
+                &["timeout", "5", "wget", "-q", "-O", "-", "http://web/"],
+            )
             .unwrap();
         assert!(all_web.contains(got.trim()), "{got}");
     }
@@ -537,17 +547,23 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
     // The Ingress routes two hosts to two services, on every node's port 80.
     for (name, ip) in &nodes {
         let url = format!("http://{ip}/");
-        lab.eventually(&format!("the Ingress routes web.lab.test on {name}"), || {
-            let got = curl(&url, Some("web.lab.test"))?;
-            all_web
-                .contains(got.trim())
-                .then_some(())
-                .ok_or(got.clone())
-        });
-        lab.eventually(&format!("the Ingress routes other.lab.test on {name}"), || {
-            let got = curl(&url, Some("other.lab.test"))?;
-            (got.trim() == "other").then_some(()).ok_or(got.clone())
-        });
+        lab.eventually(
+            &format!("the Ingress routes web.lab.test on {name}"),
+            || {
+                let got = curl(&url, Some("web.lab.test"))?;
+                all_web
+                    .contains(got.trim())
+                    .then_some(())
+                    .ok_or(got.clone())
+            },
+        );
+        lab.eventually(
+            &format!("the Ingress routes other.lab.test on {name}"),
+            || {
+                let got = curl(&url, Some("other.lab.test"))?;
+                (got.trim() == "other").then_some(()).ok_or(got.clone())
+            },
+        );
     }
     // HTTPS on node 0 (the default certificate: the Ingress has no tls section).
     let resolve = format!("web.lab.test:443:{}", nodes[0].1);
@@ -645,11 +661,11 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
         .cluster
         .kubectl(&["scale", "deployment", "web", "--replicas=0"]);
     for client in ["client-0", "client-1"] {
-        lab.eventually(&format!("the empty service refuses {client}"), || {
-            match lab.exec(client, &["timeout", "10", "wget", "-q", "-O", "-", &url]) {
-                Err(e) if e.contains("Connection refused") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
+        lab.eventually(&format!("the empty service refuses {client}"), || match lab
+            .exec(client, &["timeout", "10", "wget", "-q", "-O", "-", &url])
+        {
+            Err(e) if e.contains("Connection refused") => Ok(()),
+            other => Err(format!("{other:?}")),
         });
     }
     lab.eventually("the empty NodePort refuses from outside", || {
