@@ -406,3 +406,43 @@ async fn status_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(http: SocketAddr, https: SocketAddr, either_port: bool) -> IngressOptions {
+        IngressOptions {
+            http,
+            https,
+            either_port,
+            ..IngressOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_fails_or_leaves_the_other_one_served() -> anyhow::Result<()> {
+        let holder = TcpListener::bind("127.0.0.1:0").await?;
+        let taken = holder.local_addr()?;
+        let free = SocketAddr::from(([127, 0, 0, 1], 0));
+        let err = bind_ports(&options(free, taken, false))
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("bound a taken port"))?;
+        assert!(
+            format!("{err:#}").contains(&format!("ingress cannot listen on {taken} (HTTPS)")),
+            "{err:#}"
+        );
+        let (http, https) = bind_ports(&options(free, taken, true)).await?;
+        assert!(http.is_some() && https.is_none());
+        let (http, https) = bind_ports(&options(taken, free, true)).await?;
+        assert!(http.is_none() && https.is_some());
+        let err = bind_ports(&options(taken, taken, true))
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("bound a taken port"))?;
+        assert!(format!("{err:#}").contains("either"), "{err:#}");
+        drop(holder);
+        Ok(())
+    }
+}
