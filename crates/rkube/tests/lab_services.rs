@@ -110,6 +110,11 @@ impl NodeLab {
         // only, with a warning, and the node runs as usual.
         this.lab
             .spawn(1, &["busybox", "nc", "-l", "-p", "443"], "port443.log");
+        common::eventually("port 443 is taken on node 1", WAIT, || {
+            let out = this.lab.exec(1, &["ss", "-Htln", "sport = :443"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            (!text.trim().is_empty()).then_some(()).ok_or(text)
+        });
         for i in 0..2 {
             let dir = data.join(format!("node{i}"));
             // The image is imported by the node's containerd when the agent starts.
