@@ -530,6 +530,25 @@ fn services_dns_ingress_and_load_balancers_across_two_real_nodes() {
         assert!(all_web.contains(got.trim()), "{got}");
     }
 
+    // The API server through the `kubernetes` Service (in-cluster clients' way in): its
+    // name resolves and its address takes TCP connections from a pod.
+    let api_ip = lab.lab.cluster.kubectl(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let out = lab
+        .exec(
+            "client-1",
+            &["nslookup", "kubernetes.default.svc.cluster.local"],
+        )
+        .unwrap();
+    assert!(out.contains(&api_ip), "{out}");
+    lab.exec("client-1", &["nc", "-w", "3", &api_ip, "443"])
+        .unwrap();
+
     // A NodePort answers on every node's address, from outside the nodes.
     let node_port = lab.lab.cluster.kubectl(&[
         "get",
