@@ -5,7 +5,7 @@
 
 pub mod zone;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,22 +206,119 @@ async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Message> {
     None
 }
 
-/// Cluster DNS's sockets, bound before the server starts so the port is known.
+/// Cluster DNS's sockets, bound before the server starts so the port is known: UDP and TCP
+/// on one port, on one or more addresses.
 pub struct Sockets {
-    udp: UdpSocket,
-    tcp: TcpListener,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
 }
 
 impl Sockets {
+    /// The first address listened on (all share its port).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.udp.local_addr()
+        match self.udp.first() {
+            Some(udp) => udp.local_addr(),
+            None => Err(std::io::Error::other("no socket")),
+        }
+    }
+
+    /// Every address listened on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|u| u.local_addr().ok())
+            .collect()
     }
 }
 
-/// Binds UDP and TCP on the same port; with port 0, a free port for both.
-pub async fn bind(listen: SocketAddr) -> anyhow::Result<Sockets> {
-    let (udp, tcp) = bind_pair(listen).await?;
-    Ok(Sockets { udp, tcp })
+/// Where cluster DNS listens, given the server's bind address and the address it advertises
+/// (where the `kube-dns` endpoints point, so where pods' queries arrive).
+///
+/// Never a wildcard address: a UDP socket bound to one answers from whichever address the
+/// route back picks, and a pod's query reached us through the kube-dns Service's DNAT, whose
+/// connection tracking drops a reply from any address but the one it sent to. So a wildcard
+/// bind address becomes the advertised address plus loopback (for the host's own tools); a
+/// specific one is kept, with the advertised address beside it when that differs.
+pub fn listen_addresses(bind: IpAddr, advertise: IpAddr) -> Vec<IpAddr> {
+    let first = if bind.is_unspecified() {
+        if advertise.is_unspecified() {
+            return vec![match bind {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            }];
+        }
+        advertise
+    } else {
+        bind
+    };
+    let mut out = vec![first];
+    let second = if bind.is_unspecified() {
+        match advertise {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        advertise
+    };
+    if !out.contains(&second) && !second.is_unspecified() {
+        out.push(second);
+    }
+    out
+}
+
+/// Binds UDP and TCP on one port on each address (with port 0, a port free on all of them).
+/// The first address must be bindable; the others are skipped with a warning when they are
+/// not this host's (an advertised address behind NAT).
+pub async fn bind(addresses: &[IpAddr], port: u16) -> anyhow::Result<Sockets> {
+    let Some(first) = addresses.first() else {
+        anyhow::bail!("cluster DNS has no address to listen on");
+    };
+    let mut attempts = 0;
+    'attempt: loop {
+        let (udp, tcp) = bind_pair(SocketAddr::new(*first, port)).await?;
+        let chosen = udp.local_addr()?.port();
+        let mut sockets = Sockets {
+            udp: vec![udp],
+            tcp: vec![tcp],
+        };
+        for ip in &addresses[1..] {
+            let listen = SocketAddr::new(*ip, chosen);
+            match bind_exact(listen).await {
+                Ok((udp, tcp)) => {
+                    sockets.udp.push(udp);
+                    sockets.tcp.push(tcp);
+                }
+                // A free port on the first address was taken here: try another.
+                Err(err)
+                    if port == 0
+                        && attempts < 10
+                        && err.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    attempts += 1;
+                    continue 'attempt;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                    tracing::warn!(
+                        "cluster DNS does not listen on {listen}: {err} (not an address of this host)"
+                    );
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| {
+                        format!(
+                            "cluster DNS cannot listen on {listen}; free the port or choose another with --cluster-dns-port"
+                        )
+                    });
+                }
+            }
+        }
+        return Ok(sockets);
+    }
+}
+
+async fn bind_exact(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let udp = UdpSocket::bind(listen).await?;
+    let tcp = TcpListener::bind(listen).await?;
+    Ok((udp, tcp))
 }
 
 async fn bind_pair(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
@@ -255,8 +352,9 @@ pub async fn serve(
 ) -> anyhow::Result<SocketAddr> {
     let zone = Zone::new(&options.domain, options.ttl)
         .with_context(|| format!("bad cluster domain {:?}", options.domain))?;
+    let local = sockets.local_addr()?;
+    let locals = sockets.local_addrs();
     let Sockets { udp, tcp } = sockets;
-    let local = udp.local_addr()?;
     let informers = Informers {
         services: Informer::start(client.clone(), stop.clone()),
         slices: Informer::start(client, stop.clone()),
@@ -266,7 +364,7 @@ pub async fn serve(
     let upstreams: Vec<SocketAddr> = options
         .upstreams
         .into_iter()
-        .filter(|u| *u != local)
+        .filter(|u| !locals.contains(u))
         .collect();
     let handler = Handler {
         zone,
@@ -274,14 +372,60 @@ pub async fn serve(
         upstreams,
     };
     let mut server = hickory_server::Server::new(handler);
-    server.register_socket(udp);
-    server.register_listener(tcp, TCP_TIMEOUT, 64);
+    for socket in udp {
+        server.register_socket(socket);
+    }
+    for listener in tcp {
+        server.register_listener(listener, TCP_TIMEOUT, 64);
+    }
     tokio::spawn(async move {
         stop.stopped().await;
         if let Err(err) = server.shutdown_gracefully().await {
             tracing::debug!("cluster DNS stopped: {err}");
         }
     });
-    tracing::info!(address = %local, "cluster DNS ready");
+    tracing::info!(addresses = ?locals, "cluster DNS ready");
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn dns_listens_where_the_kube_dns_endpoints_point_and_never_on_a_wildcard() {
+        // A wildcard bind: the advertised address, and loopback for the host.
+        assert_eq!(
+            listen_addresses(ip("0.0.0.0"), ip("192.0.2.2")),
+            vec![ip("192.0.2.2"), ip("127.0.0.1")]
+        );
+        // A specific bind address is kept, the advertised one added.
+        assert_eq!(
+            listen_addresses(ip("127.0.0.1"), ip("192.0.2.2")),
+            vec![ip("127.0.0.1"), ip("192.0.2.2")]
+        );
+        assert_eq!(
+            listen_addresses(ip("10.0.0.5"), ip("10.0.0.5")),
+            vec![ip("10.0.0.5")]
+        );
+        assert_eq!(
+            listen_addresses(ip("0.0.0.0"), ip("127.0.0.1")),
+            vec![ip("127.0.0.1")]
+        );
+    }
+
+    #[tokio::test]
+    async fn every_address_gets_the_same_port() {
+        let sockets = bind(&[ip("127.0.0.1"), ip("127.0.0.2")], 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let addrs = sockets.local_addrs();
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        assert_eq!(addrs[0].port(), addrs[1].port());
+        assert_eq!(sockets.tcp.len(), 2);
+    }
 }

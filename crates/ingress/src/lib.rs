@@ -58,6 +58,10 @@ pub struct IngressOptions {
     pub node_name: Option<String>,
     /// Addresses for the Ingresses' status, instead of the Node's.
     pub node_ips: Vec<IpAddr>,
+    /// Serve on whichever of the two ports can be bound, with a warning for the other (a
+    /// node whose port 80 or 443 is taken); only both failing is an error. Off: either
+    /// failing is an error.
+    pub either_port: bool,
 }
 
 impl Default for IngressOptions {
@@ -69,6 +73,7 @@ impl Default for IngressOptions {
             controller: CONTROLLER_NAME.to_owned(),
             node_name: None,
             node_ips: Vec::new(),
+            either_port: false,
         }
     }
 }
@@ -171,16 +176,40 @@ where
     });
 }
 
-/// Runs the ingress controller until `stop`: binds both ports first (failing when either is
-/// taken), then serves while keeping routes and status current.
-pub async fn run(client: Client, options: IngressOptions, stop: Stop) -> anyhow::Result<()> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// Binds the HTTP and HTTPS ports: both, or with `either_port` at least one (the other
+/// warned about).
+async fn bind_ports(
+    options: &IngressOptions,
+) -> anyhow::Result<(Option<TcpListener>, Option<TcpListener>)> {
     let http = TcpListener::bind(options.http)
         .await
-        .with_context(|| format!("ingress cannot listen on {} (HTTP)", options.http))?;
+        .with_context(|| format!("ingress cannot listen on {} (HTTP)", options.http));
     let https = TcpListener::bind(options.https)
         .await
-        .with_context(|| format!("ingress cannot listen on {} (HTTPS)", options.https))?;
+        .with_context(|| format!("ingress cannot listen on {} (HTTPS)", options.https));
+    match (http, https) {
+        (Ok(http), Ok(https)) => Ok((Some(http), Some(https))),
+        (Err(err), _) | (_, Err(err)) if !options.either_port => Err(err),
+        (Err(err), Err(_)) => Err(err.context(format!(
+            "and cannot listen on {} (HTTPS) either",
+            options.https
+        ))),
+        (Ok(http), Err(err)) => {
+            tracing::warn!("{err:#}: serving HTTP on {} only", options.http);
+            Ok((Some(http), None))
+        }
+        (Err(err), Ok(https)) => {
+            tracing::warn!("{err:#}: serving HTTPS on {} only", options.https);
+            Ok((None, Some(https)))
+        }
+    }
+}
+
+/// Runs the ingress controller until `stop`: binds the ports first (failing when either is
+/// taken, or with `either_port` both), then serves while keeping routes and status current.
+pub async fn run(client: Client, options: IngressOptions, stop: Stop) -> anyhow::Result<()> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (http, https) = bind_ports(&options).await?;
     let shared = Arc::new(Shared {
         table: RwLock::new(Arc::new(RouteTable::default())),
         default_cert: tls::default_certificate(&provider)?,
@@ -219,14 +248,27 @@ pub async fn run(client: Client, options: IngressOptions, stop: Stop) -> anyhow:
         options.clone(),
         stop.clone(),
     ));
-    let http_task = tokio::spawn(proxy::serve(http, None, shared.clone(), stop.clone()));
-    let https_task = tokio::spawn(proxy::serve(
-        https,
-        Some(acceptor),
-        shared.clone(),
-        stop.clone(),
-    ));
-    tracing::info!(http = %options.http, https = %options.https, "ingress controller listening");
+    let mut tasks = Vec::new();
+    let mut listening = Vec::new();
+    if let Some(http) = http {
+        listening.push(format!("{} (HTTP)", options.http));
+        tasks.push(tokio::spawn(proxy::serve(
+            http,
+            None,
+            shared.clone(),
+            stop.clone(),
+        )));
+    }
+    if let Some(https) = https {
+        listening.push(format!("{} (HTTPS)", options.https));
+        tasks.push(tokio::spawn(proxy::serve(
+            https,
+            Some(acceptor),
+            shared.clone(),
+            stop.clone(),
+        )));
+    }
+    tracing::info!(on = %listening.join(", "), "ingress controller listening");
 
     tokio::select! {
         () = informers.synced() => {}
@@ -269,7 +311,8 @@ pub async fn run(client: Client, options: IngressOptions, stop: Stop) -> anyhow:
         shared.swap(table);
         tracing::debug!(ingresses = served.len(), "ingress routes rebuilt");
     }
-    for task in [http_task, https_task, status_task, class_task] {
+    tasks.extend([status_task, class_task]);
+    for task in tasks {
         let _ = task.await;
     }
     Ok(())
@@ -331,7 +374,8 @@ async fn status_loop(
             () = stop.stopped() => return,
         }
         let mine = own_addresses(&options, informers.node.as_ref());
-        if mine.is_empty() && !warned {
+        // With a node name the addresses come with the Node (not registered yet at start).
+        if mine.is_empty() && !warned && options.node_name.is_none() {
             tracing::warn!(
                 "no node address known: Ingress status is not set (use --node-ip or --node-name)"
             );
@@ -360,5 +404,45 @@ async fn status_loop(
         } else {
             published = mine;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(http: SocketAddr, https: SocketAddr, either_port: bool) -> IngressOptions {
+        IngressOptions {
+            http,
+            https,
+            either_port,
+            ..IngressOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_fails_or_leaves_the_other_one_served() -> anyhow::Result<()> {
+        let holder = TcpListener::bind("127.0.0.1:0").await?;
+        let taken = holder.local_addr()?;
+        let free = SocketAddr::from(([127, 0, 0, 1], 0));
+        let err = bind_ports(&options(free, taken, false))
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("bound a taken port"))?;
+        assert!(
+            format!("{err:#}").contains(&format!("ingress cannot listen on {taken} (HTTPS)")),
+            "{err:#}"
+        );
+        let (http, https) = bind_ports(&options(free, taken, true)).await?;
+        assert!(http.is_some() && https.is_none());
+        let (http, https) = bind_ports(&options(taken, free, true)).await?;
+        assert!(http.is_none() && https.is_some());
+        let err = bind_ports(&options(taken, taken, true))
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("bound a taken port"))?;
+        assert!(format!("{err:#}").contains("either"), "{err:#}");
+        drop(holder);
+        Ok(())
     }
 }

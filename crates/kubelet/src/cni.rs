@@ -15,7 +15,10 @@ pub const CONFLIST: &str = "10-rkube.conflist";
 /// The bridge pods attach to.
 pub const DEFAULT_BRIDGE: &str = "cni0";
 
-/// The conflist for a pod CIDR.
+/// The conflist for a pod CIDR. The bridge plugin's `ipMasq` stays off: it would NAT
+/// everything leaving this node's pod CIDR, other nodes' pods included, where Kubernetes'
+/// network model wants pods to see each other's own addresses. The node's proxy
+/// masquerades only what leaves the cluster CIDR (`rkube_proxy`'s pod egress rule).
 pub fn conflist(cidr: &str, bridge: &str, ipam_dir: &Path) -> serde_json::Value {
     json!({
         "cniVersion": "1.0.0",
@@ -25,7 +28,7 @@ pub fn conflist(cidr: &str, bridge: &str, ipam_dir: &Path) -> serde_json::Value 
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -63,7 +66,7 @@ mod tests {
         let conf = conflist("10.42.0.0/24", "cni0", Path::new("/d/cni"));
         assert_eq!(conf["plugins"][0]["type"], "bridge");
         assert_eq!(conf["plugins"][0]["isGateway"], true);
-        assert_eq!(conf["plugins"][0]["ipMasq"], true);
+        assert_eq!(conf["plugins"][0]["ipMasq"], false);
         assert_eq!(
             conf["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
             "10.42.0.0/24"

@@ -47,6 +47,8 @@ pub struct ProxyOptions {
     pub cleanup_on_exit: bool,
     /// Keep host-gw routes to the other nodes' pod CIDRs, with this route protocol number.
     pub route_protocol: Option<u8>,
+    /// Masquerade pod traffic leaving the cluster CIDR (the pods' CNI bridge does not).
+    pub pod_egress_masquerade: bool,
 }
 
 impl ProxyOptions {
@@ -59,6 +61,7 @@ impl ProxyOptions {
             sync_period: Duration::from_secs(300),
             cleanup_on_exit: true,
             route_protocol: Some(routes::DEFAULT_ROUTE_PROTOCOL),
+            pod_egress_masquerade: true,
         }
     }
 }
@@ -188,6 +191,7 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
     let cfg = RuleConfig {
         table: options.table.clone(),
         cluster_cidr: options.cluster_cidr.clone(),
+        pod_egress_masquerade: options.pod_egress_masquerade,
     };
     let caches = Caches {
         services: Informer::start(client.clone(), stop.clone()),

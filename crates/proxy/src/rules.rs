@@ -14,7 +14,8 @@
 //!   `endpoints-check`, which rejects (TCP reset, else ICMP port unreachable) or drops
 //!   traffic to service ports without usable endpoints (`no-endpoint-services`,
 //!   `no-endpoint-nodeports`);
-//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`.
+//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`, and pod traffic
+//!   leaving the cluster CIDR (the pod network's egress NAT; pod to pod is never NATed).
 //!
 //! Each Service renders to a [`Rendered`]: its chains, affinity sets and map elements. A
 //! transaction moves the kernel from the previously applied `Rendered` of each changed
@@ -42,6 +43,10 @@ pub struct RuleConfig {
     /// short-circuits to its Cluster endpoints. `None`: no such rules, as kube-proxy
     /// without a local-traffic detector.
     pub cluster_cidr: Option<String>,
+    /// Masquerade pod traffic leaving the cluster CIDR (to the nodes, the servers and
+    /// beyond), the pod network's egress NAT (flannel's ipMasq, ip-masq-agent's default);
+    /// traffic between pods keeps its source address. Needs `cluster_cidr`.
+    pub pod_egress_masquerade: bool,
 }
 
 /// The verdict maps shared by all services.
@@ -484,7 +489,7 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
             map.name()
         );
     }
-    let rules = [
+    let mut rules = vec![
         ("filter-input", "ct state new jump endpoints-check".to_owned()),
         ("filter-forward", "ct state new jump endpoints-check".to_owned()),
         ("filter-output", "ct state new jump endpoints-check".to_owned()),
@@ -525,6 +530,14 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         ),
         ("masquerading", "masquerade fully-random".to_owned()),
     ];
+    if cfg.pod_egress_masquerade
+        && let Some(cidr) = &cfg.cluster_cidr
+    {
+        rules.push((
+            "nat-postrouting",
+            format!("ip saddr {cidr} ip daddr != {cidr} ip daddr != 224.0.0.0/4 masquerade"),
+        ));
+    }
     for (chain, rule) in rules {
         let _ = writeln!(text, "add rule ip {t} {chain} {rule}");
     }
@@ -547,6 +560,7 @@ mod tests {
         RuleConfig {
             table: "t".into(),
             cluster_cidr: Some("10.244.0.0/16".into()),
+            pod_egress_masquerade: true,
         }
     }
 
@@ -757,6 +771,25 @@ mod tests {
                 .contains("add rule ip t reject-chain meta l4proto tcp reject with tcp reset")
         );
         assert!(tx.emptied_chains.is_empty());
+    }
+
+    #[test]
+    fn pod_traffic_is_masqueraded_only_when_it_leaves_the_cluster_cidr() {
+        let rule = "add rule ip t nat-postrouting ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade";
+        let tx = transaction(&cfg(), Mode::Recreate, &[]);
+        assert!(tx.text.contains(rule), "{}", tx.text);
+        let off = RuleConfig {
+            pod_egress_masquerade: false,
+            ..cfg()
+        };
+        let tx = transaction(&off, Mode::Recreate, &[]);
+        assert!(!tx.text.contains("224.0.0.0/4 masquerade"));
+        let no_cidr = RuleConfig {
+            cluster_cidr: None,
+            ..cfg()
+        };
+        let tx = transaction(&no_cidr, Mode::Recreate, &[]);
+        assert!(!tx.text.contains("224.0.0.0/4 masquerade"));
     }
 
     #[test]

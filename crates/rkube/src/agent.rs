@@ -61,6 +61,13 @@ pub struct AgentArgs {
     /// Run no service proxy (nftables rules, host-gw routes) on this node.
     #[arg(long, conflicts_with = "simulate")]
     pub disable_proxy: bool,
+    /// Run no ingress controller (ports 80 and 443) on this node.
+    #[arg(long, conflicts_with = "simulate")]
+    pub disable_ingress: bool,
+    /// The cluster's pod addresses (the server's --cluster-cidr): the proxy masquerades pod
+    /// traffic leaving it and traffic from outside it to ClusterIPs.
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = parse_cidr)]
+    pub cluster_cidr: String,
     /// Cluster DNS's Service address, for pods' resolv.conf.
     #[arg(long, default_value = "10.43.0.10")]
     pub cluster_dns: std::net::IpAddr,
@@ -123,6 +130,10 @@ pub struct AgentArgs {
     /// Record kubelet's events about pods (false saves writes in scale tests).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub record_events: bool,
+}
+
+fn parse_cidr(s: &str) -> Result<String, String> {
+    rkube_proxy::parse_ipv4_cidr(s).map_err(|e| e.to_string())
 }
 
 /// A resource quantity: a decimal number with an optional SI or binary suffix.
@@ -221,6 +232,10 @@ pub struct RealNode {
     pub options: Options,
     /// Run the service proxy (kube-proxy's role) beside the kubelet.
     pub proxy: bool,
+    /// Run the ingress controller on the node's ports 80 and 443.
+    pub ingress: bool,
+    /// The cluster CIDR (`a.b.c.d/n`), for the proxy.
+    pub cluster_cidr: String,
     /// Cluster DNS (the kube-dns Service address) and the cluster domain, for pods.
     pub cluster_dns: std::net::IpAddr,
     pub cluster_domain: String,
@@ -297,11 +312,30 @@ pub async fn start_real_node(
     tracing::info!(node = %config.name, ip = %config.internal_ip, runtime = %config.container_runtime_version, "starting the node");
     // kube-proxy's role on this node: service rules and routes to the other nodes' pods.
     let proxy = node.proxy.then(|| {
-        let options = rkube_proxy::ProxyOptions::new(config.name.clone());
+        let mut options = rkube_proxy::ProxyOptions::new(config.name.clone());
+        options.cluster_cidr = Some(node.cluster_cidr.clone());
         let (client, stop) = (client.clone(), stop.clone());
         tokio::spawn(async move {
             if let Err(err) = rkube_proxy::run(client, options, stop).await {
                 tracing::error!("the service proxy stopped: {err:#}");
+            }
+        })
+    });
+    // The ingress controller on this node's ports 80 and 443. A port taken by something
+    // else is one warning and the other port is served; both taken cost only the ingress
+    // controller, never the kubelet.
+    let ingress = node.ingress.then(|| {
+        let options = rkube_ingress::IngressOptions {
+            node_name: Some(config.name.clone()),
+            either_port: true,
+            ..rkube_ingress::IngressOptions::default()
+        };
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(err) = rkube_ingress::run(client, options, stop).await {
+                tracing::warn!(
+                    "the ingress controller is not running on this node: {err:#} (pass --disable-ingress to run none)"
+                );
             }
         })
     });
@@ -332,6 +366,9 @@ pub async fn start_real_node(
         if let Some(proxy) = proxy {
             // It removes its rules on the way out.
             let _ = proxy.await;
+        }
+        if let Some(ingress) = ingress {
+            let _ = ingress.await;
         }
         if let Some(supervised) = supervised {
             supervised.stopped().await;
@@ -472,6 +509,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cni_bridge: args.cni_bridge.clone(),
             options: options(&args),
             proxy: !args.disable_proxy,
+            ingress: !args.disable_ingress,
+            cluster_cidr: args.cluster_cidr.clone(),
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,

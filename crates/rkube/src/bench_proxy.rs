@@ -63,6 +63,7 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
     let cfg = RuleConfig {
         table: format!("rkube-proxy-bench-{}", std::process::id()),
         cluster_cidr: Some("10.100.0.0/16".into()),
+        pod_egress_masquerade: true,
     };
     let result = run(&cfg, &args).await;
     let _ = rkube_proxy::nft::delete_table("ip", &cfg.table).await;

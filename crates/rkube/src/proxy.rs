@@ -40,6 +40,10 @@ pub struct ProxyArgs {
     /// Do not install host-gw routes.
     #[arg(long)]
     pub disable_host_routes: bool,
+    /// Do not masquerade pod traffic leaving the cluster CIDR (pods then reach nothing
+    /// outside it unless something else NATs their traffic).
+    #[arg(long)]
+    pub disable_pod_masquerade: bool,
 }
 
 impl ProxyArgs {
@@ -73,6 +77,7 @@ impl ProxyArgs {
         options.sync_period = Duration::from_secs(self.sync_period.max(1));
         options.cleanup_on_exit = !self.keep_rules_on_exit;
         options.route_protocol = (!self.disable_host_routes).then_some(self.route_protocol);
+        options.pod_egress_masquerade = !self.disable_pod_masquerade;
         Ok(options)
     }
 }

@@ -42,6 +42,9 @@ pub struct ServerArgs {
     /// Run no service proxy (nftables rules, host-gw routes) for this server's node.
     #[arg(long)]
     pub disable_proxy: bool,
+    /// Run no ingress controller (ports 80 and 443) on this server's node.
+    #[arg(long)]
+    pub disable_ingress: bool,
     /// Use etcd instead of the embedded store: http://HOST:2379[,http://HOST2:2379...].
     #[arg(long)]
     pub datastore_endpoint: Option<String>,
@@ -108,8 +111,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let dns_sockets = if args.disable_dns {
         None
     } else {
-        let listen = std::net::SocketAddr::new(args.bind_address, args.cluster_dns_port);
-        Some(rkube_dns::bind(listen).await?)
+        // Where the kube-dns endpoints point (the API server advertises the same address).
+        let advertise =
+            rkube_apiserver::services::advertise_address(args.advertise_address, args.bind_address);
+        let addresses = rkube_dns::listen_addresses(args.bind_address, advertise);
+        Some(rkube_dns::bind(&addresses, args.cluster_dns_port).await?)
     };
     let api = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
         token: args.token.clone(),
@@ -201,6 +207,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cni_bridge: args.cni_bridge.clone(),
             options: rkube_kubelet::Options::default(),
             proxy: !args.disable_proxy,
+            ingress: !args.disable_ingress,
+            cluster_cidr: format!(
+                "{}/{}",
+                args.controllers.cluster_cidr.0, args.controllers.cluster_cidr.1
+            ),
             cluster_dns: std::net::IpAddr::V4(args.service_cidr.ip(9)),
             cluster_domain: args.cluster_domain.clone(),
             kubelet_port: args.kubelet_port,

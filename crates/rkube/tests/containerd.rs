@@ -15,80 +15,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::Cluster;
+use common::images::{busybox_archive, full, node_prerequisites as prerequisites};
 use rkube_kubelet::cri::CriClient;
-use rkube_kubelet::oci::{self, Entry, RunConfig};
 use serde_json::Value;
 
 const BUSYBOX: &str = "busybox:e2e";
 /// The same image, placed in DATA_DIR/agent/images before the server starts.
 const PRELOADED: &str = "busybox:preloaded";
-const APPLETS: &[&str] = &[
-    "sh", "ash", "httpd", "sleep", "echo", "nc", "cat", "wget", "ls", "true", "false", "env", "id",
-    "hostname", "ps", "kill", "seq", "head", "tail", "tr", "grep", "mkdir", "date", "touch", "rm",
-    "test", "tar",
-];
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// What the node needs: missing is a skip, or a failure under CI.
-fn prerequisites() -> Result<(), String> {
-    let installed = |p: &str| Path::new(p).exists();
-    let missing: Vec<&str> = [
-        ("/usr/bin/containerd", "containerd"),
-        ("/usr/bin/ctr", "containerd (ctr)"),
-        ("/usr/sbin/runc", "runc"),
-        ("/usr/lib/cni/bridge", "containernetworking-plugins"),
-        ("/bin/busybox", "busybox-static"),
-    ]
-    .into_iter()
-    .filter(|(path, _)| !installed(path))
-    .map(|(_, package)| package)
-    .collect();
-    if !missing.is_empty() {
-        return Err(format!("not installed: {}", missing.join(", ")));
-    }
-    let root = std::env::var("USER").is_ok_and(|u| u == "root")
-        || std::fs::read_to_string("/proc/self/status")
-            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
-    if !root {
-        return Err("the node agent needs root".into());
-    }
-    Ok(())
-}
-
-/// A one-layer image of Debian's static busybox: its applets as symlinks, a page to serve.
-fn busybox_archive(reference: &str) -> Vec<u8> {
-    let busybox = std::fs::read("/bin/busybox").unwrap();
-    let mut entries = vec![
-        Entry::Dir { path: "bin".into() },
-        Entry::Dir { path: "tmp".into() },
-        Entry::Dir { path: "www".into() },
-        Entry::File {
-            path: "bin/busybox".into(),
-            mode: 0o755,
-            data: busybox,
-        },
-        Entry::File {
-            path: "www/index.html".into(),
-            mode: 0o644,
-            data: b"hello from rkube\n".to_vec(),
-        },
-    ];
-    entries.extend(APPLETS.iter().map(|applet| Entry::Symlink {
-        path: format!("bin/{applet}"),
-        target: "busybox".into(),
-    }));
-    oci::archive(
-        reference,
-        &entries,
-        &RunConfig {
-            cmd: vec!["sh".into()],
-            env: vec!["PATH=/bin".into()],
-            ..RunConfig::default()
-        },
-    )
-    .unwrap()
-}
 
 /// A server with a node (its own, or an `rkube agent` beside it), a scheduler, the busybox
 /// images; cleaned up when dropped.
@@ -113,10 +48,6 @@ fn preload(node_dir: &Path) {
         busybox_archive(&full(PRELOADED)),
     )
     .unwrap();
-}
-
-fn full(image: &str) -> String {
-    format!("docker.io/library/{image}")
 }
 
 impl Node {
@@ -149,7 +80,17 @@ impl Node {
         let cluster = if standalone {
             common::start()?
         } else {
-            common::start_with_agent(&["--node-name", "e2e-node", "--kubelet-port", "0"], preload)?
+            common::start_with_agent(
+                &[
+                    "--node-name",
+                    "e2e-node",
+                    "--kubelet-port",
+                    "0",
+                    // These tests do not use it, and the host's 80 and 443 may be taken.
+                    "--disable-ingress",
+                ],
+                preload,
+            )?
         };
         let node_dir = if standalone {
             let dir = cluster.data_dir().join("node");
@@ -234,6 +175,7 @@ impl Node {
             .arg(&self.node_dir)
             .args(["--node-name", "e2e-node", "--kubelet-port", "0"])
             .args(["--file-check-frequency", "1s"])
+            .arg("--disable-ingress")
             .args(&self.agent_args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -11,6 +11,8 @@ pub mod ranges;
 pub(crate) mod repair;
 pub(crate) mod strategy;
 
+pub use kubernetes::advertise_address;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;

@@ -37,7 +37,16 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
-/// Whether this process may make network namespaces (root with iproute2).
+/// A command that runs in the network namespace `netns` and nowhere else: `nsenter`, not
+/// `ip netns exec`, which also gives the command a mount namespace with a /sys of that
+/// network namespace, where runc finds no cgroup mounts.
+fn in_netns(netns: &str) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{netns}"));
+    cmd
+}
+
+/// Whether this process may make network namespaces (root with iproute2 and nsenter).
 pub fn available() -> bool {
     let root = std::env::var("USER").is_ok_and(|u| u == "root")
         || Command::new("id")
@@ -45,6 +54,7 @@ pub fn available() -> bool {
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     root && Command::new("ip").arg("-V").output().is_ok()
+        && Command::new("nsenter").arg("--version").output().is_ok()
 }
 
 impl Lab {
@@ -55,9 +65,9 @@ impl Lab {
         if !available() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "the multi-node lab needs root and iproute2, but CI=true"
+                "the multi-node lab needs root, iproute2 and nsenter, but CI=true"
             );
-            eprintln!("SKIPPED: the multi-node lab needs root and iproute2");
+            eprintln!("SKIPPED: the multi-node lab needs root, iproute2 and nsenter");
             return None;
         }
         // A subnet and names of its own: 172.31.X.0/24, X from the pid and a counter.
@@ -126,25 +136,45 @@ impl Lab {
 
     /// Runs a command in a node's namespace.
     pub fn exec(&self, node: usize, cmd: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.nodes[node].netns])
+        in_netns(&self.nodes[node].netns)
             .args(cmd)
             .output()
             .unwrap()
     }
 
     /// Starts a long-running command in a node's namespace (stopped with the lab), its
-    /// output in `log` under the server's data dir.
-    pub fn spawn(&mut self, node: usize, cmd: &[&str], log: &str) {
-        let log = std::fs::File::create(self.cluster.data_dir().join(log)).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.nodes[node].netns])
+    /// output appended to `log` under the server's data dir; returns its process id.
+    pub fn spawn(&mut self, node: usize, cmd: &[&str], log: &str) -> u32 {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cluster.data_dir().join(log))
+            .unwrap();
+        let child = in_netns(&self.nodes[node].netns)
             .args(cmd)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
+        let pid = child.id();
         self.nodes[node].processes.push(child);
+        pid
+    }
+
+    /// Stops a process [`Lab::spawn`] started (SIGTERM) and waits for it; its exit status.
+    pub fn terminate(&mut self, node: usize, pid: u32) -> std::process::ExitStatus {
+        let processes = &mut self.nodes[node].processes;
+        let index = processes.iter().position(|p| p.id() == pid).unwrap();
+        let mut child = processes.remove(index);
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        child.wait().unwrap()
+    }
+
+    /// The text of a log [`Lab::spawn`] wrote.
+    pub fn log(&self, log: &str) -> String {
+        std::fs::read_to_string(self.cluster.data_dir().join(log)).unwrap_or_default()
     }
 }
 

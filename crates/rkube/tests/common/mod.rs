@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod images;
 pub mod lab;
 
 /// kubectl 1.33, from `KUBECTL` or the machine's google-cloud-sdk install.
