@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod bench_api;
+mod bench_pods;
 mod bench_proxy;
 mod bench_scheduler;
 mod controller_manager;
@@ -66,6 +67,9 @@ enum BenchTarget {
     Scheduler(bench_scheduler::SchedulerBenchArgs),
     /// The service proxy: full and partial nftables syncs (root and nftables needed).
     Proxy(bench_proxy::ProxyBenchArgs),
+    /// Pod startup on a real node beside the containerd floor, agent and hollow-node memory
+    /// (root, containerd, runc and the CNI plugins needed).
+    Pods(bench_pods::PodsBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 target: BenchTarget::Proxy(args),
             } => bench_proxy::proxy(args).await,
+            Command::Bench {
+                target: BenchTarget::Pods(args),
+            } => bench_pods::pods(args).await,
             Command::Bench {
                 target: BenchTarget::Scheduler(args),
             } => bench_scheduler::scheduler(args).await,

@@ -1,0 +1,486 @@
+//! `rkube bench pods`: pod startup on one real node (containerd), side by side with the
+//! containerd floor, the agent's memory, and the memory of hollow nodes.
+//!
+//! The bench starts `rkube server --disable-agent` and `rkube agent` (a real node with its own
+//! containerd, on the bridge `rkbench0` and the cluster CIDR 10.128.0.0/12, so it does not
+//! meet the test suites' `cni0`), both in a scratch directory. It prints:
+//! - `pods.startup.bN.p50|p99`: from a pod's create until a watch sees it Running, for a
+//!   burst of N pods created at once;
+//! - `pods.floor.bN.p50|p99`: the same sandbox and container made directly through CRI
+//!   (the kubelet's own CRI requests, `CriRuntime`), from RunPodSandbox until the container
+//!   started, N at once;
+//! - `pods.agent_rss.idle` and `pods.agent_rss.with_N_pods`: the agent's resident memory
+//!   (containerd and the shims are other processes);
+//! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
+//!   divided by N.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher;
+use rkube_kubelet::CriRuntime;
+use rkube_kubelet::containerd::Layout;
+use rkube_kubelet::cri::CriClient;
+use rkube_kubelet::oci::{self, Entry, RunConfig};
+use rkube_kubelet::runtime::{ContainerConfig, Runtime, SandboxConfig};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::bench::{ms, percentile};
+
+#[derive(clap::Args, Debug)]
+pub struct PodsBenchArgs {
+    /// Burst sizes: that many pods created at once.
+    #[arg(long, value_delimiter = ',', default_value = "30,100")]
+    pub bursts: Vec<usize>,
+    /// Hollow nodes for the memory-per-node figure (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    pub hollow_nodes: usize,
+}
+
+const IMAGE: &str = "docker.io/library/busybox:bench";
+const BRIDGE: &str = "rkbench0";
+const CLUSTER_CIDR: &str = "10.128.0.0/12";
+const NODE: &str = "bench-node";
+const WAIT: Duration = Duration::from_secs(180);
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Process {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGTERM, then waits (SIGKILL after 20 s).
+    fn stop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn spawn(args: &[&str], log: &Path) -> anyhow::Result<Process> {
+    let exe = std::env::current_exe().context("finding the rkube binary")?;
+    let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting rkube {}", args.first().unwrap_or(&"")))?;
+    Ok(Process(child))
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading the memory of process {pid}"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")?;
+    Ok(kib / 1024.0)
+}
+
+/// What a real node needs, as one line saying what to install.
+fn prerequisites() -> anyhow::Result<()> {
+    let missing: Vec<&str> = [
+        ("/usr/bin/containerd", "containerd"),
+        ("/usr/sbin/runc", "runc"),
+        ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+        ("/bin/busybox", "busybox-static"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "rkube bench pods needs a real node: install {} (scripts/setup-debian does)",
+            missing.join(", ")
+        );
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    if !root {
+        bail!("rkube bench pods runs a node agent: run it as root");
+    }
+    Ok(())
+}
+
+/// A one-layer image of Debian's static busybox with `sleep`.
+fn image_archive() -> anyhow::Result<Vec<u8>> {
+    let busybox = std::fs::read("/bin/busybox").context("reading /bin/busybox")?;
+    let entries = vec![
+        Entry::Dir { path: "bin".into() },
+        Entry::File {
+            path: "bin/busybox".into(),
+            mode: 0o755,
+            data: busybox,
+        },
+        Entry::Symlink {
+            path: "bin/sleep".into(),
+            target: "busybox".into(),
+        },
+        Entry::Symlink {
+            path: "bin/sh".into(),
+            target: "busybox".into(),
+        },
+    ];
+    let run = RunConfig {
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into()],
+        ..RunConfig::default()
+    };
+    Ok(oci::archive(IMAGE, &entries, &run)?)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+async fn until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_latencies(name: &str, mut all: Vec<Duration>) {
+    all.sort_unstable();
+    println!("{name}.p50: {:.1} ms", ms(percentile(&all, 0.5)));
+    println!("{name}.p99: {:.1} ms", ms(percentile(&all, 0.99)));
+}
+
+pub async fn pods(args: PodsBenchArgs) -> anyhow::Result<()> {
+    prerequisites()?;
+    let scratch = tempfile::tempdir().context("creating a scratch dir")?;
+    let dir = scratch.path();
+    let server_dir = dir.join("server");
+    let port = free_port()?;
+    let port_text = port.to_string();
+    let server_dir_text = server_dir.to_string_lossy().into_owned();
+    let _server = spawn(
+        &[
+            "server",
+            "--data-dir",
+            &server_dir_text,
+            "--https-port",
+            &port_text,
+            "--bind-address",
+            "127.0.0.1",
+            "--disable-agent",
+            "--cluster-dns-port",
+            "0",
+            "--cluster-cidr",
+            CLUSTER_CIDR,
+        ],
+        &dir.join("server.log"),
+    )?;
+    let kubeconfig = server_dir.join("admin.kubeconfig");
+    let client = until("the API server", || async {
+        let client = crate::controller_manager::client_from(&kubeconfig)
+            .await
+            .ok()?;
+        client.apiserver_version().await.ok()?;
+        Some(client)
+    })
+    .await?;
+
+    let node_dir = dir.join("node");
+    let images = Layout::new(&node_dir).images_dir();
+    std::fs::create_dir_all(&images)?;
+    std::fs::write(images.join("busybox.tar"), image_archive()?)?;
+    let token = std::fs::read_to_string(server_dir.join("node-token"))?;
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = server_dir.join("tls/ca.crt").to_string_lossy().into_owned();
+    let node_dir_text = node_dir.to_string_lossy().into_owned();
+    let mut agent = spawn(
+        &[
+            "agent",
+            "--server",
+            &url,
+            "--token",
+            token.trim(),
+            "--ca-file",
+            &ca,
+            "--data-dir",
+            &node_dir_text,
+            "--node-name",
+            NODE,
+            "--kubelet-port",
+            "0",
+            "--cni-bridge",
+            BRIDGE,
+            "--cluster-cidr",
+            CLUSTER_CIDR,
+            "--disable-proxy",
+            "--disable-ingress",
+        ],
+        &dir.join("agent.log"),
+    )?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    until("the node to be Ready", || async {
+        let node = nodes.get(NODE).await.ok()?;
+        let ready = node
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("pods.agent_rss.idle: {:.1} MiB", rss_mib(agent.pid())?);
+
+    let largest = args.bursts.iter().copied().max().unwrap_or(0);
+    for &burst in &args.bursts {
+        let latencies = burst_of_pods(&client, burst).await?;
+        print_latencies(&format!("pods.startup.b{burst}"), latencies);
+        if burst == largest {
+            println!(
+                "pods.agent_rss.with_{burst}_pods: {:.1} MiB",
+                rss_mib(agent.pid())?
+            );
+        }
+        delete_pods(&client, burst).await?;
+    }
+
+    let cri = CriClient::connect(&Layout::new(&node_dir).socket()).await?;
+    let runtime = Arc::new(CriRuntime::new(cri, Layout::new(&node_dir), BRIDGE).await?);
+    for &burst in &args.bursts {
+        let latencies = containerd_floor(&runtime, burst).await?;
+        print_latencies(&format!("pods.floor.b{burst}"), latencies);
+    }
+    println!(
+        "# targets: p50 startup within 100 ms of the floor; agent RSS under 30 MiB with 100 pods"
+    );
+    agent.stop();
+
+    if args.hollow_nodes > 0 {
+        hollow(&client, &url, token.trim(), &ca, dir, args.hollow_nodes).await?;
+    }
+    Ok(())
+}
+
+/// Creates `n` pods at once; each one's time from its create to a watch seeing it Running.
+async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let label = format!("burst-{n}");
+    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = running.clone();
+    let config = watcher::Config::default().labels(&format!("rkube-bench={label}"));
+    let watched = pods.clone();
+    let watch = tokio::spawn(async move {
+        let mut stream = watcher::watcher(watched, config).boxed();
+        while let Some(event) = stream.next().await {
+            let pods: Vec<Pod> = match event {
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => vec![pod],
+                _ => continue,
+            };
+            for pod in pods {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                if phase == Some("Running")
+                    && let Some(name) = pod.metadata.name
+                {
+                    seen.lock().await.entry(name).or_insert_with(Instant::now);
+                }
+            }
+        }
+    });
+    // The watch is established before the first create.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut creates = Vec::new();
+    for i in 0..n {
+        let pods = pods.clone();
+        let body: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": format!("{label}-{i}"), "labels": {"rkube-bench": label}},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{
+                    "name": "sleep",
+                    "image": IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                    "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
+                }],
+            },
+        }))?;
+        creates.push(tokio::spawn(async move {
+            let started = Instant::now();
+            pods.create(&PostParams::default(), &body).await?;
+            anyhow::Ok((body.metadata.name.unwrap_or_default(), started))
+        }));
+    }
+    let mut started = HashMap::new();
+    for create in creates {
+        let (name, at) = create.await??;
+        started.insert(name, at);
+    }
+    until(&format!("{n} pods Running"), || async {
+        (running.lock().await.len() >= n).then_some(())
+    })
+    .await?;
+    watch.abort();
+    let running = running.lock().await;
+    Ok(started
+        .iter()
+        .filter_map(|(name, at)| running.get(name).map(|r| r.saturating_duration_since(*at)))
+        .collect())
+}
+
+/// Deletes a burst's pods and waits until they are gone.
+async fn delete_pods(client: &Client, n: usize) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let selector = format!("rkube-bench=burst-{n}");
+    let params = ListParams::default().labels(&selector);
+    pods.delete_collection(&DeleteParams::default().grace_period(0), &params)
+        .await?;
+    until("the pods to be gone", || async {
+        let left = pods.list(&params).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await
+}
+
+/// The same sandboxes and containers through CRI alone, `n` at once.
+async fn containerd_floor(runtime: &Arc<CriRuntime>, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let runtime = runtime.clone();
+        tasks.push(tokio::spawn(async move {
+            let sandbox = SandboxConfig {
+                namespace: "rkube-bench".into(),
+                name: format!("floor-{n}-{i}"),
+                uid: format!("rkube-bench-floor-{n}-{i}"),
+                hostname: format!("floor-{n}-{i}"),
+                ..SandboxConfig::default()
+            };
+            let container = ContainerConfig {
+                name: "sleep".into(),
+                image: IMAGE.into(),
+                command: vec!["sleep".into(), "3600".into()],
+                ..ContainerConfig::default()
+            };
+            let started = Instant::now();
+            let made = runtime.run_pod_sandbox(&sandbox).await?;
+            runtime
+                .start_container(&made.id, &sandbox, &container)
+                .await?;
+            let took = started.elapsed();
+            anyhow::Ok((took, made.id))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut sandboxes = Vec::new();
+    for task in tasks {
+        let (took, id) = task.await??;
+        latencies.push(took);
+        sandboxes.push(id);
+    }
+    for id in sandboxes {
+        runtime.stop_pod_sandbox(&id, Duration::ZERO).await?;
+        runtime.remove_pod_sandbox(&id).await?;
+    }
+    Ok(latencies)
+}
+
+/// `rkube agent --simulate N`: its resident memory per node once all registered.
+async fn hollow(
+    client: &Client,
+    url: &str,
+    token: &str,
+    ca: &str,
+    dir: &Path,
+    n: usize,
+) -> anyhow::Result<()> {
+    let hollow_dir: PathBuf = dir.join("hollow");
+    let count = n.to_string();
+    let hollow_dir_text = hollow_dir.to_string_lossy().into_owned();
+    let mut agent = spawn(
+        &[
+            "agent",
+            "--server",
+            url,
+            "--token",
+            token,
+            "--ca-file",
+            ca,
+            "--data-dir",
+            &hollow_dir_text,
+            "--simulate",
+            &count,
+            "--node-name-prefix",
+            "bench-hollow",
+            "--record-events",
+            "false",
+        ],
+        &dir.join("hollow.log"),
+    )?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    until(&format!("{n} hollow nodes"), || async {
+        let listed = nodes.list_metadata(&ListParams::default()).await.ok()?;
+        let registered = listed
+            .items
+            .iter()
+            .filter(|node| {
+                node.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with("bench-hollow-"))
+            })
+            .count();
+        (registered >= n).then_some(())
+    })
+    .await?;
+    // Past the first heartbeats.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let rss = rss_mib(agent.pid())?;
+    println!("pods.hollow_rss.n{n}: {rss:.1} MiB");
+    println!(
+        "pods.hollow_rss_per_node: {:.1} KiB",
+        rss * 1024.0 / n as f64
+    );
+    println!("# target: under 1 MiB per hollow node");
+    agent.stop();
+    Ok(())
+}
