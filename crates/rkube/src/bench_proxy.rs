@@ -16,8 +16,8 @@ pub struct ProxyBenchArgs {
     /// Service counts to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub services: Vec<usize>,
-    /// Endpoints per service.
-    #[arg(long, default_value_t = 10)]
+    /// Endpoints per service (the shape: 2).
+    #[arg(long, default_value_t = 2)]
     pub endpoints: usize,
     /// Single-service changes measured per size.
     #[arg(long, default_value_t = 100)]
