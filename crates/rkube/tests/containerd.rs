@@ -946,6 +946,19 @@ fn lines_of(child: &mut Child) -> std::io::Lines<std::io::BufReader<std::process
 }
 
 /// Reads lines until `done` says so (or the output ends); the lines read.
+/// The local port `kubectl port-forward` says it listens on.
+fn forwarded_port(
+    out: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) -> String {
+    let lines = read_until(out, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+    lines
+        .last()
+        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("port-forward printed {lines:?}"))
+        .to_owned()
+}
+
 fn read_until(
     out: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     done: impl Fn(&str) -> bool,
@@ -1143,15 +1156,7 @@ spec:
         .unwrap();
     // Its stdout stays open while it runs: it prints a line for each connection.
     let mut forward_out = lines_of(&mut forward);
-    let lines = read_until(&mut forward_out, |l| {
-        l.starts_with("Forwarding from 127.0.0.1:")
-    });
-    let port = lines
-        .last()
-        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("port-forward printed {lines:?}"))
-        .to_owned();
+    let port = forwarded_port(&mut forward_out);
     let page = fetch(&format!("http://127.0.0.1:{port}/"));
     let again = fetch(&format!("http://127.0.0.1:{port}/index.html"));
     let _ = forward.kill();
@@ -1164,15 +1169,7 @@ spec:
     let _ = forward.wait();
     let mut spdy_forward = spdy_forward;
     let mut spdy_out = lines_of(&mut spdy_forward);
-    let spdy_lines = read_until(&mut spdy_out, |l| {
-        l.starts_with("Forwarding from 127.0.0.1:")
-    });
-    let spdy_port = spdy_lines
-        .last()
-        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("port-forward printed {spdy_lines:?}"))
-        .to_owned();
+    let spdy_port = forwarded_port(&mut spdy_out);
     let spdy_page = fetch(&format!("http://127.0.0.1:{spdy_port}/"));
     let _ = spdy_forward.kill();
     drop(spdy_out);
