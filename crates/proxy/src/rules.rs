@@ -365,13 +365,15 @@ pub fn transaction(
     let mut emptied_chains = Vec::new();
     // 1. Map elements that go or change (maps were flushed already outside partial mode).
     if mode == Mode::Partial {
+        let mut gone: BTreeMap<Map, Vec<&str>> = BTreeMap::new();
         for (old, new) in &changes {
             for ((map, key), value) in &old.elements {
                 if new.elements.get(&(*map, key.clone())) != Some(value) {
-                    let _ = writeln!(text, "delete element ip {t} {} {{ {key} }}", map.name());
+                    gone.entry(*map).or_default().push(key);
                 }
             }
         }
+        write_elements(&mut text, "delete", t, &gone);
     }
     // 2. Chains exist before anything points at them.
     for (_, new) in &changes {
@@ -419,20 +421,46 @@ pub fn transaction(
         }
     }
     // 6. Map elements that are new or changed.
+    let mut added: BTreeMap<Map, Vec<String>> = BTreeMap::new();
     for (old, new) in &changes {
         for ((map, key), value) in &new.elements {
             if mode != Mode::Partial || old.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(
-                    text,
-                    "add element ip {t} {} {{ {key} : {value} }}",
-                    map.name()
-                );
+                added
+                    .entry(*map)
+                    .or_default()
+                    .push(format!("{key} : {value}"));
             }
         }
     }
+    write_elements(&mut text, "add", t, &added);
     Transaction {
         text,
         emptied_chains,
+    }
+}
+
+/// Map elements per command: one `add element` (or `delete element`) command per map and
+/// this many elements, as nft spends far less time on one command of many elements than on
+/// many commands of one (~20% of a full sync of 10,000 services).
+const ELEMENTS_PER_COMMAND: usize = 1000;
+
+fn write_elements<S: AsRef<str>>(
+    text: &mut String,
+    verb: &str,
+    table: &str,
+    elements: &BTreeMap<Map, Vec<S>>,
+) {
+    for (map, items) in elements {
+        for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
+            let _ = write!(text, "{verb} element ip {table} {} {{ ", map.name());
+            for (i, item) in chunk.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                text.push_str(item.as_ref());
+            }
+            text.push_str(" }\n");
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub struct ProxyBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub services: Vec<usize>,
     /// Endpoints per service.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 2)]
     pub endpoints: usize,
     /// Single-service changes measured per size.
     #[arg(long, default_value_t = 100)]
@@ -98,8 +98,9 @@ async fn run(cfg: &RuleConfig, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             let state = flipped.entry(i).or_insert(false);
             *state = !*state;
             let mask = if *state { all_ready & !1 } else { all_ready };
-            let change = service(cfg, i, eps, mask);
+            // Timed from the change: rendering the service is part of it.
             let started = Instant::now();
+            let change = service(cfg, i, eps, mask);
             proxier.sync_changed(vec![change]).await?;
             latencies.push(started.elapsed());
             if proxier.has_emptied() {
