@@ -7,21 +7,26 @@
 //!   IPs, load-balancer IPs) and, for local destinations, `service-nodeports`;
 //! - each service port has a `service-…` chain (Cluster policy), a `local-…` chain (Local
 //!   policy endpoints only) and an `external-…` chain (NodePort, load balancer and external
-//!   IP traffic), which pick an endpoint at random (`numgen random mod K == 0` cascades,
-//!   uniform) after the session-affinity sets; each endpoint has an `endpoint-…` chain that marks hairpin
-//!   traffic for masquerading, records affinity and DNATs;
+//!   IP traffic); the policy chains pick an endpoint at random (`numgen random mod K == 0`
+//!   cascades, uniform) after the session-affinity sets and DNAT to it in the same rule,
+//!   recording affinity. Unlike kube-proxy there is no chain per endpoint: every
+//!   transaction makes the kernel validate the whole jump graph and `nft` dump every chain,
+//!   so a third of the chains costs a third of the time of each change;
 //! - `filter-input`, `filter-forward` and `filter-output` send new connections to
 //!   `endpoints-check`, which rejects (TCP reset, else ICMP port unreachable) or drops
 //!   traffic to service ports without usable endpoints (`no-endpoint-services`,
 //!   `no-endpoint-nodeports`);
-//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`.
+//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`, and hairpin
+//!   traffic: DNATed packets whose source and destination are the same endpoint (pairs in
+//!   the `hairpin` set, which the proxier counts over services sharing an endpoint).
 //!
 //! Each Service renders to a [`Rendered`]: its chains, affinity sets and map elements. A
 //! transaction moves the kernel from the previously applied `Rendered` of each changed
 //! service to the new one, touching nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use crate::model::{Endpoint, ServicePort, categorize};
 
@@ -31,6 +36,8 @@ const MASQUERADE_MARK: &str = "0x00004000";
 /// Chains whose names carry a `/` are per service port or endpoint; ours never do.
 const REJECT_CHAIN: &str = "reject-chain";
 const MARK_MASQ_CHAIN: &str = "mark-for-masquerade";
+/// Source and destination pairs of endpoints reaching themselves through a service.
+const HAIRPIN_SET: &str = "hairpin";
 
 /// Where the rules go and how traffic is classified.
 #[derive(Clone, Debug)]
@@ -87,11 +94,17 @@ pub struct Rendered {
     pub sets: BTreeMap<String, String>,
     /// (map, key) → verdict.
     pub elements: BTreeMap<(Map, String), String>,
+    /// Endpoint addresses that may reach themselves through the service (hairpin): the
+    /// `hairpin` set holds them for all services, counted by the proxier.
+    pub hairpin: BTreeSet<Ipv4Addr>,
 }
 
 impl Rendered {
     pub fn is_empty(&self) -> bool {
-        self.chains.is_empty() && self.sets.is_empty() && self.elements.is_empty()
+        self.chains.is_empty()
+            && self.sets.is_empty()
+            && self.elements.is_empty()
+            && self.hairpin.is_empty()
     }
 }
 
@@ -251,10 +264,24 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
         {
             rules.push(rule.clone());
         }
+        // Each endpoint's DNAT is inline (no chain per endpoint: the kernel validates the
+        // whole jump graph on every transaction, and nft dumps every chain first).
+        let dnat = |ep: &Endpoint| {
+            let mut rule = format!("meta l4proto {proto} ");
+            if sp.affinity_timeout.is_some() {
+                let _ = write!(
+                    rule,
+                    "update @affinity-{} {{ ip saddr }} ",
+                    endpoint_base(sp, ep)
+                );
+            }
+            let _ = write!(rule, "dnat to {}:{}", ep.ip, ep.port);
+            rule
+        };
         if sp.affinity_timeout.is_some() {
             for ep in endpoints {
                 let base = endpoint_base(sp, ep);
-                rules.push(format!("ip saddr @affinity-{base} goto endpoint-{base}"));
+                rules.push(format!("ip saddr @affinity-{base} {}", dnat(ep)));
             }
         }
         // Uniform choice as a cascade: endpoint i with probability 1/(N-i) among those
@@ -263,11 +290,10 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
         // the table, which makes a transaction of 10,000 services take ~25 s instead of ~1 s.
         let n = endpoints.len();
         for (i, ep) in endpoints.iter().enumerate() {
-            let target = format!("goto endpoint-{}", endpoint_base(sp, ep));
             if i + 1 < n {
-                rules.push(format!("numgen random mod {} == 0 {target}", n - i));
+                rules.push(format!("numgen random mod {} == 0 {}", n - i, dnat(ep)));
             } else {
-                rules.push(target);
+                rules.push(dnat(ep));
             }
         }
         out.chains.insert(chain.clone(), rules);
@@ -279,22 +305,10 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
         policy_chain(&local_chain, &c.local);
     }
 
-    for ep in &c.reachable {
-        let base = endpoint_base(sp, ep);
-        let mut rules = vec![
-            // Hairpin: a pod reaching itself through the service must see the reply come
-            // from the service, so the packet leaves with the node's address.
-            format!("ip saddr {} jump {MARK_MASQ_CHAIN}", ep.ip),
-        ];
-        if sp.affinity_timeout.is_some() {
-            rules.push(format!("update @affinity-{base} {{ ip saddr }}"));
-        }
-        rules.push(format!(
-            "meta l4proto {proto} dnat to {}:{}",
-            ep.ip, ep.port
-        ));
-        out.chains.insert(format!("endpoint-{base}"), rules);
-    }
+    // Hairpin: a pod reaching itself through the service must see the reply come from the
+    // service, so `nat-postrouting` masquerades DNATed packets whose source and destination
+    // are the same endpoint.
+    out.hairpin.extend(c.reachable.iter().map(|ep| ep.ip));
 }
 
 /// How a transaction treats what is already in the kernel.
@@ -319,12 +333,22 @@ pub struct Transaction {
     pub emptied_chains: Vec<String>,
 }
 
+/// Changes to the `hairpin` set, whose addresses the proxier counts over all services (two
+/// services may share an endpoint). Outside partial mode the set is refilled: `add` holds
+/// every address.
+#[derive(Debug, Default)]
+pub struct HairpinChange {
+    pub add: Vec<Ipv4Addr>,
+    pub delete: Vec<Ipv4Addr>,
+}
+
 /// Builds the transaction taking each service from `old` to `new` (an empty [`Rendered`]
 /// for a service that appears or goes). In `Recreate` mode `old` is ignored.
 pub fn transaction(
     cfg: &RuleConfig,
     mode: Mode,
     changes: &[(&Rendered, &Rendered)],
+    hairpin: &HairpinChange,
 ) -> Transaction {
     let t = &cfg.table;
     let mut text = String::new();
@@ -374,6 +398,7 @@ pub fn transaction(
             }
         }
         write_elements(&mut text, "delete", t, &gone);
+        write_hairpin(&mut text, "delete", t, &hairpin.delete);
     }
     // 2. Chains exist before anything points at them.
     for (_, new) in &changes {
@@ -433,6 +458,7 @@ pub fn transaction(
         }
     }
     write_elements(&mut text, "add", t, &added);
+    write_hairpin(&mut text, "add", t, &hairpin.add);
     Transaction {
         text,
         emptied_chains,
@@ -461,6 +487,19 @@ fn write_elements<S: AsRef<str>>(
             }
             text.push_str(" }\n");
         }
+    }
+}
+
+fn write_hairpin(text: &mut String, verb: &str, table: &str, addresses: &[Ipv4Addr]) {
+    for chunk in addresses.chunks(ELEMENTS_PER_COMMAND) {
+        let _ = write!(text, "{verb} element ip {table} {HAIRPIN_SET} {{ ");
+        for (i, ip) in chunk.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let _ = write!(text, "{ip} . {ip}");
+        }
+        text.push_str(" }\n");
     }
 }
 
@@ -512,6 +551,10 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
             map.name()
         );
     }
+    let _ = writeln!(
+        text,
+        "add set ip {t} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}\nflush set ip {t} {HAIRPIN_SET}"
+    );
     let rules = [
         ("filter-input", "ct state new jump endpoints-check".to_owned()),
         ("filter-forward", "ct state new jump endpoints-check".to_owned()),
@@ -542,6 +585,10 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         (
             MARK_MASQ_CHAIN,
             format!("meta mark set meta mark | {MASQUERADE_MARK}"),
+        ),
+        (
+            "masquerading",
+            format!("ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} jump {MARK_MASQ_CHAIN}"),
         ),
         (
             "masquerading",
@@ -641,6 +688,9 @@ mod tests {
                 lines.push(format!("{name}: {rule}"));
             }
         }
+        for ip in &r.hairpin {
+            lines.push(format!("hairpin {ip}"));
+        }
         lines.iter().map(|l| unhash(l)).collect()
     }
 
@@ -654,14 +704,12 @@ mod tests {
             flat(&r),
             vec![
                 "service-ips 10.96.0.10 . tcp . 80 : goto service-H-ns/web/tcp/http",
-                // (chains are ordered by name, hash first)
-                "endpoint-H-ns/web/tcp/http__10.244.1.2/8080: ip saddr 10.244.1.2 jump mark-for-masquerade",
-                "endpoint-H-ns/web/tcp/http__10.244.1.2/8080: meta l4proto tcp dnat to 10.244.1.2:8080",
-                "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: ip saddr 10.244.1.1 jump mark-for-masquerade",
-                "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: meta l4proto tcp dnat to 10.244.1.1:8080",
                 "service-H-ns/web/tcp/http: ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
-                "service-H-ns/web/tcp/http: numgen random mod 2 == 0 goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080",
-                "service-H-ns/web/tcp/http: goto endpoint-H-ns/web/tcp/http__10.244.1.2/8080",
+                "service-H-ns/web/tcp/http: numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.1.1:8080",
+                "service-H-ns/web/tcp/http: meta l4proto tcp dnat to 10.244.1.2:8080",
+                // Both endpoints may reach themselves through the service.
+                "hairpin 10.244.1.1",
+                "hairpin 10.244.1.2",
             ]
         );
     }
@@ -736,10 +784,10 @@ mod tests {
             &"service-ips 10.96.0.10 . tcp . 80 : goto local-H-ns/web/tcp/http".to_owned()
         ));
         assert!(lines.contains(
-            &"local-H-ns/web/tcp/http: goto endpoint-H-ns/web/tcp/http__10.244.1.2/8080".to_owned()
+            &"local-H-ns/web/tcp/http: meta l4proto tcp dnat to 10.244.1.2:8080".to_owned()
         ));
         assert!(
-            !lines.iter().any(|l| l.contains("10.244.1.1/8080")),
+            !lines.iter().any(|l| l.contains("10.244.1.1")),
             "{lines:#?}"
         );
         // Endpoints on other nodes only: the ClusterIP drops (not rejects) here.
@@ -758,8 +806,10 @@ mod tests {
         let lines = flat(&r);
         for expected in [
             "set affinity-H-ns/web/tcp/http__10.244.1.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }",
-            "service-H-ns/web/tcp/http: ip saddr @affinity-H-ns/web/tcp/http__10.244.1.1/8080 goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080",
-            "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr }",
+            // A known client goes back to its endpoint, refreshing the entry; a new one is
+            // recorded where it goes.
+            "service-H-ns/web/tcp/http: ip saddr @affinity-H-ns/web/tcp/http__10.244.1.1/8080 meta l4proto tcp update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr } dnat to 10.244.1.1:8080",
+            "service-H-ns/web/tcp/http: meta l4proto tcp update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr } dnat to 10.244.1.1:8080",
         ] {
             assert!(
                 lines.iter().any(|l| l == expected),
@@ -771,7 +821,12 @@ mod tests {
     #[test]
     fn recreate_replaces_the_table_in_one_transaction() {
         let r = render_service(&cfg(), &[(port("web"), vec![ep(1, true, false)])]);
-        let tx = transaction(&cfg(), Mode::Recreate, &[(&Rendered::default(), &r)]);
+        let tx = transaction(
+            &cfg(),
+            Mode::Recreate,
+            &[(&Rendered::default(), &r)],
+            &HairpinChange::default(),
+        );
         let lines: Vec<&str> = tx.text.lines().collect();
         assert_eq!(
             &lines[..3],
@@ -799,37 +854,48 @@ mod tests {
             &c,
             &[(port("web"), vec![ep(1, true, false), ep(2, false, false)])],
         );
-        let tx = transaction(&c, Mode::Partial, &[(&old, &new)]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&old, &new)],
+            &HairpinChange::default(),
+        );
         let text = unhash(&tx.text);
         assert!(!text.contains("other"), "{text}");
         assert!(!text.contains("table"), "{text}");
-        // The map element points at the same chain: untouched.
-        assert!(!text.contains("element"), "{text}");
-        // The endpoint that went: its chain emptied now, deleted later.
+        // Only the service chain is rewritten: the map element points at the same chain and
+        // the hairpin set changes only as the proxier counts it.
+        assert_eq!(
+            text,
+            "add chain ip t service-H-ns/web/tcp/http\n\
+             flush chain ip t service-H-ns/web/tcp/http\n\
+             add rule ip t service-H-ns/web/tcp/http ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n\
+             add rule ip t service-H-ns/web/tcp/http meta l4proto tcp dnat to 10.244.1.1:8080\n"
+        );
+        assert!(tx.emptied_chains.is_empty());
+        let hairpin = HairpinChange {
+            add: vec![Ipv4Addr::new(10, 244, 1, 3)],
+            delete: vec![Ipv4Addr::new(10, 244, 1, 2)],
+        };
+        let text = transaction(&c, Mode::Partial, &[(&old, &new)], &hairpin).text;
         assert!(
-            text.contains("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.2/8080"),
+            text.starts_with("delete element ip t hairpin { 10.244.1.2 . 10.244.1.2 }\n"),
             "{text}"
         );
-        assert_eq!(tx.emptied_chains.len(), 1);
-        // The service chain is rewritten; the surviving endpoint's chain is not.
         assert!(
-            text.contains("flush chain ip t service-H-ns/web/tcp/http\n"),
+            text.ends_with("add element ip t hairpin { 10.244.1.3 . 10.244.1.3 }\n"),
             "{text}"
         );
-        assert!(
-            !text.contains("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080"),
-            "{text}"
-        );
-        assert!(
-            text.contains("add rule ip t service-H-ns/web/tcp/http goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080"),
-            "{text}"
-        );
-        assert!(!text.contains("numgen"), "{text}");
         drop(other);
 
         // The last endpoint goes: the ClusterIP moves to the reject map.
         let none = render_service(&c, &[(port("web"), vec![])]);
-        let tx = transaction(&c, Mode::Partial, &[(&new, &none)]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&new, &none)],
+            &HairpinChange::default(),
+        );
         let text = unhash(&tx.text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -840,10 +906,15 @@ mod tests {
             *lines.last().unwrap(),
             "add element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }"
         );
-        assert_eq!(tx.emptied_chains.len(), 2);
+        assert_eq!(tx.emptied_chains.len(), 1);
 
         // A service that goes removes everything it had.
-        let tx = transaction(&c, Mode::Partial, &[(&none, &Rendered::default())]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&none, &Rendered::default())],
+            &HairpinChange::default(),
+        );
         assert_eq!(
             tx.text,
             "delete element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 }\n"
@@ -858,17 +929,25 @@ mod tests {
         let old = render_service(&c, &[(p.clone(), vec![ep(1, true, false)])]);
         p.affinity_timeout = Some(120);
         let new = render_service(&c, &[(p, vec![ep(1, true, false)])]);
-        let text = unhash(&transaction(&c, Mode::Partial, &[(&old, &new)]).text);
+        let text = unhash(
+            &transaction(
+                &c,
+                Mode::Partial,
+                &[(&old, &new)],
+                &HairpinChange::default(),
+            )
+            .text,
+        );
         let pos = |needle: &str| {
             text.find(needle)
                 .unwrap_or_else(|| panic!("{needle} not in {text}"))
         };
-        let flush = pos("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080");
+        let flush = pos("flush chain ip t service-H-ns/web/tcp/http\n");
         let delete = pos("delete set ip t affinity-H-ns/web/tcp/http__10.244.1.1/8080");
         let add = pos(
             "add set ip t affinity-H-ns/web/tcp/http__10.244.1.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 120s; }",
         );
-        let rule = pos("add rule ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080 update");
+        let rule = pos("add rule ip t service-H-ns/web/tcp/http ip saddr @affinity");
         assert!(flush < delete && delete < add && add < rule, "{text}");
     }
 
