@@ -58,6 +58,9 @@ pub enum Map {
     ServiceNodePorts,
     NoEndpointServices,
     NoEndpointNodePorts,
+    /// Not a verdict map but a set: the ClusterIP ports with endpoints, whose traffic from
+    /// outside the pod network is masqueraded (one rule for all, not one per service).
+    ClusterIps,
 }
 
 impl Map {
@@ -67,19 +70,23 @@ impl Map {
             Map::ServiceNodePorts => "service-nodeports",
             Map::NoEndpointServices => "no-endpoint-services",
             Map::NoEndpointNodePorts => "no-endpoint-nodeports",
+            Map::ClusterIps => "cluster-ips",
         }
     }
 
-    const ALL: [Map; 4] = [
+    const ALL: [Map; 5] = [
         Map::ServiceIps,
         Map::ServiceNodePorts,
         Map::NoEndpointServices,
         Map::NoEndpointNodePorts,
+        Map::ClusterIps,
     ];
 
     fn key_type(self) -> &'static str {
         match self {
-            Map::ServiceIps | Map::NoEndpointServices => "ipv4_addr . inet_proto . inet_service",
+            Map::ServiceIps | Map::NoEndpointServices | Map::ClusterIps => {
+                "ipv4_addr . inet_proto . inet_service"
+            }
             Map::ServiceNodePorts | Map::NoEndpointNodePorts => "inet_proto . inet_service",
         }
     }
@@ -92,7 +99,7 @@ pub struct Rendered {
     pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → its definition (`{ type …; flags …; timeout …; }`).
     pub sets: BTreeMap<String, String>,
-    /// (map, key) → verdict.
+    /// (map, key) → verdict (empty for the [`Map::ClusterIps`] set).
     pub elements: BTreeMap<(Map, String), String>,
     /// Endpoint addresses that may reach themselves through the service (hairpin): the
     /// `hairpin` set holds them for all services, counted by the proxier.
@@ -220,12 +227,9 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
 
     // Traffic to the ClusterIP from outside the pod network is masqueraded, so replies come
     // back through this node even when the endpoint is elsewhere.
-    let mut internal_masquerade = None;
-    if has_internal && let Some(cidr) = &cfg.cluster_cidr {
-        internal_masquerade = Some(format!(
-            "ip daddr {} {proto} dport {} ip saddr != {cidr} jump {MARK_MASQ_CHAIN}",
-            sp.cluster_ip, sp.port
-        ));
+    if has_internal && cfg.cluster_cidr.is_some() {
+        out.elements
+            .insert((Map::ClusterIps, ip_key(&sp.cluster_ip)), String::new());
     }
 
     if uses_external_chain {
@@ -259,11 +263,6 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
 
     let mut policy_chain = |chain: &String, endpoints: &[Endpoint]| {
         let mut rules = Vec::new();
-        if chain == internal_chain
-            && let Some(rule) = &internal_masquerade
-        {
-            rules.push(rule.clone());
-        }
         // Each endpoint's DNAT is inline (no chain per endpoint: the kernel validates the
         // whole jump graph on every transaction, and nft dumps every chain first).
         let dnat = |ep: &Endpoint| {
@@ -450,10 +449,12 @@ pub fn transaction(
     for (old, new) in &changes {
         for ((map, key), value) in &new.elements {
             if mode != Mode::Partial || old.elements.get(&(*map, key.clone())) != Some(value) {
-                added
-                    .entry(*map)
-                    .or_default()
-                    .push(format!("{key} : {value}"));
+                let element = if value.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key} : {value}")
+                };
+                added.entry(*map).or_default().push(element);
             }
         }
     }
@@ -543,9 +544,13 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         let _ = writeln!(text, "add chain ip {t} {name}\nflush chain ip {t} {name}");
     }
     for map in Map::ALL {
+        let (kind, data) = match map {
+            Map::ClusterIps => ("set", ""),
+            _ => ("map", " : verdict"),
+        };
         let _ = writeln!(
             text,
-            "add map ip {t} {} {{ type {} : verdict; }}\nflush map ip {t} {}",
+            "add {kind} ip {t} {} {{ type {}{data}; }}\nflush {kind} ip {t} {}",
             map.name(),
             map.key_type(),
             map.name()
@@ -555,6 +560,13 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         text,
         "add set ip {t} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}\nflush set ip {t} {HAIRPIN_SET}"
     );
+    if let Some(cidr) = &cfg.cluster_cidr {
+        let _ = writeln!(
+            text,
+            "add rule ip {t} services ip saddr != {cidr} ip daddr . meta l4proto . th dport @{} jump {MARK_MASQ_CHAIN}",
+            Map::ClusterIps.name()
+        );
+    }
     let rules = [
         ("filter-input", "ct state new jump endpoints-check".to_owned()),
         ("filter-forward", "ct state new jump endpoints-check".to_owned()),
@@ -678,7 +690,11 @@ mod tests {
     fn flat(r: &Rendered) -> Vec<String> {
         let mut lines = Vec::new();
         for ((map, key), value) in &r.elements {
-            lines.push(format!("{} {key} : {value}", map.name()));
+            if value.is_empty() {
+                lines.push(format!("{} {key}", map.name()));
+            } else {
+                lines.push(format!("{} {key} : {value}", map.name()));
+            }
         }
         for (name, def) in &r.sets {
             lines.push(format!("set {name} {def}"));
@@ -704,7 +720,8 @@ mod tests {
             flat(&r),
             vec![
                 "service-ips 10.96.0.10 . tcp . 80 : goto service-H-ns/web/tcp/http",
-                "service-H-ns/web/tcp/http: ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+                // Masqueraded from outside the pod network.
+                "cluster-ips 10.96.0.10 . tcp . 80",
                 "service-H-ns/web/tcp/http: numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.1.1:8080",
                 "service-H-ns/web/tcp/http: meta l4proto tcp dnat to 10.244.1.2:8080",
                 // Both endpoints may reach themselves through the service.
@@ -869,7 +886,6 @@ mod tests {
             text,
             "add chain ip t service-H-ns/web/tcp/http\n\
              flush chain ip t service-H-ns/web/tcp/http\n\
-             add rule ip t service-H-ns/web/tcp/http ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n\
              add rule ip t service-H-ns/web/tcp/http meta l4proto tcp dnat to 10.244.1.1:8080\n"
         );
         assert!(tx.emptied_chains.is_empty());
