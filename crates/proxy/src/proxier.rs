@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::nft;
-use crate::rules::{self, Mode, Rendered, RuleConfig};
+use std::net::Ipv4Addr;
+
+use crate::rules::{self, HairpinChange, Mode, Rendered, RuleConfig};
 
 /// How long an emptied chain waits before it is deleted.
 const CHAIN_DELETE_DELAY: Duration = Duration::from_secs(1);
@@ -19,6 +21,8 @@ pub struct Proxier {
     emptied: HashMap<String, Instant>,
     /// The next full sync replaces the table (at start, and after a failure).
     recreate: bool,
+    /// Hairpin address → how many applied services have it.
+    hairpin: HashMap<Ipv4Addr, usize>,
 }
 
 /// What a sync did, for logs and benchmarks.
@@ -36,6 +40,7 @@ impl Proxier {
             applied: HashMap::new(),
             emptied: HashMap::new(),
             recreate: true,
+            hairpin: HashMap::new(),
         }
     }
 
@@ -69,14 +74,24 @@ impl Proxier {
         } else {
             Mode::Full
         };
-        let mut tx = rules::transaction(&self.cfg, mode, &changes);
+        let mut hairpin: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for ip in desired.values().flat_map(|r| &r.hairpin) {
+            *hairpin.entry(*ip).or_default() += 1;
+        }
+        let mut all: Vec<Ipv4Addr> = hairpin.keys().copied().collect();
+        all.sort_unstable();
+        let hairpin_change = HairpinChange {
+            add: all,
+            delete: vec![],
+        };
+        let mut tx = rules::transaction(&self.cfg, mode, &changes, &hairpin_change);
         if let Err(err) = nft::apply(&tx.text).await {
             if mode == Mode::Recreate {
                 return Err(err);
             }
             tracing::warn!("rewriting the table failed, replacing it: {err:#}");
             mode = Mode::Recreate;
-            tx = rules::transaction(&self.cfg, mode, &changes);
+            tx = rules::transaction(&self.cfg, mode, &changes, &hairpin_change);
             nft::apply(&tx.text).await?;
         }
         let stats = SyncStats {
@@ -90,6 +105,7 @@ impl Proxier {
         }
         self.note_emptied(tx.emptied_chains, &desired);
         self.applied = desired;
+        self.hairpin = hairpin;
         self.recreate = false;
         Ok(stats)
     }
@@ -112,7 +128,8 @@ impl Proxier {
             .iter()
             .map(|(k, new)| (self.applied.get(k).unwrap_or(&empty), new))
             .collect();
-        let tx = rules::transaction(&self.cfg, Mode::Partial, &changes);
+        let (hairpin_change, counts) = hairpin_change(&self.hairpin, &changes);
+        let tx = rules::transaction(&self.cfg, Mode::Partial, &changes, &hairpin_change);
         drop(changes);
         if let Err(err) = nft::apply(&tx.text).await {
             self.recreate = true;
@@ -126,6 +143,13 @@ impl Proxier {
         let now = Instant::now();
         for chain in tx.emptied_chains {
             self.emptied.insert(chain, now);
+        }
+        for (ip, count) in counts {
+            if count == 0 {
+                self.hairpin.remove(&ip);
+            } else {
+                self.hairpin.insert(ip, count);
+            }
         }
         for (key, new) in changed {
             for chain in new.chains.keys() {
@@ -178,5 +202,75 @@ impl Proxier {
     /// Removes the table.
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         nft::delete_table("ip", &self.cfg.table).await
+    }
+}
+
+/// The hairpin addresses that appear (no applied service had them) and go (no service has
+/// them any more) when services change, and the new count of every address involved.
+fn hairpin_change(
+    counts: &HashMap<Ipv4Addr, usize>,
+    changes: &[(&Rendered, &Rendered)],
+) -> (HairpinChange, Vec<(Ipv4Addr, usize)>) {
+    let mut delta: HashMap<Ipv4Addr, isize> = HashMap::new();
+    for (old, new) in changes {
+        for ip in old.hairpin.difference(&new.hairpin) {
+            *delta.entry(*ip).or_default() -= 1;
+        }
+        for ip in new.hairpin.difference(&old.hairpin) {
+            *delta.entry(*ip).or_default() += 1;
+        }
+    }
+    let mut change = HairpinChange::default();
+    let mut after_counts = Vec::with_capacity(delta.len());
+    for (ip, d) in delta {
+        let before = counts.get(&ip).copied().unwrap_or(0);
+        let after = before.saturating_add_signed(d);
+        if before == 0 && after > 0 {
+            change.add.push(ip);
+        } else if before > 0 && after == 0 {
+            change.delete.push(ip);
+        }
+        after_counts.push((ip, after));
+    }
+    change.add.sort_unstable();
+    change.delete.sort_unstable();
+    (change, after_counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(ips: &[u8]) -> Rendered {
+        Rendered {
+            hairpin: ips.iter().map(|i| Ipv4Addr::new(10, 0, 0, *i)).collect(),
+            ..Rendered::default()
+        }
+    }
+
+    #[test]
+    fn hairpin_addresses_shared_by_services_stay_until_the_last_goes() {
+        let empty = Rendered::default();
+        let (a, b) = (with(&[1, 2]), with(&[2]));
+        let mut counts = HashMap::new();
+        let mut apply = |changes: &[(&Rendered, &Rendered)]| {
+            let (change, after) = hairpin_change(&counts, changes);
+            for (ip, n) in after {
+                if n == 0 {
+                    counts.remove(&ip);
+                } else {
+                    counts.insert(ip, n);
+                }
+            }
+            (change.add, change.delete)
+        };
+        let ip = |i| Ipv4Addr::new(10, 0, 0, i);
+        assert_eq!(
+            apply(&[(&empty, &a), (&empty, &b)]),
+            (vec![ip(1), ip(2)], vec![])
+        );
+        // Service a goes: 10.0.0.2 is still an endpoint of b.
+        assert_eq!(apply(&[(&a, &empty)]), (vec![], vec![ip(1)]));
+        assert_eq!(apply(&[(&b, &with(&[3]))]), (vec![ip(3)], vec![ip(2)]));
     }
 }

@@ -7,22 +7,27 @@
 //!   IPs, load-balancer IPs) and, for local destinations, `service-nodeports`;
 //! - each service port has a `service-…` chain (Cluster policy), a `local-…` chain (Local
 //!   policy endpoints only) and an `external-…` chain (NodePort, load balancer and external
-//!   IP traffic), which pick an endpoint at random (`numgen random mod K == 0` cascades,
-//!   uniform) after the session-affinity sets; each endpoint has an `endpoint-…` chain that marks hairpin
-//!   traffic for masquerading, records affinity and DNATs;
+//!   IP traffic); the policy chains pick an endpoint at random (`numgen random mod K == 0`
+//!   cascades, uniform) after the session-affinity sets and DNAT to it in the same rule,
+//!   recording affinity. Unlike kube-proxy there is no chain per endpoint: every
+//!   transaction makes the kernel validate the whole jump graph and `nft` dump every chain,
+//!   so a third of the chains costs a third of the time of each change;
 //! - `filter-input`, `filter-forward` and `filter-output` send new connections to
 //!   `endpoints-check`, which rejects (TCP reset, else ICMP port unreachable) or drops
 //!   traffic to service ports without usable endpoints (`no-endpoint-services`,
 //!   `no-endpoint-nodeports`);
-//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`, and pod traffic
-//!   leaving the cluster CIDR (the pod network's egress NAT; pod to pod is never NATed).
+//! - `nat-postrouting` masquerades packets marked by `mark-for-masquerade`, and hairpin
+//!   traffic: DNATed packets whose source and destination are the same endpoint (pairs in
+//!   the `hairpin` set, which the proxier counts over services sharing an endpoint), and pod
+//!   traffic leaving the cluster CIDR (the pod network's egress NAT; pod to pod is never NATed).
 //!
 //! Each Service renders to a [`Rendered`]: its chains, affinity sets and map elements. A
 //! transaction moves the kernel from the previously applied `Rendered` of each changed
 //! service to the new one, touching nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use crate::model::{Endpoint, ServicePort, categorize};
 
@@ -32,6 +37,8 @@ const MASQUERADE_MARK: &str = "0x00004000";
 /// Chains whose names carry a `/` are per service port or endpoint; ours never do.
 const REJECT_CHAIN: &str = "reject-chain";
 const MARK_MASQ_CHAIN: &str = "mark-for-masquerade";
+/// Source and destination pairs of endpoints reaching themselves through a service.
+const HAIRPIN_SET: &str = "hairpin";
 
 /// Where the rules go and how traffic is classified.
 #[derive(Clone, Debug)]
@@ -56,6 +63,9 @@ pub enum Map {
     ServiceNodePorts,
     NoEndpointServices,
     NoEndpointNodePorts,
+    /// Not a verdict map but a set: the ClusterIP ports with endpoints, whose traffic from
+    /// outside the pod network is masqueraded (one rule for all, not one per service).
+    ClusterIps,
 }
 
 impl Map {
@@ -65,19 +75,23 @@ impl Map {
             Map::ServiceNodePorts => "service-nodeports",
             Map::NoEndpointServices => "no-endpoint-services",
             Map::NoEndpointNodePorts => "no-endpoint-nodeports",
+            Map::ClusterIps => "cluster-ips",
         }
     }
 
-    const ALL: [Map; 4] = [
+    const ALL: [Map; 5] = [
         Map::ServiceIps,
         Map::ServiceNodePorts,
         Map::NoEndpointServices,
         Map::NoEndpointNodePorts,
+        Map::ClusterIps,
     ];
 
     fn key_type(self) -> &'static str {
         match self {
-            Map::ServiceIps | Map::NoEndpointServices => "ipv4_addr . inet_proto . inet_service",
+            Map::ServiceIps | Map::NoEndpointServices | Map::ClusterIps => {
+                "ipv4_addr . inet_proto . inet_service"
+            }
             Map::ServiceNodePorts | Map::NoEndpointNodePorts => "inet_proto . inet_service",
         }
     }
@@ -90,13 +104,19 @@ pub struct Rendered {
     pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → its definition (`{ type …; flags …; timeout …; }`).
     pub sets: BTreeMap<String, String>,
-    /// (map, key) → verdict.
+    /// (map, key) → verdict (empty for the [`Map::ClusterIps`] set).
     pub elements: BTreeMap<(Map, String), String>,
+    /// Endpoint addresses that may reach themselves through the service (hairpin): the
+    /// `hairpin` set holds them for all services, counted by the proxier.
+    pub hairpin: BTreeSet<Ipv4Addr>,
 }
 
 impl Rendered {
     pub fn is_empty(&self) -> bool {
-        self.chains.is_empty() && self.sets.is_empty() && self.elements.is_empty()
+        self.chains.is_empty()
+            && self.sets.is_empty()
+            && self.elements.is_empty()
+            && self.hairpin.is_empty()
     }
 }
 
@@ -212,12 +232,9 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
 
     // Traffic to the ClusterIP from outside the pod network is masqueraded, so replies come
     // back through this node even when the endpoint is elsewhere.
-    let mut internal_masquerade = None;
-    if has_internal && let Some(cidr) = &cfg.cluster_cidr {
-        internal_masquerade = Some(format!(
-            "ip daddr {} {proto} dport {} ip saddr != {cidr} jump {MARK_MASQ_CHAIN}",
-            sp.cluster_ip, sp.port
-        ));
+    if has_internal && cfg.cluster_cidr.is_some() {
+        out.elements
+            .insert((Map::ClusterIps, ip_key(&sp.cluster_ip)), String::new());
     }
 
     if uses_external_chain {
@@ -251,15 +268,24 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
 
     let mut policy_chain = |chain: &String, endpoints: &[Endpoint]| {
         let mut rules = Vec::new();
-        if chain == internal_chain
-            && let Some(rule) = &internal_masquerade
-        {
-            rules.push(rule.clone());
-        }
+        // Each endpoint's DNAT is inline (no chain per endpoint: the kernel validates the
+        // whole jump graph on every transaction, and nft dumps every chain first).
+        let dnat = |ep: &Endpoint| {
+            let mut rule = format!("meta l4proto {proto} ");
+            if sp.affinity_timeout.is_some() {
+                let _ = write!(
+                    rule,
+                    "update @affinity-{} {{ ip saddr }} ",
+                    endpoint_base(sp, ep)
+                );
+            }
+            let _ = write!(rule, "dnat to {}:{}", ep.ip, ep.port);
+            rule
+        };
         if sp.affinity_timeout.is_some() {
             for ep in endpoints {
                 let base = endpoint_base(sp, ep);
-                rules.push(format!("ip saddr @affinity-{base} goto endpoint-{base}"));
+                rules.push(format!("ip saddr @affinity-{base} {}", dnat(ep)));
             }
         }
         // Uniform choice as a cascade: endpoint i with probability 1/(N-i) among those
@@ -268,11 +294,10 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
         // the table, which makes a transaction of 10,000 services take ~25 s instead of ~1 s.
         let n = endpoints.len();
         for (i, ep) in endpoints.iter().enumerate() {
-            let target = format!("goto endpoint-{}", endpoint_base(sp, ep));
             if i + 1 < n {
-                rules.push(format!("numgen random mod {} == 0 {target}", n - i));
+                rules.push(format!("numgen random mod {} == 0 {}", n - i, dnat(ep)));
             } else {
-                rules.push(target);
+                rules.push(dnat(ep));
             }
         }
         out.chains.insert(chain.clone(), rules);
@@ -284,22 +309,10 @@ fn render_port(cfg: &RuleConfig, sp: &ServicePort, endpoints: &[Endpoint], out: 
         policy_chain(&local_chain, &c.local);
     }
 
-    for ep in &c.reachable {
-        let base = endpoint_base(sp, ep);
-        let mut rules = vec![
-            // Hairpin: a pod reaching itself through the service must see the reply come
-            // from the service, so the packet leaves with the node's address.
-            format!("ip saddr {} jump {MARK_MASQ_CHAIN}", ep.ip),
-        ];
-        if sp.affinity_timeout.is_some() {
-            rules.push(format!("update @affinity-{base} {{ ip saddr }}"));
-        }
-        rules.push(format!(
-            "meta l4proto {proto} dnat to {}:{}",
-            ep.ip, ep.port
-        ));
-        out.chains.insert(format!("endpoint-{base}"), rules);
-    }
+    // Hairpin: a pod reaching itself through the service must see the reply come from the
+    // service, so `nat-postrouting` masquerades DNATed packets whose source and destination
+    // are the same endpoint.
+    out.hairpin.extend(c.reachable.iter().map(|ep| ep.ip));
 }
 
 /// How a transaction treats what is already in the kernel.
@@ -324,12 +337,22 @@ pub struct Transaction {
     pub emptied_chains: Vec<String>,
 }
 
+/// Changes to the `hairpin` set, whose addresses the proxier counts over all services (two
+/// services may share an endpoint). Outside partial mode the set is refilled: `add` holds
+/// every address.
+#[derive(Debug, Default)]
+pub struct HairpinChange {
+    pub add: Vec<Ipv4Addr>,
+    pub delete: Vec<Ipv4Addr>,
+}
+
 /// Builds the transaction taking each service from `old` to `new` (an empty [`Rendered`]
 /// for a service that appears or goes). In `Recreate` mode `old` is ignored.
 pub fn transaction(
     cfg: &RuleConfig,
     mode: Mode,
     changes: &[(&Rendered, &Rendered)],
+    hairpin: &HairpinChange,
 ) -> Transaction {
     let t = &cfg.table;
     let mut text = String::new();
@@ -370,13 +393,16 @@ pub fn transaction(
     let mut emptied_chains = Vec::new();
     // 1. Map elements that go or change (maps were flushed already outside partial mode).
     if mode == Mode::Partial {
+        let mut gone: BTreeMap<Map, Vec<&str>> = BTreeMap::new();
         for (old, new) in &changes {
             for ((map, key), value) in &old.elements {
                 if new.elements.get(&(*map, key.clone())) != Some(value) {
-                    let _ = writeln!(text, "delete element ip {t} {} {{ {key} }}", map.name());
+                    gone.entry(*map).or_default().push(key);
                 }
             }
         }
+        write_elements(&mut text, "delete", t, &gone);
+        write_hairpin(&mut text, "delete", t, &hairpin.delete);
     }
     // 2. Chains exist before anything points at them.
     for (_, new) in &changes {
@@ -424,20 +450,62 @@ pub fn transaction(
         }
     }
     // 6. Map elements that are new or changed.
+    let mut added: BTreeMap<Map, Vec<String>> = BTreeMap::new();
     for (old, new) in &changes {
         for ((map, key), value) in &new.elements {
             if mode != Mode::Partial || old.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(
-                    text,
-                    "add element ip {t} {} {{ {key} : {value} }}",
-                    map.name()
-                );
+                let element = if value.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key} : {value}")
+                };
+                added.entry(*map).or_default().push(element);
             }
         }
     }
+    write_elements(&mut text, "add", t, &added);
+    write_hairpin(&mut text, "add", t, &hairpin.add);
     Transaction {
         text,
         emptied_chains,
+    }
+}
+
+/// Map elements per command: one `add element` (or `delete element`) command per map and
+/// this many elements, as nft spends far less time on one command of many elements than on
+/// many commands of one (~20% of a full sync of 10,000 services).
+const ELEMENTS_PER_COMMAND: usize = 1000;
+
+fn write_elements<S: AsRef<str>>(
+    text: &mut String,
+    verb: &str,
+    table: &str,
+    elements: &BTreeMap<Map, Vec<S>>,
+) {
+    for (map, items) in elements {
+        for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
+            let _ = write!(text, "{verb} element ip {table} {} {{ ", map.name());
+            for (i, item) in chunk.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                text.push_str(item.as_ref());
+            }
+            text.push_str(" }\n");
+        }
+    }
+}
+
+fn write_hairpin(text: &mut String, verb: &str, table: &str, addresses: &[Ipv4Addr]) {
+    for chunk in addresses.chunks(ELEMENTS_PER_COMMAND) {
+        let _ = write!(text, "{verb} element ip {table} {HAIRPIN_SET} {{ ");
+        for (i, ip) in chunk.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let _ = write!(text, "{ip} . {ip}");
+        }
+        text.push_str(" }\n");
     }
 }
 
@@ -481,12 +549,27 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         let _ = writeln!(text, "add chain ip {t} {name}\nflush chain ip {t} {name}");
     }
     for map in Map::ALL {
+        let (kind, data) = match map {
+            Map::ClusterIps => ("set", ""),
+            _ => ("map", " : verdict"),
+        };
         let _ = writeln!(
             text,
-            "add map ip {t} {} {{ type {} : verdict; }}\nflush map ip {t} {}",
+            "add {kind} ip {t} {} {{ type {}{data}; }}\nflush {kind} ip {t} {}",
             map.name(),
             map.key_type(),
             map.name()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "add set ip {t} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}\nflush set ip {t} {HAIRPIN_SET}"
+    );
+    if let Some(cidr) = &cfg.cluster_cidr {
+        let _ = writeln!(
+            text,
+            "add rule ip {t} services ip saddr != {cidr} ip daddr . meta l4proto . th dport @{} jump {MARK_MASQ_CHAIN}",
+            Map::ClusterIps.name()
         );
     }
     let mut rules = vec![
@@ -519,6 +602,10 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
         (
             MARK_MASQ_CHAIN,
             format!("meta mark set meta mark | {MASQUERADE_MARK}"),
+        ),
+        (
+            "masquerading",
+            format!("ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} jump {MARK_MASQ_CHAIN}"),
         ),
         (
             "masquerading",
@@ -617,7 +704,11 @@ mod tests {
     fn flat(r: &Rendered) -> Vec<String> {
         let mut lines = Vec::new();
         for ((map, key), value) in &r.elements {
-            lines.push(format!("{} {key} : {value}", map.name()));
+            if value.is_empty() {
+                lines.push(format!("{} {key}", map.name()));
+            } else {
+                lines.push(format!("{} {key} : {value}", map.name()));
+            }
         }
         for (name, def) in &r.sets {
             lines.push(format!("set {name} {def}"));
@@ -626,6 +717,9 @@ mod tests {
             for rule in rules {
                 lines.push(format!("{name}: {rule}"));
             }
+        }
+        for ip in &r.hairpin {
+            lines.push(format!("hairpin {ip}"));
         }
         lines.iter().map(|l| unhash(l)).collect()
     }
@@ -640,14 +734,13 @@ mod tests {
             flat(&r),
             vec![
                 "service-ips 10.96.0.10 . tcp . 80 : goto service-H-ns/web/tcp/http",
-                // (chains are ordered by name, hash first)
-                "endpoint-H-ns/web/tcp/http__10.244.1.2/8080: ip saddr 10.244.1.2 jump mark-for-masquerade",
-                "endpoint-H-ns/web/tcp/http__10.244.1.2/8080: meta l4proto tcp dnat to 10.244.1.2:8080",
-                "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: ip saddr 10.244.1.1 jump mark-for-masquerade",
-                "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: meta l4proto tcp dnat to 10.244.1.1:8080",
-                "service-H-ns/web/tcp/http: ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
-                "service-H-ns/web/tcp/http: numgen random mod 2 == 0 goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080",
-                "service-H-ns/web/tcp/http: goto endpoint-H-ns/web/tcp/http__10.244.1.2/8080",
+                // Masqueraded from outside the pod network.
+                "cluster-ips 10.96.0.10 . tcp . 80",
+                "service-H-ns/web/tcp/http: numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.1.1:8080",
+                "service-H-ns/web/tcp/http: meta l4proto tcp dnat to 10.244.1.2:8080",
+                // Both endpoints may reach themselves through the service.
+                "hairpin 10.244.1.1",
+                "hairpin 10.244.1.2",
             ]
         );
     }
@@ -722,10 +815,10 @@ mod tests {
             &"service-ips 10.96.0.10 . tcp . 80 : goto local-H-ns/web/tcp/http".to_owned()
         ));
         assert!(lines.contains(
-            &"local-H-ns/web/tcp/http: goto endpoint-H-ns/web/tcp/http__10.244.1.2/8080".to_owned()
+            &"local-H-ns/web/tcp/http: meta l4proto tcp dnat to 10.244.1.2:8080".to_owned()
         ));
         assert!(
-            !lines.iter().any(|l| l.contains("10.244.1.1/8080")),
+            !lines.iter().any(|l| l.contains("10.244.1.1")),
             "{lines:#?}"
         );
         // Endpoints on other nodes only: the ClusterIP drops (not rejects) here.
@@ -744,8 +837,10 @@ mod tests {
         let lines = flat(&r);
         for expected in [
             "set affinity-H-ns/web/tcp/http__10.244.1.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }",
-            "service-H-ns/web/tcp/http: ip saddr @affinity-H-ns/web/tcp/http__10.244.1.1/8080 goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080",
-            "endpoint-H-ns/web/tcp/http__10.244.1.1/8080: update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr }",
+            // A known client goes back to its endpoint, refreshing the entry; a new one is
+            // recorded where it goes.
+            "service-H-ns/web/tcp/http: ip saddr @affinity-H-ns/web/tcp/http__10.244.1.1/8080 meta l4proto tcp update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr } dnat to 10.244.1.1:8080",
+            "service-H-ns/web/tcp/http: meta l4proto tcp update @affinity-H-ns/web/tcp/http__10.244.1.1/8080 { ip saddr } dnat to 10.244.1.1:8080",
         ] {
             assert!(
                 lines.iter().any(|l| l == expected),
@@ -757,7 +852,12 @@ mod tests {
     #[test]
     fn recreate_replaces_the_table_in_one_transaction() {
         let r = render_service(&cfg(), &[(port("web"), vec![ep(1, true, false)])]);
-        let tx = transaction(&cfg(), Mode::Recreate, &[(&Rendered::default(), &r)]);
+        let tx = transaction(
+            &cfg(),
+            Mode::Recreate,
+            &[(&Rendered::default(), &r)],
+            &HairpinChange::default(),
+        );
         let lines: Vec<&str> = tx.text.lines().collect();
         assert_eq!(
             &lines[..3],
@@ -776,19 +876,19 @@ mod tests {
     #[test]
     fn pod_traffic_is_masqueraded_only_when_it_leaves_the_cluster_cidr() {
         let rule = "add rule ip t nat-postrouting ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade";
-        let tx = transaction(&cfg(), Mode::Recreate, &[]);
+        let tx = transaction(&cfg(), Mode::Recreate, &[], &HairpinChange::default());
         assert!(tx.text.contains(rule), "{}", tx.text);
         let off = RuleConfig {
             pod_egress_masquerade: false,
             ..cfg()
         };
-        let tx = transaction(&off, Mode::Recreate, &[]);
+        let tx = transaction(&off, Mode::Recreate, &[], &HairpinChange::default());
         assert!(!tx.text.contains("224.0.0.0/4 masquerade"));
         let no_cidr = RuleConfig {
             cluster_cidr: None,
             ..cfg()
         };
-        let tx = transaction(&no_cidr, Mode::Recreate, &[]);
+        let tx = transaction(&no_cidr, Mode::Recreate, &[], &HairpinChange::default());
         assert!(!tx.text.contains("224.0.0.0/4 masquerade"));
     }
 
@@ -804,37 +904,47 @@ mod tests {
             &c,
             &[(port("web"), vec![ep(1, true, false), ep(2, false, false)])],
         );
-        let tx = transaction(&c, Mode::Partial, &[(&old, &new)]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&old, &new)],
+            &HairpinChange::default(),
+        );
         let text = unhash(&tx.text);
         assert!(!text.contains("other"), "{text}");
         assert!(!text.contains("table"), "{text}");
-        // The map element points at the same chain: untouched.
-        assert!(!text.contains("element"), "{text}");
-        // The endpoint that went: its chain emptied now, deleted later.
+        // Only the service chain is rewritten: the map element points at the same chain and
+        // the hairpin set changes only as the proxier counts it.
+        assert_eq!(
+            text,
+            "add chain ip t service-H-ns/web/tcp/http\n\
+             flush chain ip t service-H-ns/web/tcp/http\n\
+             add rule ip t service-H-ns/web/tcp/http meta l4proto tcp dnat to 10.244.1.1:8080\n"
+        );
+        assert!(tx.emptied_chains.is_empty());
+        let hairpin = HairpinChange {
+            add: vec![Ipv4Addr::new(10, 244, 1, 3)],
+            delete: vec![Ipv4Addr::new(10, 244, 1, 2)],
+        };
+        let text = transaction(&c, Mode::Partial, &[(&old, &new)], &hairpin).text;
         assert!(
-            text.contains("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.2/8080"),
+            text.starts_with("delete element ip t hairpin { 10.244.1.2 . 10.244.1.2 }\n"),
             "{text}"
         );
-        assert_eq!(tx.emptied_chains.len(), 1);
-        // The service chain is rewritten; the surviving endpoint's chain is not.
         assert!(
-            text.contains("flush chain ip t service-H-ns/web/tcp/http\n"),
+            text.ends_with("add element ip t hairpin { 10.244.1.3 . 10.244.1.3 }\n"),
             "{text}"
         );
-        assert!(
-            !text.contains("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080"),
-            "{text}"
-        );
-        assert!(
-            text.contains("add rule ip t service-H-ns/web/tcp/http goto endpoint-H-ns/web/tcp/http__10.244.1.1/8080"),
-            "{text}"
-        );
-        assert!(!text.contains("numgen"), "{text}");
         drop(other);
 
         // The last endpoint goes: the ClusterIP moves to the reject map.
         let none = render_service(&c, &[(port("web"), vec![])]);
-        let tx = transaction(&c, Mode::Partial, &[(&new, &none)]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&new, &none)],
+            &HairpinChange::default(),
+        );
         let text = unhash(&tx.text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -845,10 +955,15 @@ mod tests {
             *lines.last().unwrap(),
             "add element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }"
         );
-        assert_eq!(tx.emptied_chains.len(), 2);
+        assert_eq!(tx.emptied_chains.len(), 1);
 
         // A service that goes removes everything it had.
-        let tx = transaction(&c, Mode::Partial, &[(&none, &Rendered::default())]);
+        let tx = transaction(
+            &c,
+            Mode::Partial,
+            &[(&none, &Rendered::default())],
+            &HairpinChange::default(),
+        );
         assert_eq!(
             tx.text,
             "delete element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 }\n"
@@ -863,17 +978,25 @@ mod tests {
         let old = render_service(&c, &[(p.clone(), vec![ep(1, true, false)])]);
         p.affinity_timeout = Some(120);
         let new = render_service(&c, &[(p, vec![ep(1, true, false)])]);
-        let text = unhash(&transaction(&c, Mode::Partial, &[(&old, &new)]).text);
+        let text = unhash(
+            &transaction(
+                &c,
+                Mode::Partial,
+                &[(&old, &new)],
+                &HairpinChange::default(),
+            )
+            .text,
+        );
         let pos = |needle: &str| {
             text.find(needle)
                 .unwrap_or_else(|| panic!("{needle} not in {text}"))
         };
-        let flush = pos("flush chain ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080");
+        let flush = pos("flush chain ip t service-H-ns/web/tcp/http\n");
         let delete = pos("delete set ip t affinity-H-ns/web/tcp/http__10.244.1.1/8080");
         let add = pos(
             "add set ip t affinity-H-ns/web/tcp/http__10.244.1.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 120s; }",
         );
-        let rule = pos("add rule ip t endpoint-H-ns/web/tcp/http__10.244.1.1/8080 update");
+        let rule = pos("add rule ip t service-H-ns/web/tcp/http ip saddr @affinity");
         assert!(flush < delete && delete < add && add < rule, "{text}");
     }
 

@@ -99,8 +99,9 @@ async fn run(cfg: &RuleConfig, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             let state = flipped.entry(i).or_insert(false);
             *state = !*state;
             let mask = if *state { all_ready & !1 } else { all_ready };
-            let change = service(cfg, i, eps, mask);
+            // Timed from the change: rendering the service is part of it.
             let started = Instant::now();
+            let change = service(cfg, i, eps, mask);
             proxier.sync_changed(vec![change]).await?;
             latencies.push(started.elapsed());
             if proxier.has_emptied() {
