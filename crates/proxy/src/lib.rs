@@ -39,7 +39,8 @@ pub struct ProxyOptions {
     pub cluster_cidr: Option<String>,
     /// The nftables table (family ip).
     pub table: String,
-    /// Changes within this window are applied together.
+    /// The least time between two syncs: a change this soon after the last one waits, and
+    /// the changes that arrive meanwhile are applied together.
     pub min_sync_period: Duration,
     /// How often the whole table is rewritten.
     pub sync_period: Duration,
@@ -49,6 +50,17 @@ pub struct ProxyOptions {
     pub route_protocol: Option<u8>,
     /// Masquerade pod traffic leaving the cluster CIDR (the pods' CNI bridge does not).
     pub pod_egress_masquerade: bool,
+    /// Told of each sync that reached the kernel (benchmarks and tests).
+    pub on_sync: Option<tokio::sync::mpsc::UnboundedSender<Synced>>,
+}
+
+/// A sync whose rules are in the kernel.
+#[derive(Clone, Debug)]
+pub enum Synced {
+    /// The whole table was written.
+    Full,
+    /// These services (`namespace/name`) were rewritten.
+    Partial(Vec<String>),
 }
 
 impl ProxyOptions {
@@ -62,6 +74,13 @@ impl ProxyOptions {
             cleanup_on_exit: true,
             route_protocol: Some(routes::DEFAULT_ROUTE_PROTOCOL),
             pod_egress_masquerade: true,
+            on_sync: None,
+        }
+    }
+
+    fn report(&self, synced: Synced) {
+        if let Some(tx) = &self.on_sync {
+            let _ = tx.send(synced);
         }
     }
 }
@@ -244,10 +263,15 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
         "proxy rules synced (full, table replaced)"
     );
 
+    options.report(Synced::Full);
+
     let mut resync = tokio::time::interval(options.sync_period.max(Duration::from_secs(1)));
     resync.reset();
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     let mut full_due: Option<Instant> = None;
+    // As kube-proxy's bounded-frequency runner: a change after a quiet spell is applied at
+    // once; changes closer than `min_sync_period` to the last sync wait for it, together.
+    let mut last_sync = Instant::now();
     loop {
         let full_wait = async {
             match full_due {
@@ -257,9 +281,9 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
         };
         tokio::select! {
             () = dirty.notify.notified() => {
-                // Let a burst of changes arrive, then apply them together.
+                let next = last_sync + options.min_sync_period;
                 tokio::select! {
-                    () = tokio::time::sleep(options.min_sync_period) => {}
+                    () = tokio::time::sleep_until(next.into()) => {}
                     () = stop.stopped() => break,
                 }
                 if full_due.is_some() {
@@ -272,24 +296,31 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
                 let started = Instant::now();
                 let changed: Vec<(String, Rendered)> =
                     caches.render(&cfg, &options.hostname, Some(&keys)).into_iter().collect();
+                let synced: Vec<String> = changed.iter().map(|(k, _)| k.clone()).collect();
                 match proxier.sync_changed(changed).await {
-                    Ok(stats) => tracing::debug!(
-                        services = stats.services,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "proxy rules synced (partial)"
-                    ),
+                    Ok(stats) => {
+                        tracing::debug!(
+                            services = stats.services,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "proxy rules synced (partial)"
+                        );
+                        options.report(Synced::Partial(synced));
+                    }
                     Err(err) => {
                         tracing::warn!("partial sync failed, a full sync follows: {err:#}");
                         full_due = Some(Instant::now() + Duration::from_secs(1));
                     }
                 }
+                last_sync = Instant::now();
             }
             () = full_wait => {
                 full_due = None;
                 full_sync(&mut proxier, &caches, &cfg, &options, &dirty, &mut full_due).await;
+                last_sync = Instant::now();
             }
             _ = resync.tick() => {
                 full_sync(&mut proxier, &caches, &cfg, &options, &dirty, &mut full_due).await;
+                last_sync = Instant::now();
             }
             _ = housekeeping.tick() => {
                 if proxier.has_emptied() {
@@ -320,12 +351,15 @@ async fn full_sync(
     let started = Instant::now();
     let desired = caches.render(cfg, &options.hostname, None);
     match proxier.sync_all(desired).await {
-        Ok(stats) => tracing::info!(
-            services = stats.services,
-            recreated = stats.recreated,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "proxy rules synced (full)"
-        ),
+        Ok(stats) => {
+            tracing::info!(
+                services = stats.services,
+                recreated = stats.recreated,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "proxy rules synced (full)"
+            );
+            options.report(Synced::Full);
+        }
         Err(err) => {
             tracing::warn!("full sync failed, retrying: {err:#}");
             *full_due = Some(Instant::now() + Duration::from_secs(2));

@@ -237,3 +237,64 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// An API server on an embedded store in a scratch directory, for benchmarks that need the
+/// API; both go away when it is dropped.
+pub struct ScratchServer {
+    pub client: kube::Client,
+    _server: rkube_apiserver::ApiServer,
+    _dir: tempfile::TempDir,
+}
+
+impl ScratchServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating a scratch dir")?;
+        let store = rkube_store::Backend::Embedded(dir.path().to_owned())
+            .open()
+            .await?;
+        let server = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
+            token: None,
+            data_dir: dir.path().to_owned(),
+            https_port: 0,
+            bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
+            store,
+            admission: rkube_apiserver::admission::AdmissionConfig::default(),
+            service_network: rkube_apiserver::services::ServiceNetworkConfig::default(),
+        })
+        .await?;
+        // The kubeconfig names the configured port; the server took a free one.
+        let kubeconfig = kube::config::Kubeconfig::read_from(&server.admin_kubeconfig)?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        config.cluster_url = format!("https://{}", server.local_addr).parse()?;
+        Ok(Self {
+            client: kube::Client::try_from(config)?,
+            _server: server,
+            _dir: dir,
+        })
+    }
+}
+
+/// Runs `count` jobs on `clients` concurrent tasks.
+pub async fn concurrently<F, Fut>(count: usize, clients: usize, job: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let job = Arc::new(job);
+    let clients = clients.max(1);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let job = job.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (c..count).step_by(clients) {
+                job(i).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}

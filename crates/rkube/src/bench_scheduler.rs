@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -16,6 +15,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+
+use crate::bench::{ScratchServer, concurrently};
 
 #[derive(clap::Args, Debug)]
 pub struct SchedulerBenchArgs {
@@ -133,30 +134,6 @@ fn pod(name: &str, shape: Shape) -> anyhow::Result<Pod> {
     Ok(serde_json::from_value(value)?)
 }
 
-/// Runs `count` jobs on `clients` concurrent tasks.
-async fn concurrently<F, Fut>(count: usize, clients: usize, job: F) -> anyhow::Result<()>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let job = Arc::new(job);
-    let clients = clients.max(1);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let job = job.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (c..count).step_by(clients) {
-                job(i).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
-}
-
 /// Creates pods in a namespace and waits for all of them to be bound: (seconds creating,
 /// seconds from the first create to the last binding).
 async fn create_and_wait(
@@ -226,25 +203,8 @@ async fn run_workload(args: &SchedulerBenchArgs, shape: Shape) -> anyhow::Result
         }
         _ => (args.existing_pods, args.pods),
     };
-    let dir = tempfile::tempdir().context("creating a scratch dir")?;
-    let store = rkube_store::Backend::Embedded(dir.path().to_owned())
-        .open()
-        .await?;
-    let server = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
-        token: None,
-        data_dir: dir.path().to_owned(),
-        https_port: 0,
-        bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
-        store,
-        admission: rkube_apiserver::admission::AdmissionConfig::default(),
-        service_network: rkube_apiserver::services::ServiceNetworkConfig::default(),
-    })
-    .await?;
-    // The kubeconfig names the configured port; the server took a free one.
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.admin_kubeconfig)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    config.cluster_url = format!("https://{}", server.local_addr).parse()?;
-    let client = Client::try_from(config)?;
+    let scratch = ScratchServer::start().await?;
+    let client = scratch.client.clone();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in ["sched-0", "sched-1"] {
         let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
@@ -309,7 +269,7 @@ async fn run_workload(args: &SchedulerBenchArgs, shape: Shape) -> anyhow::Result
         Ok(Err(e)) => return Err(e).context("the scheduler panicked"),
         _ => {}
     }
-    drop(server);
+    drop(scratch);
     Ok(())
 }
 
