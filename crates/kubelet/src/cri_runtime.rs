@@ -7,10 +7,13 @@
 //! pod network is CNI's ([`crate::cni`]): the conflist is written when the node gets its
 //! pod CIDR, and the runtime reports `NetworkReady` once it has loaded it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use k8s_openapi::chrono::{DateTime, Utc};
 
@@ -54,9 +57,77 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// How often a running container's state is polled (containerd 1.6 has no
-/// `GetContainerEvents`; kube's generic PLEG relists every second).
+/// How often the node's containers are relisted while some are waited on (containerd 1.6
+/// has no `GetContainerEvents`; kube's generic PLEG relists every second).
 const POLL: Duration = Duration::from_millis(500);
+
+type ExitSender = oneshot::Sender<Result<Exit, RuntimeError>>;
+
+/// The containers waited on, and whether the relist that watches them runs. One relist
+/// (`ListContainers`) serves every waiter, as kube's PLEG does: a request per container
+/// per poll would keep containerd busy in proportion to the pods.
+#[derive(Default)]
+struct Waiters {
+    waiting: HashMap<String, Vec<ExitSender>>,
+    relisting: bool,
+}
+
+impl Waiters {
+    /// The containers still waited on (dropping abandoned waits); none ends the relist.
+    fn waited(&mut self) -> Vec<String> {
+        self.waiting.retain(|_, senders| {
+            senders.retain(|tx| !tx.is_closed());
+            !senders.is_empty()
+        });
+        if self.waiting.is_empty() {
+            self.relisting = false;
+        }
+        self.waiting.keys().cloned().collect()
+    }
+}
+
+/// Relists the node's containers every [`POLL`] while any is waited on, and answers the
+/// waiters of those that exited (or went away).
+async fn relist(cri: CriClient, waiters: Arc<Mutex<Waiters>>) {
+    let lock = || waiters.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        tokio::time::sleep(POLL).await;
+        let waited = lock().waited();
+        if waited.is_empty() {
+            return;
+        }
+        let listed = match cri.list_containers(None).await {
+            Ok(listed) => listed,
+            Err(err) => {
+                tracing::debug!("relisting containers: {err}");
+                continue;
+            }
+        };
+        let running: HashSet<&str> = listed
+            .iter()
+            .filter(|c| c.state != api::ContainerState::ContainerExited as i32)
+            .map(|c| c.id.as_str())
+            .collect();
+        for id in waited.iter().filter(|id| !running.contains(id.as_str())) {
+            let result = match cri.container_status(id).await {
+                Ok(status) => match status_of(&status).exit {
+                    Some(exit) => Ok(exit),
+                    None => continue,
+                },
+                Err(e) if e.is_not_found() => {
+                    Err(RuntimeError::ContainerNotFound { id: id.clone() })
+                }
+                Err(err) => {
+                    tracing::debug!("status of exited container {id}: {err}");
+                    continue;
+                }
+            };
+            for tx in lock().waiting.remove(id).unwrap_or_default() {
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+}
 
 fn runtime_error(err: CriError) -> RuntimeError {
     RuntimeError::Runtime(err.to_string())
@@ -78,6 +149,7 @@ pub struct CriRuntime {
     network: AtomicBool,
     layout: Layout,
     bridge: String,
+    waiters: Arc<Mutex<Waiters>>,
 }
 
 impl CriRuntime {
@@ -94,6 +166,7 @@ impl CriRuntime {
             network: AtomicBool::new(network),
             layout,
             bridge: bridge.to_owned(),
+            waiters: Arc::default(),
         })
     }
 
@@ -476,13 +549,16 @@ impl Runtime for CriRuntime {
     }
 
     async fn wait_container(&self, id: &str) -> Result<Exit, RuntimeError> {
-        loop {
-            let status = self.container_status(id).await?;
-            if let Some(exit) = status.exit {
-                return Ok(exit);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            waiters.waiting.entry(id.to_owned()).or_default().push(tx);
+            if !waiters.relisting {
+                waiters.relisting = true;
+                tokio::spawn(relist(self.cri.clone(), self.waiters.clone()));
             }
-            tokio::time::sleep(POLL).await;
         }
+        rx.await.map_err(|_| RuntimeError::Runtime("the container relist stopped".into()))?
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {

@@ -9,7 +9,11 @@
 //! - `pods.floor.bN.p50|p99`: the same sandbox and container made directly through CRI
 //!   (the kubelet's own CRI requests, `CriRuntime`), from RunPodSandbox until the container
 //!   started, N at once;
-//! - `pods.agent_rss.idle` and `pods.agent_rss.with_N_pods`: the agent's resident memory
+//! - `pods.cpu.bN.agent|containerd` and `pods.cpu.floor.bN.agent|containerd`: CPU seconds
+//!   the agent and its containerd used during each burst (the floor's requests come from the
+//!   bench, so its agent figure is the idle agent's);
+//! - `pods.agent_rss.idle`, `pods.agent_rss.with_N_pods` (as soon as they run) and
+//!   `pods.agent_rss.with_N_pods_settled` (15 s later): the agent's resident memory
 //!   (containerd and the shims are other processes);
 //! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
 //!   divided by N.
@@ -108,6 +112,52 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// CPU time a process has used (all its threads), in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading the CPU time of process {pid}"))?;
+    // After the command in parentheses: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
+    let (Some(user), Some(system)) = (ticks(14), ticks(15)) else {
+        bail!("/proc/{pid}/stat has no CPU times");
+    };
+    // /proc counts in USER_HZ, 100 on every Linux ABI.
+    Ok((user + system) / 100.0)
+}
+
+/// The agent's containerd: its child process of that name.
+fn containerd_of(agent: u32) -> anyhow::Result<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{agent}/task"))?;
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.trim() == "containerd" {
+                return Ok(child);
+            }
+        }
+    }
+    bail!("the agent (process {agent}) has no containerd child")
+}
+
+/// CPU seconds of the agent and its containerd over `work`, printed as `name.agent|containerd`.
+async fn cpu_during<T>(
+    name: &str,
+    agent: u32,
+    containerd: u32,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let before = (cpu_seconds(agent)?, cpu_seconds(containerd)?);
+    let result = work.await?;
+    println!("{name}.agent: {:.2} s", cpu_seconds(agent)? - before.0);
+    println!("{name}.containerd: {:.2} s", cpu_seconds(containerd)? - before.1);
+    Ok(result)
+}
+
 /// What a real node needs, as one line saying what to install.
 fn prerequisites() -> anyhow::Result<()> {
     let missing: Vec<&str> = [
@@ -192,7 +242,19 @@ fn print_latencies(name: &str, mut all: Vec<Duration>) {
 pub async fn pods(args: PodsBenchArgs) -> anyhow::Result<()> {
     prerequisites()?;
     let scratch = tempfile::tempdir().context("creating a scratch dir")?;
-    let dir = scratch.path();
+    match run(&args, scratch.path()).await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let kept = scratch.keep();
+            Err(err.context(format!(
+                "the server's and the agent's logs are kept in {}",
+                kept.display()
+            )))
+        }
+    }
+}
+
+async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let server_dir = dir.join("server");
     let port = free_port()?;
     let port_text = port.to_string();
@@ -268,26 +330,63 @@ pub async fn pods(args: PodsBenchArgs) -> anyhow::Result<()> {
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // A node under pressure is tainted, and the bench's pods would wait unscheduled.
+    let node = nodes.get(NODE).await?;
+    let pressure: Vec<String> = node
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_.ends_with("Pressure") && c.status == "True")
+        .map(|c| format!("{} ({})", c.type_, c.message.unwrap_or_default()))
+        .collect();
+    if !pressure.is_empty() {
+        bail!(
+            "the bench node reports {}: free disk space or memory first",
+            pressure.join(", ")
+        );
+    }
     println!("pods.agent_rss.idle: {:.1} MiB", rss_mib(agent.pid())?);
 
+    let containerd = containerd_of(agent.pid())?;
+    let cri = CriClient::connect(&Layout::new(&node_dir).socket()).await?;
+    let runtime = Arc::new(CriRuntime::new(cri.clone(), Layout::new(&node_dir), BRIDGE).await?);
     let largest = args.bursts.iter().copied().max().unwrap_or(0);
+    // Each burst size: the floor, then the kubelet, each starting on an idle containerd
+    // (the previous run's sandboxes all gone).
     for &burst in &args.bursts {
-        let latencies = burst_of_pods(&client, burst).await?;
+        let latencies = cpu_during(
+            &format!("pods.cpu.floor.b{burst}"),
+            agent.pid(),
+            containerd,
+            containerd_floor(&runtime, burst),
+        )
+        .await?;
+        print_latencies(&format!("pods.floor.b{burst}"), latencies);
+        no_sandboxes_left(&cri).await?;
+
+        let latencies = cpu_during(
+            &format!("pods.cpu.b{burst}"),
+            agent.pid(),
+            containerd,
+            burst_of_pods(&client, burst),
+        )
+        .await?;
         print_latencies(&format!("pods.startup.b{burst}"), latencies);
         if burst == largest {
             println!(
                 "pods.agent_rss.with_{burst}_pods: {:.1} MiB",
                 rss_mib(agent.pid())?
             );
+            // As a node runs them: past the burst, once the agent trimmed its heap.
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            println!(
+                "pods.agent_rss.with_{burst}_pods_settled: {:.1} MiB",
+                rss_mib(agent.pid())?
+            );
         }
         delete_pods(&client, burst).await?;
-    }
-
-    let cri = CriClient::connect(&Layout::new(&node_dir).socket()).await?;
-    let runtime = Arc::new(CriRuntime::new(cri, Layout::new(&node_dir), BRIDGE).await?);
-    for &burst in &args.bursts {
-        let latencies = containerd_floor(&runtime, burst).await?;
-        print_latencies(&format!("pods.floor.b{burst}"), latencies);
+        no_sandboxes_left(&cri).await?;
     }
     println!(
         "# targets: p50 startup within 100 ms of the floor; agent RSS under 30 MiB with 100 pods"
@@ -356,16 +455,26 @@ async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration
         let (name, at) = create.await??;
         started.insert(name, at);
     }
-    until(&format!("{n} pods Running"), || async {
+    let all_running = until(&format!("{n} pods Running"), || async {
         (running.lock().await.len() >= n).then_some(())
     })
-    .await?;
+    .await;
     watch.abort();
+    all_running?;
     let running = running.lock().await;
     Ok(started
         .iter()
         .filter_map(|(name, at)| running.get(name).map(|r| r.saturating_duration_since(*at)))
         .collect())
+}
+
+/// Waits until containerd runs no sandbox: the last run's teardown is over.
+async fn no_sandboxes_left(cri: &CriClient) -> anyhow::Result<()> {
+    until("containerd to have no sandboxes left", || async {
+        let left = cri.list_pod_sandboxes(&[]).await.ok()?;
+        left.is_empty().then_some(())
+    })
+    .await
 }
 
 /// Deletes a burst's pods and waits until they are gone.

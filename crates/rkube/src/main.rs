@@ -2,6 +2,7 @@
 //! and `rkube proxy` a node's parts; `rkube bench` measures them.
 
 mod agent;
+mod memory;
 mod bench;
 mod bench_api;
 mod bench_pods;
@@ -82,10 +83,16 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    let agent = matches!(cli.command, Command::Agent(_));
+    if agent {
+        // A node agent's blocking work is short file and process calls; a burst of pods
+        // needs no hundreds of threads (tokio's default cap is 512), each with its heap.
+        memory::limit_arenas();
+        builder.max_blocking_threads(16);
+    }
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("rkube: cannot start the async runtime: {err}");
@@ -93,6 +100,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        if agent {
+            memory::spawn_trimmer();
+        }
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::ControllerManager(args) => controller_manager::run(args).await,
