@@ -558,7 +558,8 @@ impl Runtime for CriRuntime {
                 tokio::spawn(relist(self.cri.clone(), self.waiters.clone()));
             }
         }
-        rx.await.map_err(|_| RuntimeError::Runtime("the container relist stopped".into()))?
+        rx.await
+            .map_err(|_| RuntimeError::Runtime("the container relist stopped".into()))?
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
@@ -815,5 +816,23 @@ mod tests {
         assert!(security.readonly_rootfs);
         assert!(security.masked_paths.iter().any(|p| p == "/proc/kcore"));
         assert_eq!(pod_log_dir_name("ns", "p", "u1"), "ns_p_u1");
+    }
+
+    #[test]
+    fn abandoned_waits_are_dropped_and_the_relist_ends_with_the_last() {
+        let mut waiters = Waiters {
+            relisting: true,
+            ..Waiters::default()
+        };
+        let (kept, kept_rx) = oneshot::channel();
+        let (dropped, dropped_rx) = oneshot::channel();
+        waiters.waiting.insert("a".into(), vec![kept]);
+        waiters.waiting.insert("b".into(), vec![dropped]);
+        drop(dropped_rx);
+        assert_eq!(waiters.waited(), vec!["a".to_owned()]);
+        assert!(waiters.relisting);
+        drop(kept_rx);
+        assert!(waiters.waited().is_empty());
+        assert!(!waiters.relisting, "nothing waited on: the relist stops");
     }
 }

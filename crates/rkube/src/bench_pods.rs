@@ -134,7 +134,10 @@ fn containerd_of(agent: u32) -> anyhow::Result<u32> {
     let tasks = std::fs::read_dir(format!("/proc/{agent}/task"))?;
     for task in tasks.flatten() {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
             let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
             if comm.trim() == "containerd" {
                 return Ok(child);
@@ -154,7 +157,10 @@ async fn cpu_during<T>(
     let before = (cpu_seconds(agent)?, cpu_seconds(containerd)?);
     let result = work.await?;
     println!("{name}.agent: {:.2} s", cpu_seconds(agent)? - before.0);
-    println!("{name}.containerd: {:.2} s", cpu_seconds(containerd)? - before.1);
+    println!(
+        "{name}.containerd: {:.2} s",
+        cpu_seconds(containerd)? - before.1
+    );
     Ok(result)
 }
 

@@ -2,7 +2,6 @@
 //! and `rkube proxy` a node's parts; `rkube bench` measures them.
 
 mod agent;
-mod memory;
 mod bench;
 mod bench_api;
 mod bench_pods;
@@ -10,6 +9,7 @@ mod bench_proxy;
 mod bench_scheduler;
 mod controller_manager;
 mod ingress;
+mod memory;
 mod proxy;
 mod scheduler;
 mod server;
