@@ -7,11 +7,12 @@
 //! - `pods.startup.bN.p50|p99`: from a pod's create until a watch sees it Running, for a
 //!   burst of N pods created at once;
 //! - `pods.floor.bN.p50|p99`: the same sandbox and container made directly through CRI
-//!   (the kubelet's own CRI requests, `CriRuntime`), from RunPodSandbox until the container
-//!   started, N at once;
-//! - `pods.cpu.bN.agent|containerd` and `pods.cpu.floor.bN.agent|containerd`: CPU seconds
-//!   the agent and its containerd used during each burst (the floor's requests come from the
-//!   bench, so its agent figure is the idle agent's);
+//!   (the kubelet's own CRI requests, `CriRuntime`, and the kubelet's two mounts: the service
+//!   account's volume and /etc/hosts), from RunPodSandbox until the container started, N at
+//!   once;
+//! - `pods.cpu.bN.*` and `pods.cpu.floor.bN.*`: CPU seconds the server, the agent, its
+//!   containerd and the whole machine (shims, runc, CNI plugins and the kernel too) used
+//!   during each burst (the floor's requests come from the bench itself);
 //! - `pods.agent_rss.idle`, `pods.agent_rss.with_N_pods` (as soon as they run) and
 //!   `pods.agent_rss.with_N_pods_settled` (15 s later): the agent's resident memory
 //!   (containerd and the shims are other processes);
@@ -34,7 +35,8 @@ use rkube_kubelet::CriRuntime;
 use rkube_kubelet::containerd::Layout;
 use rkube_kubelet::cri::CriClient;
 use rkube_kubelet::oci::{self, Entry, RunConfig};
-use rkube_kubelet::runtime::{ContainerConfig, Runtime, SandboxConfig};
+use rkube_kubelet::runtime::{ContainerConfig, Mount, Runtime, SandboxConfig};
+use rkube_kubelet::volumes::Propagation;
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -147,20 +149,43 @@ fn containerd_of(agent: u32) -> anyhow::Result<u32> {
     bail!("the agent (process {agent}) has no containerd child")
 }
 
-/// CPU seconds of the agent and its containerd over `work`, printed as `name.agent|containerd`.
+/// CPU seconds the whole machine was busy (all cores; /proc/stat's first line, less idle
+/// and iowait).
+fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ticks.len() < 5 {
+        bail!("/proc/stat has no CPU line");
+    }
+    Ok((ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0)
+}
+
+/// CPU seconds each process and the whole machine used over `work`, one line each
+/// (`name.PROCESS` and `name.machine`).
 async fn cpu_during<T>(
     name: &str,
-    agent: u32,
-    containerd: u32,
+    processes: &[(&str, u32)],
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    let before = (cpu_seconds(agent)?, cpu_seconds(containerd)?);
+    let mut before = Vec::new();
+    for (_, pid) in processes {
+        before.push(cpu_seconds(*pid)?);
+    }
+    let machine = machine_busy_seconds()?;
     let result = work.await?;
-    println!("{name}.agent: {:.2} s", cpu_seconds(agent)? - before.0);
-    println!(
-        "{name}.containerd: {:.2} s",
-        cpu_seconds(containerd)? - before.1
-    );
+    for ((process, pid), before) in processes.iter().zip(before) {
+        println!("{name}.{process}: {:.2} s", cpu_seconds(*pid)? - before);
+    }
+    println!("{name}.machine: {:.2} s", machine_busy_seconds()? - machine);
     Ok(result)
 }
 
@@ -265,7 +290,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let port = free_port()?;
     let port_text = port.to_string();
     let server_dir_text = server_dir.to_string_lossy().into_owned();
-    let _server = spawn(
+    let server = spawn(
         &[
             "server",
             "--data-dir",
@@ -357,24 +382,29 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let containerd = containerd_of(agent.pid())?;
     let cri = CriClient::connect(&Layout::new(&node_dir).socket()).await?;
     let runtime = Arc::new(CriRuntime::new(cri.clone(), Layout::new(&node_dir), BRIDGE).await?);
+    let processes = [
+        ("server", server.pid()),
+        ("agent", agent.pid()),
+        ("containerd", containerd),
+    ];
+    let mounts = floor_mounts(&dir.join("floor"))?;
     let largest = args.bursts.iter().copied().max().unwrap_or(0);
     // Each burst size: the floor, then the kubelet, each starting on an idle containerd
     // (the previous run's sandboxes all gone).
     for &burst in &args.bursts {
-        let latencies = cpu_during(
+        let (latencies, sandboxes) = cpu_during(
             &format!("pods.cpu.floor.b{burst}"),
-            agent.pid(),
-            containerd,
-            containerd_floor(&runtime, burst),
+            &processes,
+            containerd_floor(&runtime, burst, &mounts),
         )
         .await?;
         print_latencies(&format!("pods.floor.b{burst}"), latencies);
+        remove_sandboxes(&runtime, sandboxes).await?;
         no_sandboxes_left(&cri).await?;
 
         let latencies = cpu_during(
             &format!("pods.cpu.b{burst}"),
-            agent.pid(),
-            containerd,
+            &processes,
             burst_of_pods(&client, burst),
         )
         .await?;
@@ -497,11 +527,47 @@ async fn delete_pods(client: &Client, n: usize) -> anyhow::Result<()> {
     .await
 }
 
-/// The same sandboxes and containers through CRI alone, `n` at once.
-async fn containerd_floor(runtime: &Arc<CriRuntime>, n: usize) -> anyhow::Result<Vec<Duration>> {
+/// The mounts the kubelet gives the bench's containers: the service account's projected
+/// volume and the managed /etc/hosts, here as files under `dir`.
+fn floor_mounts(dir: &Path) -> anyhow::Result<Vec<Mount>> {
+    let account = dir.join("serviceaccount");
+    std::fs::create_dir_all(&account)?;
+    for (file, content) in [
+        ("token", "t"),
+        ("ca.crt", "c"),
+        ("namespace", "rkube-bench"),
+    ] {
+        std::fs::write(account.join(file), content)?;
+    }
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n")?;
+    Ok(vec![
+        Mount {
+            container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+            host_path: account.to_string_lossy().into_owned(),
+            readonly: true,
+            propagation: Propagation::Private,
+        },
+        Mount {
+            container_path: "/etc/hosts".into(),
+            host_path: hosts.to_string_lossy().into_owned(),
+            readonly: false,
+            propagation: Propagation::Private,
+        },
+    ])
+}
+
+/// The same sandboxes and containers through CRI alone (with the kubelet's mounts), `n` at
+/// once: each one's time, and the sandboxes, left running.
+async fn containerd_floor(
+    runtime: &Arc<CriRuntime>,
+    n: usize,
+    mounts: &[Mount],
+) -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
     let mut tasks = Vec::new();
     for i in 0..n {
         let runtime = runtime.clone();
+        let mounts = mounts.to_vec();
         tasks.push(tokio::spawn(async move {
             let sandbox = SandboxConfig {
                 namespace: "rkube-bench".into(),
@@ -514,6 +580,7 @@ async fn containerd_floor(runtime: &Arc<CriRuntime>, n: usize) -> anyhow::Result
                 name: "sleep".into(),
                 image: IMAGE.into(),
                 command: vec!["sleep".into(), "3600".into()],
+                mounts,
                 ..ContainerConfig::default()
             };
             let started = Instant::now();
@@ -532,11 +599,16 @@ async fn containerd_floor(runtime: &Arc<CriRuntime>, n: usize) -> anyhow::Result
         latencies.push(took);
         sandboxes.push(id);
     }
+    Ok((latencies, sandboxes))
+}
+
+/// Stops and removes the floor's sandboxes.
+async fn remove_sandboxes(runtime: &CriRuntime, sandboxes: Vec<String>) -> anyhow::Result<()> {
     for id in sandboxes {
         runtime.stop_pod_sandbox(&id, Duration::ZERO).await?;
         runtime.remove_pod_sandbox(&id).await?;
     }
-    Ok(latencies)
+    Ok(())
 }
 
 /// `rkube agent --simulate N`: its resident memory per node once all registered.
