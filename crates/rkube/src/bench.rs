@@ -238,12 +238,19 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Prints `name.p50` and `name.p99` of `all`, in milliseconds.
+pub fn print_latencies(name: &str, mut all: Vec<Duration>) {
+    all.sort_unstable();
+    println!("{name}.p50: {:.1} ms", ms(percentile(&all, 0.5)));
+    println!("{name}.p99: {:.1} ms", ms(percentile(&all, 0.99)));
+}
+
 /// An API server on an embedded store in a scratch directory, for benchmarks that need the
 /// API; both go away when it is dropped.
 pub struct ScratchServer {
     pub client: kube::Client,
-    _server: rkube_apiserver::ApiServer,
-    _dir: tempfile::TempDir,
+    pub server: rkube_apiserver::ApiServer,
+    pub dir: tempfile::TempDir,
 }
 
 impl ScratchServer {
@@ -269,8 +276,8 @@ impl ScratchServer {
         config.cluster_url = format!("https://{}", server.local_addr).parse()?;
         Ok(Self {
             client: kube::Client::try_from(config)?,
-            _server: server,
-            _dir: dir,
+            server,
+            dir,
         })
     }
 }

@@ -117,21 +117,8 @@ fn configmap(name: &str, value: &str) -> serde_json::Value {
 }
 
 pub async fn api(args: ApiBenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("creating a scratch dir")?;
-    let store = rkube_store::Backend::Embedded(dir.path().to_owned())
-        .open()
-        .await?;
-    let server = rkube_apiserver::ApiServer::start(rkube_apiserver::Config {
-        token: None,
-        data_dir: dir.path().to_owned(),
-        https_port: 0,
-        bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
-        store,
-        admission: rkube_apiserver::admission::AdmissionConfig::default(),
-        service_network: rkube_apiserver::services::ServiceNetworkConfig::default(),
-    })
-    .await?;
-    let target = Target::new(dir.path(), server.local_addr)?;
+    let scratch = crate::bench::ScratchServer::start().await?;
+    let target = Target::new(scratch.dir.path(), scratch.server.local_addr)?;
     let phase = Duration::from_secs(args.seconds.max(1));
 
     for clients in [1usize, 16, 64] {

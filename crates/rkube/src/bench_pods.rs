@@ -40,7 +40,7 @@ use rkube_kubelet::volumes::Propagation;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::bench::{ms, percentile};
+use crate::bench::print_latencies;
 
 #[derive(clap::Args, Debug)]
 pub struct PodsBenchArgs {
@@ -262,12 +262,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn print_latencies(name: &str, mut all: Vec<Duration>) {
-    all.sort_unstable();
-    println!("{name}.p50: {:.1} ms", ms(percentile(&all, 0.5)));
-    println!("{name}.p99: {:.1} ms", ms(percentile(&all, 0.99)));
 }
 
 pub async fn pods(args: PodsBenchArgs) -> anyhow::Result<()> {

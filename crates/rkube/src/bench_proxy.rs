@@ -20,7 +20,7 @@ use rkube_proxy::proxier::Proxier;
 use rkube_proxy::rules::{Rendered, RuleConfig, render_service};
 use serde_json::json;
 
-use crate::bench::{ScratchServer, concurrently};
+use crate::bench::{ScratchServer, concurrently, ms, print_latencies};
 
 #[derive(clap::Args, Debug)]
 pub struct ProxyBenchArgs {
@@ -126,29 +126,9 @@ async fn run(cfg: &RuleConfig, args: &ProxyBenchArgs) -> anyhow::Result<()> {
                 proxier.delete_emptied().await;
             }
         }
-        latencies.sort_unstable();
-        println!(
-            "proxy.partial_sync.s{count}.e{eps}.p50: {:.1} ms",
-            ms(percentile(&latencies, 0.5))
-        );
-        println!(
-            "proxy.partial_sync.s{count}.e{eps}.p99: {:.1} ms",
-            ms(percentile(&latencies, 0.99))
-        );
+        print_latencies(&format!("proxy.partial_sync.s{count}.e{eps}"), latencies);
     }
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn slice_json(i: usize, endpoints: usize, first_ready: bool) -> serde_json::Value {
@@ -272,19 +252,10 @@ async fn through_the_api(cfg: &RuleConfig, args: &ProxyBenchArgs) -> anyhow::Res
         }
         drop(stop_handle);
         let _ = tokio::time::timeout(Duration::from_secs(10), proxy).await;
-        latencies.sort_unstable();
-        writes.sort_unstable();
-        println!(
-            "proxy.api.slice_write.s{count}.e{eps}.p50: {:.1} ms",
-            ms(percentile(&writes, 0.5))
-        );
-        println!(
-            "proxy.api.slice_to_kernel.s{count}.e{eps}.p50: {:.1} ms",
-            ms(percentile(&latencies, 0.5))
-        );
-        println!(
-            "proxy.api.slice_to_kernel.s{count}.e{eps}.p99: {:.1} ms",
-            ms(percentile(&latencies, 0.99))
+        print_latencies(&format!("proxy.api.slice_write.s{count}.e{eps}"), writes);
+        print_latencies(
+            &format!("proxy.api.slice_to_kernel.s{count}.e{eps}"),
+            latencies,
         );
     }
     Ok(())
