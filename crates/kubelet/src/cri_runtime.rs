@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use k8s_openapi::chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 use crate::containerd::Layout;
 use crate::cri::{CriClient, CriError, api};

@@ -296,7 +296,10 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
                 let started = Instant::now();
                 let changed: Vec<(String, Rendered)> =
                     caches.render(&cfg, &options.hostname, Some(&keys)).into_iter().collect();
-                let synced: Vec<String> = changed.iter().map(|(k, _)| k.clone()).collect();
+                let synced: Option<Vec<String>> = options
+                    .on_sync
+                    .is_some()
+                    .then(|| changed.iter().map(|(k, _)| k.clone()).collect());
                 match proxier.sync_changed(changed).await {
                     Ok(stats) => {
                         tracing::debug!(
@@ -304,7 +307,9 @@ pub async fn run(client: Client, options: ProxyOptions, stop: Stop) -> anyhow::R
                             elapsed_ms = started.elapsed().as_millis() as u64,
                             "proxy rules synced (partial)"
                         );
-                        options.report(Synced::Partial(synced));
+                        if let Some(keys) = synced {
+                            options.report(Synced::Partial(keys));
+                        }
                     }
                     Err(err) => {
                         tracing::warn!("partial sync failed, a full sync follows: {err:#}");

@@ -2,11 +2,10 @@
 //! transactions that bring it to what should be.
 
 use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::nft;
-use std::net::Ipv4Addr;
-
 use crate::rules::{self, HairpinChange, Mode, Rendered, RuleConfig};
 
 /// How long an emptied chain waits before it is deleted.

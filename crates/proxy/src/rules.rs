@@ -34,7 +34,7 @@ use crate::model::{Endpoint, ServicePort, categorize};
 /// The mark bit of packets to masquerade (kube-proxy's default, bit 14).
 const MASQUERADE_MARK: &str = "0x00004000";
 
-/// Chains whose names carry a `/` are per service port or endpoint; ours never do.
+/// Chains whose names carry a `/` are per service port; ours never do.
 const REJECT_CHAIN: &str = "reject-chain";
 const MARK_MASQ_CHAIN: &str = "mark-for-masquerade";
 /// Source and destination pairs of endpoints reaching themselves through a service.
@@ -483,27 +483,30 @@ fn write_elements<S: AsRef<str>>(
     elements: &BTreeMap<Map, Vec<S>>,
 ) {
     for (map, items) in elements {
-        for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
-            let _ = write!(text, "{verb} element ip {table} {} {{ ", map.name());
-            for (i, item) in chunk.iter().enumerate() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                text.push_str(item.as_ref());
-            }
-            text.push_str(" }\n");
-        }
+        write_set_elements(text, verb, table, map.name(), items);
     }
 }
 
+/// The `hairpin` set's elements: each address paired with itself.
 fn write_hairpin(text: &mut String, verb: &str, table: &str, addresses: &[Ipv4Addr]) {
-    for chunk in addresses.chunks(ELEMENTS_PER_COMMAND) {
-        let _ = write!(text, "{verb} element ip {table} {HAIRPIN_SET} {{ ");
-        for (i, ip) in chunk.iter().enumerate() {
+    let pairs: Vec<String> = addresses.iter().map(|ip| format!("{ip} . {ip}")).collect();
+    write_set_elements(text, verb, table, HAIRPIN_SET, &pairs);
+}
+
+fn write_set_elements<S: AsRef<str>>(
+    text: &mut String,
+    verb: &str,
+    table: &str,
+    set: &str,
+    items: &[S],
+) {
+    for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
+        let _ = write!(text, "{verb} element ip {table} {set} {{ ");
+        for (i, item) in chunk.iter().enumerate() {
             if i > 0 {
                 text.push_str(", ");
             }
-            let _ = write!(text, "{ip} . {ip}");
+            text.push_str(item.as_ref());
         }
         text.push_str(" }\n");
     }
@@ -630,7 +633,7 @@ fn skeleton(cfg: &RuleConfig, text: &mut String) {
     }
 }
 
-/// Whether a chain name is one of the per-service or per-endpoint chains.
+/// Whether a chain name is one of the per-service-port chains.
 pub fn is_service_chain(name: &str) -> bool {
     name.contains('/')
 }

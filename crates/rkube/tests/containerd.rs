@@ -945,7 +945,6 @@ fn lines_of(child: &mut Child) -> std::io::Lines<std::io::BufReader<std::process
     std::io::BufReader::new(child.stdout.take().unwrap()).lines()
 }
 
-/// Reads lines until `done` says so (or the output ends); the lines read.
 /// The local port `kubectl port-forward` says it listens on.
 fn forwarded_port(
     out: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
@@ -959,6 +958,7 @@ fn forwarded_port(
         .to_owned()
 }
 
+/// Reads lines until `done` says so (or the output ends); the lines read.
 fn read_until(
     out: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     done: impl Fn(&str) -> bool,
