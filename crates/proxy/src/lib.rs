@@ -5,6 +5,7 @@
 //! table is removed. Host-gw pod routes to the other nodes are kept by [`routes`].
 
 pub mod model;
+pub mod netlink;
 pub mod nft;
 pub mod proxier;
 pub mod routes;
