@@ -35,16 +35,6 @@ pub struct Batch {
     lines: Vec<usize>,
 }
 
-impl Batch {
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-}
-
 /// Which command of the batch failed, and how.
 #[derive(Debug)]
 pub struct Failure {
