@@ -197,7 +197,10 @@ impl Agent {
             .collect();
         Self {
             shared: Arc::new(Shared {
-                objects: Arc::new(crate::objects::ApiObjects::new(client.clone())),
+                objects: Arc::new(crate::objects::WatchedServices::start(
+                    client.clone(),
+                    stop.clone(),
+                )),
                 client,
                 writes: Semaphore::new(options.max_concurrent_writes.max(1)),
                 options,

@@ -1,10 +1,11 @@
 //! The API objects a pod's environment and volumes refer to (ConfigMaps, Secrets, Services,
 //! PersistentVolumeClaims and PersistentVolumes, service-account tokens), behind one trait so
-//! the kubelet can read them from the API directly ([`ApiObjects`]) or from watch caches
-//! later, as kube's kubelet does with its configMap/secret managers, and so tests can give
-//! them from memory ([`MemoryObjects`]).
+//! the kubelet can read them from the API ([`ApiObjects`]; Services from a watch cache,
+//! [`WatchedServices`], as kube's kubelet lists them from an informer for every container's
+//! environment), and so tests can give them from memory ([`MemoryObjects`]).
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
@@ -12,6 +13,8 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
+use rkube_controllers::Stop;
+use rkube_controllers::informer::Informer;
 
 /// Reading an object failed for a reason other than its absence (which is `Ok(None)`).
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +131,101 @@ impl ObjectSource for ApiObjects {
         Ok(api
             .create_token_request(service_account, &PostParams::default(), request)
             .await?)
+    }
+}
+
+/// [`ApiObjects`], except for Services, read from one watch of all of them: every
+/// container start needs its namespace's Services for the environment, and a LIST each time
+/// costs the API server more than the watch.
+pub struct WatchedServices {
+    api: ApiObjects,
+    services: Informer<Service>,
+}
+
+/// How long a container start waits for the first LIST of Services before failing (it is
+/// retried as any failed start).
+const SERVICES_SYNC_WAIT: Duration = Duration::from_secs(10);
+
+impl WatchedServices {
+    /// Starts the watch; it runs until `stop`.
+    pub fn start(client: Client, stop: Stop) -> Self {
+        Self {
+            services: Informer::start_with(
+                Api::all(client.clone()),
+                kube::runtime::watcher::Config::default(),
+                stop,
+            ),
+            api: ApiObjects::new(client),
+        }
+    }
+
+    async fn synced(&self) -> Result<(), ObjectError> {
+        if self.services.has_synced() {
+            return Ok(());
+        }
+        tokio::time::timeout(SERVICES_SYNC_WAIT, self.services.synced())
+            .await
+            .map_err(|_| ObjectError {
+                // kube's words for the same wait.
+                message: "services have not yet been read at least once, cannot construct envvars"
+                    .to_owned(),
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectSource for WatchedServices {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, ObjectError> {
+        self.api.config_map(namespace, name).await
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ObjectError> {
+        self.api.secret(namespace, name).await
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ObjectError> {
+        self.synced().await?;
+        Ok(self
+            .services
+            .list_in(namespace)
+            .iter()
+            .map(|s| Service::clone(s))
+            .collect())
+    }
+
+    async fn service(&self, namespace: &str, name: &str) -> Result<Option<Service>, ObjectError> {
+        self.synced().await?;
+        Ok(self
+            .services
+            .get_in(Some(namespace), name)
+            .map(|s| Service::clone(&s)))
+    }
+
+    async fn persistent_volume_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<PersistentVolumeClaim>, ObjectError> {
+        self.api.persistent_volume_claim(namespace, name).await
+    }
+
+    async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, ObjectError> {
+        self.api.persistent_volume(name).await
+    }
+
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        request: &TokenRequest,
+    ) -> Result<TokenRequest, ObjectError> {
+        self.api
+            .service_account_token(namespace, service_account, request)
+            .await
     }
 }
 

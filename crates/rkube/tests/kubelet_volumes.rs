@@ -21,8 +21,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use rkube_controllers::Stop;
 use rkube_kubelet::envvars::{self, EnvContext};
-use rkube_kubelet::objects::ApiObjects;
+use rkube_kubelet::objects::WatchedServices;
 use rkube_kubelet::volumes::{self, Propagation, VolumeContext, tmpfs};
 
 async fn client(c: &common::Cluster) -> Client {
@@ -192,7 +193,9 @@ async fn volumes_and_environment_of_a_pod() {
     let pod = pods.get("web").await.unwrap();
     let uid = pod.metadata.uid.clone().unwrap();
 
-    let objects = ApiObjects::new(client.clone());
+    // The agent's object source: Services from a watch, the rest from the API.
+    let (_stop_handle, stop) = Stop::new();
+    let objects = WatchedServices::start(client.clone(), stop);
     let allocatable: BTreeMap<String, Quantity> = [
         ("cpu".to_owned(), Quantity("2".into())),
         ("memory".to_owned(), Quantity("1Gi".into())),
