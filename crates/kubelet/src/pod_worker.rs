@@ -348,9 +348,13 @@ impl PodWorker {
             Some(id) => id.clone(),
             None => {
                 if !self.looked_for_sandbox {
-                    self.looked_for_sandbox = true;
-                    if self.adopt(&spec).await {
-                        return Some(now);
+                    match self.adopt(&spec).await {
+                        Ok(true) => return Some(now),
+                        Ok(false) => self.looked_for_sandbox = true,
+                        // Not knowing whether the pod runs already (the runtime is still
+                        // starting, or too busy to answer): a new sandbox now could run
+                        // the pod twice.
+                        Err(()) => return Some(after(now, RETRY)),
                     }
                 }
                 let host_network = spec.host_network == Some(true);
@@ -1214,15 +1218,16 @@ impl PodWorker {
     }
 
     /// Takes over the sandbox and containers the runtime still runs for this pod (the agent
-    /// restarted): nothing is restarted. Returns whether there was one.
-    async fn adopt(&mut self, spec: &PodSpec) -> bool {
+    /// restarted): nothing is restarted. Returns whether there was one; `Err` when the
+    /// runtime could not tell.
+    async fn adopt(&mut self, spec: &PodSpec) -> Result<bool, ()> {
         let runtime = self.node.runtime.clone();
         let found = match runtime.find_pod_sandbox(&self.uid).await {
             Ok(Some(found)) => found,
-            Ok(None) => return false,
+            Ok(None) => return Ok(false),
             Err(err) => {
-                tracing::debug!(pod = %self.key(), "looking for the pod's sandbox: {err}");
-                return false;
+                tracing::info!(pod = %self.key(), "looking for the pod's sandbox, will retry: {err}");
+                return Err(());
             }
         };
         tracing::info!(pod = %self.key(), sandbox = %found.sandbox.id, "adopting the running pod");
@@ -1259,7 +1264,7 @@ impl PodWorker {
                 record.waiting = None;
             }
         }
-        true
+        Ok(true)
     }
 
     /// A container the runtime saw exit.

@@ -44,6 +44,12 @@ async fn send(script: &str, batch: netlink::Batch) -> anyhow::Result<()> {
         Ok(Err(failures)) => failures,
         Err(err) => bail!("the netlink sender stopped: {err}"),
     };
+    if failures
+        .iter()
+        .any(|f| f.error.kind() == std::io::ErrorKind::PermissionDenied)
+    {
+        bail!("changing nftables needs root (CAP_NET_ADMIN): run the proxy as root");
+    }
     let lines: Vec<&str> = script.lines().collect();
     let described: Vec<String> = failures
         .iter()
