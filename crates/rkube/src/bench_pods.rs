@@ -10,6 +10,8 @@
 //!   (the kubelet's own CRI requests, `CriRuntime`, and the kubelet's two mounts: the service
 //!   account's volume and /etc/hosts), from RunPodSandbox until the container started, N at
 //!   once;
+//! - `pods.overhead.bN.p50`: the startup p50 minus the floor's p50, the median over
+//!   `--rounds` runs of both;
 //! - `pods.cpu.bN.*` and `pods.cpu.floor.bN.*`: CPU seconds the server, the agent, its
 //!   containerd and the whole machine (shims, runc, CNI plugins and the kernel too) used
 //!   during each burst (the floor's requests come from the bench itself);
@@ -40,13 +42,17 @@ use rkube_kubelet::volumes::Propagation;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::bench::print_latencies;
+use crate::bench::{ms, percentile, print_latencies};
 
 #[derive(clap::Args, Debug)]
 pub struct PodsBenchArgs {
     /// Burst sizes: that many pods created at once.
     #[arg(long, value_delimiter = ',', default_value = "30,100")]
     pub bursts: Vec<usize>,
+    /// Runs of each burst (floor, then kubelet): the overhead figure is their median, as
+    /// runs on a busy two-core machine differ by far more than the target.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Hollow nodes for the memory-per-node figure (0: skip).
     #[arg(long, default_value_t = 1000)]
     pub hollow_nodes: usize,
@@ -385,38 +391,52 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let largest = args.bursts.iter().copied().max().unwrap_or(0);
     // Each burst size: the floor, then the kubelet, each starting on an idle containerd
     // (the previous run's sandboxes all gone).
+    let rounds = args.rounds.max(1);
     for &burst in &args.bursts {
-        let (latencies, sandboxes) = cpu_during(
-            &format!("pods.cpu.floor.b{burst}"),
-            &processes,
-            containerd_floor(&runtime, burst, &mounts),
-        )
-        .await?;
-        print_latencies(&format!("pods.floor.b{burst}"), latencies);
-        remove_sandboxes(&runtime, sandboxes).await?;
-        no_sandboxes_left(&cri).await?;
+        let mut overheads = Vec::with_capacity(rounds);
+        for round in 1..=rounds {
+            if rounds > 1 {
+                println!("# burst of {burst}, round {round} of {rounds}");
+            }
+            let (latencies, sandboxes) = cpu_during(
+                &format!("pods.cpu.floor.b{burst}"),
+                &processes,
+                containerd_floor(&runtime, burst, &mounts),
+            )
+            .await?;
+            let floor = p50(&latencies);
+            print_latencies(&format!("pods.floor.b{burst}"), latencies);
+            remove_sandboxes(&runtime, sandboxes).await?;
+            no_sandboxes_left(&cri).await?;
 
-        let latencies = cpu_during(
-            &format!("pods.cpu.b{burst}"),
-            &processes,
-            burst_of_pods(&client, burst),
-        )
-        .await?;
-        print_latencies(&format!("pods.startup.b{burst}"), latencies);
-        if burst == largest {
-            println!(
-                "pods.agent_rss.with_{burst}_pods: {:.1} MiB",
-                rss_mib(agent.pid())?
-            );
-            // As a node runs them: past the burst, once the agent trimmed its heap.
-            tokio::time::sleep(Duration::from_secs(15)).await;
-            println!(
-                "pods.agent_rss.with_{burst}_pods_settled: {:.1} MiB",
-                rss_mib(agent.pid())?
-            );
+            let latencies = cpu_during(
+                &format!("pods.cpu.b{burst}"),
+                &processes,
+                burst_of_pods(&client, burst),
+            )
+            .await?;
+            overheads.push(ms(p50(&latencies)) - ms(floor));
+            print_latencies(&format!("pods.startup.b{burst}"), latencies);
+            if burst == largest && round == rounds {
+                println!(
+                    "pods.agent_rss.with_{burst}_pods: {:.1} MiB",
+                    rss_mib(agent.pid())?
+                );
+                // As a node runs them: past the burst, once the agent trimmed its heap.
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                println!(
+                    "pods.agent_rss.with_{burst}_pods_settled: {:.1} MiB",
+                    rss_mib(agent.pid())?
+                );
+            }
+            delete_pods(&client, burst).await?;
+            no_sandboxes_left(&cri).await?;
         }
-        delete_pods(&client, burst).await?;
-        no_sandboxes_left(&cri).await?;
+        overheads.sort_by(f64::total_cmp);
+        println!(
+            "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
+            overheads[overheads.len() / 2]
+        );
     }
     println!(
         "# targets: p50 startup within 100 ms of the floor; agent RSS under 30 MiB with 100 pods"
@@ -427,6 +447,12 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         hollow(&client, &url, token.trim(), &ca, dir, args.hollow_nodes).await?;
     }
     Ok(())
+}
+
+fn p50(latencies: &[Duration]) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, 0.5)
 }
 
 /// Creates `n` pods at once; each one's time from its create to a watch seeing it Running.
