@@ -201,8 +201,9 @@ impl Socket {
     }
 
     fn send(&self, bytes: &[u8]) -> io::Result<()> {
-        // The whole batch must go in one message: make the send buffer big enough (root
-        // only, as is changing nf_tables).
+        // The whole batch must go in one message, at most the send buffer: raise it past
+        // the usual default (wmem_default, 208 KiB) when needed (root only, as is
+        // changing nf_tables).
         let size = libc::c_int::try_from(bytes.len() + 65536)
             .map_err(|_| io::Error::other("netlink batch too large"))?;
         if size > 200_000 {
@@ -384,7 +385,7 @@ struct Encoder {
     lines: Vec<usize>,
     /// IDs of the sets created in this batch (referred to by ID as well as by name).
     set_ids: HashMap<String, u32>,
-    /// A nested attribute outgrew its 16-bit length.
+    /// An attribute outgrew its 16-bit length.
     overflow: bool,
 }
 
@@ -434,11 +435,19 @@ impl Encoder {
     }
 
     fn attr(&mut self, kind: u16, data: &[u8]) {
-        let len = 4 + data.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.attr_header(kind, data.len());
         self.buf.extend_from_slice(data);
         self.pad();
+    }
+
+    /// An attribute's header, for `payload` bytes of data.
+    fn attr_header(&mut self, kind: u16, payload: usize) {
+        let len = u16::try_from(4 + payload).unwrap_or_else(|_| {
+            self.overflow = true;
+            0
+        });
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
     }
 
     fn pad(&mut self) {
@@ -447,11 +456,12 @@ impl Encoder {
         }
     }
 
+    /// A NUL-terminated string.
     fn attr_str(&mut self, kind: u16, s: &str) {
-        let mut data = Vec::with_capacity(s.len() + 1);
-        data.extend_from_slice(s.as_bytes());
-        data.push(0);
-        self.attr(kind, &data);
+        self.attr_header(kind, s.len() + 1);
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+        self.pad();
     }
 
     fn attr_u32(&mut self, kind: u16, v: u32) {
@@ -622,12 +632,13 @@ impl Encoder {
                     }
                 },
                 "timeout" => {
-                    let secs = p
+                    let ms = p
                         .next()?
                         .strip_suffix('s')
                         .and_then(|s| s.parse::<u64>().ok())
+                        .and_then(|s| s.checked_mul(1000))
                         .ok_or("bad timeout")?;
-                    timeout_ms = Some(secs * 1000);
+                    timeout_ms = Some(ms);
                 }
                 other => return Err(format!("unknown set property `{other}`")),
             }
@@ -871,8 +882,9 @@ impl Encoder {
                     None => (value, 32),
                 };
                 let addr: Ipv4Addr = addr.parse().map_err(|_| format!("bad address `{value}`"))?;
-                if prefix > 32 {
-                    return Err(format!("bad prefix in `{value}`"));
+                // A /0 matches everything: nft writes no expression for it at all.
+                if prefix == 0 || prefix > 32 {
+                    return Err(format!("unsupported prefix in `{value}`"));
                 }
                 if prefix.is_multiple_of(8) {
                     // Whole bytes: load just those.
@@ -1125,6 +1137,10 @@ mod tests {
         assert!(err.reason.contains("tcp flags"), "{}", err.reason);
         assert!(encode("add rule ip t c dnat to 10.0.0.1\n").is_err());
         assert!(encode("add rule ip t c ip saddr 10.0.0.0/33 drop\n").is_err());
+        assert!(encode("add rule ip t c ip saddr 0.0.0.0/0 drop\n").is_err());
+        // A name longer than an attribute can hold.
+        let long = "c".repeat(70_000);
+        assert!(encode(&format!("add chain ip t {long}\n")).is_err());
     }
 
     #[test]

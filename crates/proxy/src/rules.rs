@@ -10,8 +10,9 @@
 //!   IP traffic); the policy chains pick an endpoint at random (`numgen random mod K == 0`
 //!   cascades, uniform) after the session-affinity sets and DNAT to it in the same rule,
 //!   recording affinity. Unlike kube-proxy there is no chain per endpoint: every
-//!   transaction makes the kernel validate the whole jump graph and `nft` dump every chain,
-//!   so a third of the chains costs a third of the time of each change;
+//!   transaction makes the kernel validate the whole jump graph (and `nft`, on the
+//!   fallback path, dump every chain first), so a third of the chains costs a third of the
+//!   time of each change;
 //! - `filter-input`, `filter-forward` and `filter-output` send new connections to
 //!   `endpoints-check`, which rejects (TCP reset, else ICMP port unreachable) or drops
 //!   traffic to service ports without usable endpoints (`no-endpoint-services`,
