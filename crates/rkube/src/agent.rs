@@ -27,7 +27,7 @@ use rkube_kubelet::{
 use rkube_kubelet::{certificate, server};
 use serde_json::json;
 
-use crate::controller_manager::{client_from, parse_duration};
+use crate::controller_manager::{config_from, parse_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -154,10 +154,16 @@ fn parse_quantity(s: &str) -> Result<String, String> {
     }
 }
 
-/// A client from the flags.
+/// A client from the flags: a real node's over HTTP/2, hollow nodes' over HTTP/1.1 (see
+/// `http2_client`).
 async fn client(args: &AgentArgs) -> anyhow::Result<Client> {
+    let transport = if args.simulate.is_some() {
+        Transport::Http1
+    } else {
+        Transport::Http2
+    };
     if let Some(path) = &args.kubeconfig {
-        return client_from(path).await;
+        return transport.client(config_from(path).await?);
     }
     let Some(server) = &args.server else {
         bail!("pass --server URL with --token, or --kubeconfig");
@@ -173,11 +179,34 @@ async fn client(args: &AgentArgs) -> anyhow::Result<Client> {
         ),
     };
     let ca = ca_file(args.ca_file.as_deref(), &args.data_dir)?;
-    token_client(server, &token, &ca).await
+    token_client(server, &token, &ca, transport).await
+}
+
+/// How a client talks to the API server.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    /// kube-rs's own client: a connection per request in flight.
+    Http1,
+    /// One connection for all (`http2_client`).
+    Http2,
+}
+
+impl Transport {
+    fn client(self, config: kube::Config) -> anyhow::Result<Client> {
+        match self {
+            Transport::Http1 => Ok(Client::try_from(config)?),
+            Transport::Http2 => crate::http2_client::client(config),
+        }
+    }
 }
 
 /// A client that joins with the node token, checking the server against the CA file.
-pub async fn token_client(server: &str, token: &str, ca: &str) -> anyhow::Result<Client> {
+pub async fn token_client(
+    server: &str,
+    token: &str,
+    ca: &str,
+    transport: Transport,
+) -> anyhow::Result<Client> {
     if token.is_empty() {
         bail!("the node join token is empty");
     }
@@ -194,7 +223,7 @@ pub async fn token_client(server: &str, token: &str, ca: &str) -> anyhow::Result
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .with_context(|| format!("cannot use the server {server} with the CA {ca}"))?;
-    Ok(Client::try_from(config)?)
+    transport.client(config)
 }
 
 /// The CA file: the one given, or the one `rkube server` writes in the data dir.

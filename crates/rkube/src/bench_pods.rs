@@ -17,7 +17,9 @@
 //!   during each burst (the floor's requests come from the bench itself);
 //! - `pods.agent_rss.idle`, `pods.agent_rss.with_N_pods` (as soon as they run) and
 //!   `pods.agent_rss.with_N_pods_settled` (15 s later): the agent's resident memory
-//!   (containerd and the shims are other processes);
+//!   (containerd and the shims are other processes), each followed by its two parts:
+//!   `pods.agent_rss_anon.*`, the agent's own (heap, stacks), and `pods.agent_rss_file.*`,
+//!   pages of files, mostly of the rkube binary, shared through the page cache;
 //! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
 //!   divided by N.
 
@@ -108,16 +110,36 @@ fn spawn(args: &[&str], log: &Path) -> anyhow::Result<Process> {
     Ok(Process(child))
 }
 
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+/// A figure of a process's `/proc/PID/status` (`VmRSS`, `RssAnon`, `RssFile`), in MiB.
+fn memory_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading the memory of process {pid}"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")?;
+        .with_context(|| format!("no {field} for process {pid}"))?;
     Ok(kib / 1024.0)
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    memory_mib(pid, "VmRSS")
+}
+
+/// The agent's resident memory, then its two parts: its own (heap, stacks; `RssAnon`) and
+/// pages of files, mostly the rkube binary's, which the page cache shares (`RssFile`).
+fn print_agent_rss(when: &str, pid: u32) -> anyhow::Result<()> {
+    println!("pods.agent_rss.{when}: {:.1} MiB", rss_mib(pid)?);
+    println!(
+        "pods.agent_rss_anon.{when}: {:.1} MiB",
+        memory_mib(pid, "RssAnon")?
+    );
+    println!(
+        "pods.agent_rss_file.{when}: {:.1} MiB",
+        memory_mib(pid, "RssFile")?
+    );
+    Ok(())
 }
 
 /// CPU time a process has used (all its threads), in seconds.
@@ -377,7 +399,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             pressure.join(", ")
         );
     }
-    println!("pods.agent_rss.idle: {:.1} MiB", rss_mib(agent.pid())?);
+    print_agent_rss("idle", agent.pid())?;
 
     let containerd = containerd_of(agent.pid())?;
     let cri = CriClient::connect(&Layout::new(&node_dir).socket()).await?;
@@ -418,16 +440,10 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             overheads.push(ms(p50(&latencies)) - ms(floor));
             print_latencies(&format!("pods.startup.b{burst}"), latencies);
             if burst == largest && round == rounds {
-                println!(
-                    "pods.agent_rss.with_{burst}_pods: {:.1} MiB",
-                    rss_mib(agent.pid())?
-                );
+                print_agent_rss(&format!("with_{burst}_pods"), agent.pid())?;
                 // As a node runs them: past the burst, once the agent trimmed its heap.
                 tokio::time::sleep(Duration::from_secs(15)).await;
-                println!(
-                    "pods.agent_rss.with_{burst}_pods_settled: {:.1} MiB",
-                    rss_mib(agent.pid())?
-                );
+                print_agent_rss(&format!("with_{burst}_pods_settled"), agent.pid())?;
             }
             delete_pods(&client, burst).await?;
             no_sandboxes_left(&cri).await?;

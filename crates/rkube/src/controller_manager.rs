@@ -131,12 +131,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A client from a kubeconfig file.
 pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
+    Ok(Client::try_from(config_from(kubeconfig).await?)?)
+}
+
+/// The client configuration a kubeconfig file gives.
+pub async fn config_from(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
     let config = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("cannot read the kubeconfig {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+    kube::Config::from_custom_kubeconfig(config, &Default::default())
         .await
-        .with_context(|| format!("the kubeconfig {} is not usable", kubeconfig.display()))?;
-    Ok(Client::try_from(config)?)
+        .with_context(|| format!("the kubeconfig {} is not usable", kubeconfig.display()))
 }
 
 /// The CA that signs CertificateSigningRequests: the flags' files, else those of

@@ -8,6 +8,7 @@ mod bench_pods;
 mod bench_proxy;
 mod bench_scheduler;
 mod controller_manager;
+mod http2_client;
 mod ingress;
 mod memory;
 mod proxy;

@@ -199,7 +199,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let token = std::fs::read_to_string(args.data_dir.join("node-token"))
             .context("reading the node join token")?;
         let ca = args.data_dir.join("tls").join("ca.crt");
-        let client = crate::agent::token_client(&url, token.trim(), &ca.to_string_lossy()).await?;
+        let client = crate::agent::token_client(
+            &url,
+            token.trim(),
+            &ca.to_string_lossy(),
+            crate::agent::Transport::Http2,
+        )
+        .await?;
         let real = crate::agent::RealNode {
             data_dir: args.data_dir.clone(),
             node_name: args.node_name.clone(),

@@ -1,11 +1,17 @@
 //! tmpfs mounts for memory-backed volumes (emptyDir `medium: Memory`, secret and projected
-//! volumes), through util-linux's `mount`/`umount`, as kube's mount-utils does: no
-//! `unsafe`, no new dependency, and the command's own message when the kernel refuses
-//! (no CAP_SYS_ADMIN, say). Mount points are read from `/proc/self/mountinfo`.
+//! volumes), through the mount(2) and umount(2) system calls (rustix's safe wrappers).
+//! kube's mount-utils runs util-linux's `mount` instead: a process for each volume, which
+//! itself parses every line of `/proc/self/mountinfo`; on a node starting a burst of pods
+//! that was more CPU than the mount. A refusal (no CAP_SYS_ADMIN, say) is reported in
+//! mount-utils' format, with the system's message as the output. Whether a directory is a
+//! tmpfs mount point is answered by statfs(2) and the device of its parent; the mount points
+//! under a directory (for unmounting) come from `/proc/self/mountinfo`.
 
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use rustix::mount::{MountFlags, UnmountFlags};
 
 /// A mount or unmount that failed, in kube's format.
 #[derive(Debug, thiserror::Error)]
@@ -19,44 +25,35 @@ pub struct MountError {
     pub output: String,
 }
 
-fn run(command: &'static str, args: &[&str]) -> Result<(), MountError> {
-    let arguments = args.join(" ");
-    match Command::new(command).args(args).output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(MountError {
-            status: out.status.to_string(),
+impl MountError {
+    fn new(command: &'static str, arguments: String, err: rustix::io::Errno) -> Self {
+        let err = io::Error::from(err);
+        MountError {
+            status: err.to_string(),
             command,
+            output: format!("{command}: {arguments}: {err}"),
             arguments,
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }),
-        Err(e) => Err(MountError {
-            status: e.to_string(),
-            command,
-            arguments,
-            output: String::new(),
-        }),
+        }
     }
 }
 
 /// Mounts a tmpfs of at most `size` bytes (the kernel's default, half the memory, when
 /// `None`) on `dir`.
 pub fn mount(dir: &Path, size: Option<i64>) -> Result<(), MountError> {
-    let dir = dir.to_string_lossy();
-    let options = size.map(|s| format!("size={s}"));
-    let mut args = vec!["-t", "tmpfs"];
-    if let Some(o) = &options {
-        args.extend(["-o", o.as_str()]);
-    }
-    args.extend(["tmpfs", &dir]);
-    run("mount", &args)
+    let options = size.map(|s| format!("size={s}")).unwrap_or_default();
+    let arguments = match size {
+        Some(_) => format!("-t tmpfs -o {options} tmpfs {}", dir.display()),
+        None => format!("-t tmpfs tmpfs {}", dir.display()),
+    };
+    let data = std::ffi::CString::new(options)
+        .map_err(|_| MountError::new("mount", arguments.clone(), rustix::io::Errno::INVAL))?;
+    rustix::mount::mount("tmpfs", dir, "tmpfs", MountFlags::empty(), data.as_c_str())
+        .map_err(|e| MountError::new("mount", arguments, e))
 }
 
 pub fn unmount(dir: &Path) -> Result<(), MountError> {
-    run("umount", &[&dir.to_string_lossy()])
+    rustix::mount::unmount(dir, UnmountFlags::empty())
+        .map_err(|e| MountError::new("umount", dir.display().to_string(), e))
 }
 
 /// One line of `/proc/self/mountinfo`: the mount point and the file system type.
@@ -109,12 +106,18 @@ pub fn mounts() -> io::Result<Vec<MountInfo>> {
     )?))
 }
 
-/// Whether `dir` is a tmpfs mount point.
+/// Whether `dir` is a tmpfs mount point: a tmpfs on another device than its parent's.
 pub fn is_tmpfs_mount(dir: &Path) -> io::Result<bool> {
     let dir = std::fs::canonicalize(dir)?;
-    Ok(mounts()?
-        .iter()
-        .any(|m| m.mount_point == dir && m.fs_type == "tmpfs"))
+    // TMPFS_MAGIC (linux/magic.h), in the type statfs(2) gives on this platform.
+    let on_tmpfs = rustix::fs::statfs(&dir)?.f_type == 0x0102_1994;
+    if !on_tmpfs {
+        return Ok(false);
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(true);
+    };
+    Ok(std::fs::metadata(&dir)?.dev() != std::fs::metadata(parent)?.dev())
 }
 
 #[cfg(test)]
