@@ -284,7 +284,9 @@ impl PodWorker {
             };
             network.borrow_and_update();
             self.pod = current.clone();
-            let wake = self.sync(&current).await;
+            // Boxed: the sync's state lives only while it runs, not in every resting worker
+            // (the worker's future was ~11 KB a pod with it inline).
+            let wake = Box::pin(self.sync(&current)).await;
             let needs_network = self.sandbox.is_none() && !self.finished;
             let deadline = wake.map(|at| {
                 let wait = (at - Utc::now()).to_std().unwrap_or_default();
@@ -298,15 +300,20 @@ impl PodWorker {
                     }
                 }
                 Some((id, exit)) = exits.recv() => self.record_exit(&id, exit),
-                Some((id, event)) = probes.recv() => self.on_probe(&current, &id, event).await,
+                Some((id, event)) = probes.recv() => {
+                    Box::pin(self.on_probe(&current, &id, event)).await;
+                }
                 Ok(()) = network.changed(), if needs_network => {}
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             }
         }
         // Gone from the API: stop what runs, give the address back, drop its logs.
-        self.stop_sandbox(Duration::ZERO).await;
-        self.node.runtime.forget_pod(&self.sandbox_config).await;
-        self.clean_up_volumes().await;
+        Box::pin(async {
+            self.stop_sandbox(Duration::ZERO).await;
+            self.node.runtime.forget_pod(&self.sandbox_config).await;
+            self.clean_up_volumes().await;
+        })
+        .await;
     }
 
     fn records_mut(&mut self, kind: Kind) -> &mut Vec<ContainerRecord> {
@@ -737,9 +744,11 @@ impl PodWorker {
             return Some(now);
         }
         if runtime.runs_probes() {
-            // Until its prober says otherwise.
-            record.started = false;
-            record.ready = false;
+            // Until its prober says otherwise; without probes it is started and ready as
+            // soon as it runs, as kube's prober manager has it.
+            let probed = has_probes(spec);
+            record.started = !probed;
+            record.ready = !probed;
             return None;
         }
         probe(record, spec, Utc::now())
@@ -755,7 +764,7 @@ impl PodWorker {
                 let _ = exits.send((raw, exit));
             }
         }));
-        if !self.node.runtime.runs_probes() {
+        if !self.node.runtime.runs_probes() || !has_probes(spec) {
             return;
         }
         let target = prober::Target {
@@ -1454,6 +1463,11 @@ impl PodWorker {
     fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+}
+
+/// Whether a container has a startup, liveness or readiness probe to run.
+fn has_probes(spec: &Container) -> bool {
+    spec.startup_probe.is_some() || spec.liveness_probe.is_some() || spec.readiness_probe.is_some()
 }
 
 /// A container id without its `runtime://` scheme.
