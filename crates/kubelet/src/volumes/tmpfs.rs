@@ -134,4 +134,32 @@ mod tests {
         assert_eq!(m[1].fs_type, "tmpfs");
         assert_eq!(m[0].fs_type, "ext4");
     }
+
+    /// statfs and the parent's device agree with mountinfo: each tmpfs mount point of this
+    /// machine is one, a directory made inside one or on another file system is not.
+    #[test]
+    fn tmpfs_mount_points_are_found_by_statfs() {
+        // The last mount on a path is the one seen there.
+        let mut seen = std::collections::BTreeMap::new();
+        for m in mounts().expect("reading mountinfo") {
+            seen.insert(m.mount_point, m.fs_type);
+        }
+        let tmpfs: Vec<PathBuf> = seen
+            .into_iter()
+            .filter(|(point, fs)| fs == "tmpfs" && point != Path::new("/"))
+            .map(|(point, _)| point)
+            .collect();
+        let shm = Path::new("/dev/shm");
+        assert!(
+            tmpfs.iter().any(|p| p == shm),
+            "this test needs the tmpfs on /dev/shm"
+        );
+        for point in tmpfs.iter().filter(|p| std::fs::metadata(p).is_ok()) {
+            assert!(is_tmpfs_mount(point).unwrap(), "{}", point.display());
+        }
+        let inside = tempfile::tempdir_in(shm).unwrap();
+        assert!(!is_tmpfs_mount(inside.path()).unwrap());
+        let elsewhere = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert!(!is_tmpfs_mount(elsewhere.path()).unwrap());
+    }
 }
