@@ -1262,11 +1262,17 @@ impl PodWorker {
                     .filter(|f| f.name == container.name)
                     .collect();
                 let Some(last) = runs.pop() else { continue };
-                if last.status.exit.is_none() {
+                let running = last.status.exit.is_none();
+                if running {
                     let id = last.status.id.clone();
                     self.watch(&id, container);
                 }
                 let record = &mut self.records_mut(kind)[i];
+                if running && runtime.runs_probes() && !has_probes(container) {
+                    // No prober to say so: started and ready as it runs (as in `start`).
+                    record.started = true;
+                    record.ready = true;
+                }
                 record.current = Some(instance(last));
                 record.last_termination = runs.pop().map(instance);
                 record.spec_image = container.image.clone().unwrap_or_default();
