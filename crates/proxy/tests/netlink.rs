@@ -12,6 +12,10 @@ use rkube_proxy::model::{Endpoint, ServicePort};
 use rkube_proxy::rules::{HairpinChange, Mode, Rendered, RuleConfig, render_service, transaction};
 use rkube_proxy::{netlink, nft};
 
+/// One test at a time: `nft list` dumps the whole ruleset, and a batch another test commits
+/// during the dump interrupts it; nft 1.0 then lists some chains twice.
+static KERNEL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn prerequisites() -> bool {
     let is_root = Command::new("id")
         .arg("-u")
@@ -159,6 +163,7 @@ async fn netlink_batches_build_the_tables_nft_builds() {
     if !prerequisites() {
         return;
     }
+    let _one_at_a_time = KERNEL.lock().await;
     let suffix = std::process::id();
     let (by_nft, by_netlink) = (format!("rkn-nft-{suffix}"), format!("rkn-nl-{suffix}"));
     let nft_steps = steps(&cfg(&by_nft));
@@ -188,6 +193,7 @@ async fn a_refused_command_fails_the_whole_batch_and_is_named() {
     if !prerequisites() {
         return;
     }
+    let _one_at_a_time = KERNEL.lock().await;
     let table = format!("rkn-err-{}", std::process::id());
     let script = format!(
         "add table ip {table}\nadd chain ip {table} a\nadd rule ip {table} a goto missing\n"
@@ -208,6 +214,7 @@ async fn element_lists_longer_than_an_attribute_are_split() {
     if !prerequisites() {
         return;
     }
+    let _one_at_a_time = KERNEL.lock().await;
     let table = format!("rkn-long-{}", std::process::id());
     let cfg = cfg(&table);
     // 1,500 services: one `add element` command of 1,000 map elements is ~100 KiB.
