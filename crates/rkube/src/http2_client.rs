@@ -10,10 +10,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+use hyper_rustls::FixedServerNameResolver;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::Client;
 use kube::client::{Body, ConfigExt as _};
+use rustls::pki_types::ServerName;
 use tower::{BoxError, ServiceBuilder};
 
 /// Pings on an idle connection, and how long an answer may take before the connection is
@@ -22,19 +25,29 @@ use tower::{BoxError, ServiceBuilder};
 const PING_EVERY: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A client for `config` over HTTP/2 (TLS with ALPN `h2` only).
+/// A client for `config` over HTTP/2 (TLS with ALPN `h2` only). A kubeconfig's
+/// `proxy-url` is kube-rs's to handle (HTTP CONNECT, SOCKS5), so such a config gets kube-rs's
+/// own client.
 pub fn client(config: kube::Config) -> anyhow::Result<Client> {
+    if config.proxy_url.is_some() {
+        return Ok(Client::try_from(config)?);
+    }
     // The connector offers ALPN `h2` alone (from `enable_http2`).
     let tls = config.rustls_client_config()?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(config.connect_timeout);
     http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_only()
-        .enable_http2()
-        .wrap_connector(http);
+        .https_only();
+    // The kubeconfig's `tls-server-name`: the name the server's certificate is checked for.
+    if let Some(name) = &config.tls_server_name {
+        let name = ServerName::try_from(name.clone())
+            .with_context(|| format!("invalid tls-server-name {name:?}"))?;
+        builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
+    }
+    let https = builder.enable_http2().wrap_connector(http);
     let http2: hyper_util::client::legacy::Client<_, Body> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .http2_only(true)
