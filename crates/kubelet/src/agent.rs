@@ -21,7 +21,7 @@ use kube::{Client, ResourceExt};
 use rkube_controllers::Stop;
 use rkube_controllers::informer::{Change, Informer};
 use serde_json::json;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 
 use crate::node::{self, Capacity, NodeConfig, SystemInfo};
 use crate::pod_worker::PodWorker;
@@ -512,9 +512,8 @@ async fn dispatch_pods(
                     continue;
                 }
                 let (tx, rx) = watch::channel(Some(pod.clone()));
-                let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-                let worker = PodWorker::new(shared.clone(), node.clone(), pod, exits_tx);
-                tokio::spawn(worker.run(rx, exits_rx));
+                let worker = PodWorker::new(shared.clone(), node.clone(), pod);
+                tokio::spawn(worker.run(rx));
                 workers.insert(uid, tx);
             }
         }

@@ -27,7 +27,7 @@ use k8s_openapi::chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::agent::{NodeHandle, Shared};
 use crate::container_spec;
@@ -120,11 +120,12 @@ pub(crate) struct PodWorker {
     /// Our DELETE went through.
     deleted: bool,
     written: Option<Written>,
-    exits: mpsc::UnboundedSender<(String, Exit)>,
-    /// Tasks waiting on running containers' exits.
-    waiters: Vec<JoinHandle<()>>,
-    /// What running containers' probers find, by raw container id.
-    probe_events: mpsc::UnboundedSender<(String, ProbeEvent)>,
+    /// Tasks waiting on running containers' exits, each ending with its container's raw id
+    /// and exit (none if the runtime could not say).
+    waiters: JoinSet<Option<(String, Exit)>>,
+    /// What running containers' probers find, by raw container id: made with the first
+    /// prober (most containers have no probes, and a channel is a few KB).
+    probe_events: Option<mpsc::UnboundedSender<(String, ProbeEvent)>>,
     probe_rx: Option<mpsc::UnboundedReceiver<(String, ProbeEvent)>>,
     /// The prober of each running container, by raw container id.
     probers: HashMap<String, JoinHandle<()>>,
@@ -207,16 +208,20 @@ fn probe(
     [started, ready].into_iter().filter(|t| *t > now).min()
 }
 
+/// The next event of the pod's probers; never, while no prober ran.
+async fn next_probe_event(
+    rx: &mut Option<mpsc::UnboundedReceiver<(String, ProbeEvent)>>,
+) -> Option<(String, ProbeEvent)> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl PodWorker {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        node: Arc<NodeHandle>,
-        pod: &Pod,
-        exits: mpsc::UnboundedSender<(String, Exit)>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, node: Arc<NodeHandle>, pod: &Pod) -> Self {
         let spec = pod.spec.clone().unwrap_or_default();
         let status = pod.status.as_ref();
-        let (probe_events, probe_rx) = mpsc::unbounded_channel();
         Self {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             name: pod.metadata.name.clone().unwrap_or_default(),
@@ -254,10 +259,9 @@ impl PodWorker {
             terminal: false,
             deleted: false,
             written: None,
-            exits,
-            waiters: Vec::new(),
-            probe_events,
-            probe_rx: Some(probe_rx),
+            waiters: JoinSet::new(),
+            probe_events: None,
+            probe_rx: None,
             probers: HashMap::new(),
             volumes: None,
             volume_retry: None,
@@ -268,15 +272,9 @@ impl PodWorker {
     }
 
     /// Works on the pod until it is gone from the API or the agent stops.
-    pub(crate) async fn run(
-        mut self,
-        mut pod: watch::Receiver<Option<Arc<Pod>>>,
-        mut exits: mpsc::UnboundedReceiver<(String, Exit)>,
-    ) {
+    pub(crate) async fn run(mut self, mut pod: watch::Receiver<Option<Arc<Pod>>>) {
         let mut network = self.node.network.subscribe();
         let stop = self.shared.stop.clone();
-        let (_, idle) = mpsc::unbounded_channel();
-        let mut probes = self.probe_rx.take().unwrap_or(idle);
         loop {
             // Marked seen before the sync, so a change during it wakes the select below.
             let Some(current) = pod.borrow_and_update().clone() else {
@@ -299,8 +297,8 @@ impl PodWorker {
                         break;
                     }
                 }
-                Some((id, exit)) = exits.recv() => self.record_exit(&id, exit),
-                Some((id, event)) = probes.recv() => {
+                Some(Ok(Some((id, exit)))) = self.waiters.join_next() => self.record_exit(&id, exit),
+                Some((id, event)) = next_probe_event(&mut self.probe_rx) => {
                     Box::pin(self.on_probe(&current, &id, event)).await;
                 }
                 Ok(()) = network.changed(), if needs_network => {}
@@ -757,13 +755,11 @@ impl PodWorker {
     /// Follows a running container: its exit, and its probes where they run for real.
     fn watch(&mut self, id: &str, spec: &Container) {
         let runtime = self.node.runtime.clone();
-        let exits = self.exits.clone();
         let raw = id.to_owned();
-        self.waiters.push(tokio::spawn(async move {
-            if let Ok(exit) = runtime.wait_container(&raw).await {
-                let _ = exits.send((raw, exit));
-            }
-        }));
+        self.waiters.spawn(async move {
+            let exit = runtime.wait_container(&raw).await.ok()?;
+            Some((raw, exit))
+        });
         if !self.node.runtime.runs_probes() || !has_probes(spec) {
             return;
         }
@@ -773,7 +769,14 @@ impl PodWorker {
             pod_ip: self.pod_ip,
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let events = self.probe_events.clone();
+        let events = match &self.probe_events {
+            Some(events) => events.clone(),
+            None => {
+                let (events, probe_rx) = mpsc::unbounded_channel();
+                self.probe_rx = Some(probe_rx);
+                self.probe_events.insert(events).clone()
+            }
+        };
         let spec_owned = spec.clone();
         let key = id.to_owned();
         let task = tokio::spawn(async move {
@@ -1340,9 +1343,7 @@ impl PodWorker {
         if let Err(err) = runtime.remove_pod_sandbox(&sandbox).await {
             tracing::debug!(pod = %self.key(), "removing the sandbox: {err}");
         }
-        for waiter in self.waiters.drain(..) {
-            waiter.abort();
-        }
+        self.waiters.abort_all();
         for (_, prober) in self.probers.drain() {
             prober.abort();
         }
