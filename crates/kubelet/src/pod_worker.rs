@@ -82,11 +82,22 @@ struct PullBackoff {
     message: String,
 }
 
-/// What the worker last wrote, and what the API answered.
+/// What the worker last wrote, and what the API answered, as fingerprints: a pod's status
+/// is a few KB, and only equality is ever asked of them.
 struct Written {
-    desired: PodStatus,
+    desired: Option<u64>,
     resource_version: Option<u64>,
-    response: Option<PodStatus>,
+    response: Option<u64>,
+}
+
+/// A fingerprint of a status: equal statuses have equal ones (their JSON is the same bytes:
+/// fields in declaration order, maps sorted), different ones differ but for a 2^-64 chance.
+fn fingerprint(status: Option<&PodStatus>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let json = serde_json::to_vec(status?).ok()?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    json.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 pub(crate) struct PodWorker {
@@ -1404,14 +1415,16 @@ impl PodWorker {
             terminal: self.terminal,
         };
         let desired = pod_status::build(&view, &mut self.transitions, now);
-        let needed = match &self.written {
+        let desired_print = fingerprint(Some(&desired));
+        let needed = match self.written.as_ref().filter(|_| desired_print.is_some()) {
             None => true,
             Some(written) => {
                 let newer = match (resource_version(pod), written.resource_version) {
                     (Some(seen), Some(ours)) => seen > ours,
                     _ => true,
                 };
-                written.desired != desired || (newer && pod.status != written.response)
+                written.desired != desired_print
+                    || (newer && fingerprint(pod.status.as_ref()) != written.response)
             }
         };
         if !needed {
@@ -1427,9 +1440,9 @@ impl PodWorker {
         match result {
             Ok(updated) => {
                 self.written = Some(Written {
-                    desired,
+                    desired: desired_print,
                     resource_version: resource_version(&updated),
-                    response: updated.status,
+                    response: fingerprint(updated.status.as_ref()),
                 });
                 Ok(())
             }
@@ -1439,7 +1452,7 @@ impl PodWorker {
                 // Refused as it is: not retried until the status changes.
                 tracing::warn!(pod = %self.key(), "pod status refused: {}", e.message);
                 self.written = Some(Written {
-                    desired,
+                    desired: desired_print,
                     resource_version: Some(u64::MAX),
                     response: None,
                 });
@@ -1489,6 +1502,25 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).expect("a valid time")
+    }
+
+    #[test]
+    fn status_fingerprints_tell_equal_statuses_from_different_ones() {
+        let running = PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: Some("10.0.0.5".into()),
+            ..PodStatus::default()
+        };
+        let same = running.clone();
+        let other_ip = PodStatus {
+            pod_ip: Some("10.0.0.6".into()),
+            ..running.clone()
+        };
+        assert_eq!(fingerprint(Some(&running)), fingerprint(Some(&same)));
+        assert!(fingerprint(Some(&running)).is_some());
+        assert_ne!(fingerprint(Some(&running)), fingerprint(Some(&other_ip)));
+        assert_ne!(fingerprint(Some(&running)), fingerprint(None));
+        assert_eq!(fingerprint(None), None);
     }
 
     #[test]
