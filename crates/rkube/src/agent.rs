@@ -527,7 +527,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => {
             bail!("the API server refused the credentials: {}", e.message)
         }
-        Err(err) => tracing::warn!("API server not reachable yet: {err}"),
+        // With its causes (a TLS refusal says why only there).
+        Err(err) => tracing::warn!(
+            "API server not reachable yet: {:#}",
+            anyhow::Error::from(err)
+        ),
     }
     let Some(count) = args.simulate else {
         let (handle, stop) = Stop::new();

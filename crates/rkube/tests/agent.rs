@@ -1,5 +1,6 @@
 //! `rkube agent --simulate N` end to end: hollow nodes against a real `rkube server` (whose
 //! controller manager gives them pod CIDRs and watches their Leases), driven by real kubectl.
+//! And a real node's agent as far as it goes without containerd: its client's TLS checks.
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
@@ -495,4 +496,86 @@ spec:
         "jsonpath={.status.readyReplicas}/{.status.replicas}",
     ]);
     assert_eq!(ready, "6/6");
+}
+
+/// A real node's agent (`rkube agent` without `--simulate`) talks over its own HTTP/2
+/// client, which honours a kubeconfig's `tls-server-name`: the server's certificate is
+/// checked for that name, not for the URL's address. A name the certificate has connects;
+/// one it lacks is refused, though the URL's 127.0.0.1 is in the certificate. The agent
+/// is stopped once it said which (before it needs containerd).
+#[test]
+fn a_real_nodes_agent_checks_the_server_certificate_for_the_kubeconfig_tls_server_name() {
+    let Some(c) = common::start() else {
+        return;
+    };
+    let token = std::fs::read_to_string(c.data_dir().join("node-token")).unwrap();
+    let ca = c.data_dir().join("tls/ca.crt");
+    for (run, name, connects) in [
+        (0, "kubernetes.default.svc", true),
+        (1, "not-in-the-certificate.example", false),
+    ] {
+        let kubeconfig = c.data_dir().join(format!("tls-name-{run}.kubeconfig"));
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {
+                "server": c.server_url(),
+                "certificate-authority": ca,
+                "tls-server-name": name,
+            }}],
+            "users": [{"name": "u", "user": {"token": token.trim()}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        });
+        std::fs::write(&kubeconfig, config.to_string()).unwrap();
+        let log = c.data_dir().join(format!("tls-name-{run}.log"));
+        let dir = c.data_dir().join(format!("tls-name-{run}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("agent")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--containerd-socket")
+            .arg(dir.join("no-containerd.sock"))
+            .args([
+                "--node-name",
+                &format!("tls-name-{run}"),
+                "--kubelet-port",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // What the agent said of the server: connected, or why not.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let said = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("connected") {
+                break Ok(());
+            }
+            if text.contains("API server not reachable yet") {
+                break Err(text);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent said nothing of the server: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        match (connects, said) {
+            (true, Ok(())) => {}
+            (false, Err(text)) => assert!(
+                text.contains("certificate"),
+                "the refusal names the certificate: {text}"
+            ),
+            (true, Err(text)) => panic!("{name} is in the certificate, yet: {text}"),
+            (false, Ok(())) => {
+                panic!("{name} is not in the server's certificate, yet it connected")
+            }
+        }
+    }
 }
