@@ -249,6 +249,8 @@ pub fn print_latencies(name: &str, mut all: Vec<Duration>) {
 /// API; both go away when it is dropped.
 pub struct ScratchServer {
     pub client: kube::Client,
+    /// What `client` was made from (for clients of other kinds).
+    pub config: kube::Config,
     pub server: rkube_apiserver::ApiServer,
     pub dir: tempfile::TempDir,
 }
@@ -275,7 +277,8 @@ impl ScratchServer {
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
         config.cluster_url = format!("https://{}", server.local_addr).parse()?;
         Ok(Self {
-            client: kube::Client::try_from(config)?,
+            client: kube::Client::try_from(config.clone())?,
+            config,
             server,
             dir,
         })

@@ -236,7 +236,9 @@ async fn run_workload(args: &SchedulerBenchArgs, shape: Shape) -> anyhow::Result
         percentage_of_nodes_to_score: args.percentage_of_nodes_to_score,
         ..Default::default()
     };
-    let scheduler = tokio::spawn(rkube_scheduler::run(client.clone(), opts, async move {
+    // The scheduler's client is `rkube server`'s: one HTTP/2 connection.
+    let scheduler_client = crate::http2_client::client(scratch.config.clone())?;
+    let scheduler = tokio::spawn(rkube_scheduler::run(scheduler_client, opts, async move {
         let _ = stop_rx.await;
     }));
 

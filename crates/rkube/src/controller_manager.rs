@@ -134,6 +134,13 @@ pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
     Ok(Client::try_from(config_from(kubeconfig).await?)?)
 }
 
+/// A client from a kubeconfig file that carries all its requests and watches on one
+/// HTTP/2 connection (`http2_client`), for a component with a few watches and bursts of
+/// writes.
+pub async fn http2_client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
+    crate::http2_client::client(config_from(kubeconfig).await?)
+}
+
 /// The client configuration a kubeconfig file gives.
 pub async fn config_from(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
     let config = kube::config::Kubeconfig::read_from(kubeconfig)

@@ -1,8 +1,9 @@
 //! An API client that speaks HTTP/2: one TLS connection carries every request and watch
-//! of the process, as client-go's does for kube's kubelet. kube-rs's own client speaks
-//! HTTP/1.1, where each request in flight needs a connection of its own: a node agent
-//! starting a burst of 100 pods opened ~70 TLS connections to the API server (a handshake
-//! each, and buffers on both sides for each).
+//! of the process, as client-go's does for kube's kubelet and kube-scheduler. kube-rs's own
+//! client speaks HTTP/1.1, where each request in flight needs a connection of its own: a
+//! node agent starting a burst of 100 pods opened ~70 TLS connections to the API server (a
+//! handshake each, and buffers on both sides for each), and the scheduler one per binding
+//! in flight.
 //!
 //! HTTP/2 carries at most the server's `max_concurrent_streams` (200 in hyper) at once, and
 //! a watch holds its stream while it lasts: a real node's few watches and bounded writes fit,

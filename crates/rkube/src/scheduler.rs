@@ -8,7 +8,7 @@ use kube::Client;
 use rkube_controllers::{Stop, leader};
 use rkube_scheduler::SchedulerOptions;
 
-use crate::controller_manager::{LeaderElectArgs, client_from};
+use crate::controller_manager::{LeaderElectArgs, http2_client_from};
 
 #[derive(clap::Args, Debug)]
 pub struct SchedulerArgs {
@@ -44,7 +44,9 @@ impl SchedulingArgs {
 
 /// `rkube scheduler`: until Ctrl-C.
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
+    // Over HTTP/2, as client-go's: a burst of bindings shares one connection instead of
+    // opening (and handshaking) one each.
+    let client = http2_client_from(&args.kubeconfig).await?;
     let (handle, stop) = Stop::new();
     let election = args.leader.config("kube-scheduler");
     let work = tokio::spawn(run_elected(

@@ -161,7 +161,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }));
     }
     if !args.disable_scheduler {
-        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let client = crate::controller_manager::http2_client_from(&api.admin_kubeconfig).await?;
         let election = args.controllers.leader.config("kube-scheduler");
         let options = args.scheduling.options();
         control_loops.push(tokio::spawn(crate::scheduler::run_elected(
