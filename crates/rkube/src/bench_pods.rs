@@ -8,8 +8,9 @@
 //!   burst of N pods created at once;
 //! - `pods.floor.bN.p50|p99`: the same sandbox and container made directly through CRI
 //!   (the kubelet's own CRI requests, `CriRuntime`, and the kubelet's two mounts: the service
-//!   account's volume and /etc/hosts), from RunPodSandbox until the container started, N at
-//!   once;
+//!   account's volume, a tmpfs of its own for each pod as the kubelet mounts it, and
+//!   /etc/hosts), from RunPodSandbox until the container started, N at once. The tmpfs
+//!   matter: every runc call reads the node's mount table, which each pod's volume lengthens;
 //! - `pods.overhead.bN.p50`: the startup p50 minus the floor's p50, the median over
 //!   `--rounds` runs of both;
 //! - `pods.cpu.bN.*` and `pods.cpu.floor.bN.*`: CPU seconds the server, the agent, its
@@ -40,7 +41,7 @@ use rkube_kubelet::containerd::Layout;
 use rkube_kubelet::cri::CriClient;
 use rkube_kubelet::oci::{self, Entry, RunConfig};
 use rkube_kubelet::runtime::{ContainerConfig, Mount, Runtime, SandboxConfig};
-use rkube_kubelet::volumes::Propagation;
+use rkube_kubelet::volumes::{Propagation, tmpfs};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -411,7 +412,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         ("agent", agent.pid()),
         ("containerd", containerd),
     ];
-    let mounts = floor_mounts(&dir.join("floor"))?;
+    let floor_dir = dir.join("floor");
     let largest = args.bursts.iter().copied().max().unwrap_or(0);
     // Each burst size: the floor, then the kubelet, each starting on an idle containerd
     // (the previous run's sandboxes all gone).
@@ -422,16 +423,18 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
+            let volumes = FloorVolumes::mount(&floor_dir, burst)?;
             let (latencies, sandboxes) = cpu_during(
                 &format!("pods.cpu.floor.b{burst}"),
                 &processes,
-                containerd_floor(&runtime, burst, &mounts),
+                containerd_floor(&runtime, &volumes.mounts),
             )
             .await?;
             let floor = p50(&latencies);
             print_latencies(&format!("pods.floor.b{burst}"), latencies);
             remove_sandboxes(&runtime, sandboxes).await?;
             no_sandboxes_left(&cri).await?;
+            volumes.unmount()?;
 
             let latencies = cpu_during(
                 &format!("pods.cpu.b{burst}"),
@@ -565,47 +568,82 @@ async fn delete_pods(client: &Client, n: usize) -> anyhow::Result<()> {
     .await
 }
 
-/// The mounts the kubelet gives the bench's containers: the service account's projected
-/// volume and the managed /etc/hosts, here as files under `dir`.
-fn floor_mounts(dir: &Path) -> anyhow::Result<Vec<Mount>> {
-    let account = dir.join("serviceaccount");
-    std::fs::create_dir_all(&account)?;
-    for (file, content) in [
-        ("token", "t"),
-        ("ca.crt", "c"),
-        ("namespace", "rkube-bench"),
-    ] {
-        std::fs::write(account.join(file), content)?;
-    }
-    let hosts = dir.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n")?;
-    Ok(vec![
-        Mount {
-            container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
-            host_path: account.to_string_lossy().into_owned(),
-            readonly: true,
-            propagation: Propagation::Private,
-        },
-        Mount {
-            container_path: "/etc/hosts".into(),
-            host_path: hosts.to_string_lossy().into_owned(),
-            readonly: false,
-            propagation: Propagation::Private,
-        },
-    ])
+/// The mounts the kubelet gives each of the bench's containers: the service account's
+/// projected volume, on a tmpfs of the pod's own, and the managed /etc/hosts.
+struct FloorVolumes {
+    mounts: Vec<Vec<Mount>>,
+    tmpfs: Vec<PathBuf>,
 }
 
-/// The same sandboxes and containers through CRI alone (with the kubelet's mounts), `n` at
-/// once: each one's time, and the sandboxes, left running.
+impl FloorVolumes {
+    fn mount(dir: &Path, pods: usize) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let hosts = dir.join("hosts");
+        std::fs::write(&hosts, "127.0.0.1\tlocalhost\n")?;
+        let mut volumes = FloorVolumes {
+            mounts: Vec::with_capacity(pods),
+            tmpfs: Vec::with_capacity(pods),
+        };
+        for i in 0..pods {
+            let account = dir.join(format!("pod-{i}")).join("serviceaccount");
+            std::fs::create_dir_all(&account)?;
+            tmpfs::mount(&account, None)
+                .with_context(|| format!("mounting a tmpfs on {}", account.display()))?;
+            volumes.tmpfs.push(account.clone());
+            for (file, content) in [
+                ("token", "t"),
+                ("ca.crt", "c"),
+                ("namespace", "rkube-bench"),
+            ] {
+                std::fs::write(account.join(file), content)?;
+            }
+            volumes.mounts.push(vec![
+                Mount {
+                    container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+                    host_path: account.to_string_lossy().into_owned(),
+                    readonly: true,
+                    propagation: Propagation::Private,
+                },
+                Mount {
+                    container_path: "/etc/hosts".into(),
+                    host_path: hosts.to_string_lossy().into_owned(),
+                    readonly: false,
+                    propagation: Propagation::Private,
+                },
+            ]);
+        }
+        Ok(volumes)
+    }
+
+    /// Unmounts the tmpfs (their pods are gone).
+    fn unmount(mut self) -> anyhow::Result<()> {
+        for dir in std::mem::take(&mut self.tmpfs) {
+            tmpfs::unmount(&dir).with_context(|| format!("unmounting {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FloorVolumes {
+    /// A failed run leaves no mounts behind.
+    fn drop(&mut self) {
+        for dir in &self.tmpfs {
+            let _ = tmpfs::unmount(dir);
+        }
+    }
+}
+
+/// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
+/// a pod), all at once: each one's time, and the sandboxes, left running.
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
-    n: usize,
-    mounts: &[Mount],
+    pods: &[Vec<Mount>],
 ) -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
+    let n = pods.len();
     let mut tasks = Vec::new();
-    for i in 0..n {
+    for (i, mounts) in pods.iter().enumerate() {
         let runtime = runtime.clone();
-        let mounts = mounts.to_vec();
+        let mounts = mounts.clone();
         tasks.push(tokio::spawn(async move {
             let sandbox = SandboxConfig {
                 namespace: "rkube-bench".into(),
