@@ -333,10 +333,9 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let kubeconfig = server_dir.join("admin.kubeconfig");
     let client = until("the API server", || async {
         // Over HTTP/2, as client-go's and kubectl's: the burst's creates share a connection.
-        let config = crate::controller_manager::config_from(&kubeconfig)
+        let client = crate::controller_manager::http2_client_from(&kubeconfig)
             .await
             .ok()?;
-        let client = crate::http2_client::client(config).ok()?;
         client.apiserver_version().await.ok()?;
         Some(client)
     })
