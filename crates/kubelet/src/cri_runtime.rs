@@ -654,6 +654,7 @@ impl Runtime for CriRuntime {
             .iter()
             .filter(|s| s.state != api::PodSandboxState::SandboxReady as i32)
         {
+            tracing::info!(pod_uid = uid, sandbox = %stale.id, "removing a sandbox no longer ready");
             let _ = self.cri.stop_pod_sandbox(&stale.id).await;
             if let Err(err) = self.cri.remove_pod_sandbox(&stale.id).await {
                 tracing::debug!(sandbox = %stale.id, "removing a sandbox no longer ready: {err}");

@@ -304,8 +304,10 @@ impl PodWorker {
             tokio::select! {
                 () = stop.stopped() => return,
                 changed = pod.changed() => {
+                    // The dispatcher is gone: the agent is stopping (a deleted pod is a
+                    // `None`, above). What runs stays, for the next agent to adopt.
                     if changed.is_err() {
-                        break;
+                        return;
                     }
                 }
                 Some(Ok(Some((id, exit)))) = self.waiters.join_next() => self.record_exit(&id, exit),

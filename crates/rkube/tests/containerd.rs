@@ -839,7 +839,8 @@ spec:
     assert_eq!(
         container(&kept, "containerStatuses", "app")["containerID"],
         kept_id,
-        "the other pod was adopted, not restarted"
+        "the other pod was adopted, not restarted; agent log:\n{}",
+        node.agent_log()
     );
     let info = node.cluster.kubectl(&[
         "get",
