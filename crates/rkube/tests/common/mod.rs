@@ -354,7 +354,30 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Kills the server, then unmounts what its node left mounted in the data dir (the pods'
+    /// tmpfs volumes), so the dir can go and later tests' runc calls do not read the mounts.
     fn drop(&mut self) {
         self.kill();
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Unmounts every mount under `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        // Lazily: a process that still has it open does not keep it in the table.
+        let _ = Command::new("umount")
+            .args(["--lazy", point])
+            .stderr(Stdio::null())
+            .status();
     }
 }
