@@ -452,6 +452,8 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             delete_pods(&client, burst).await?;
             no_sandboxes_left(&cri).await?;
         }
+        let runs: Vec<String> = overheads.iter().map(|ms| format!("{ms:+.0}")).collect();
+        println!("# overhead of each run, b{burst}: {} ms", runs.join(", "));
         overheads.sort_by(f64::total_cmp);
         println!(
             "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
