@@ -362,21 +362,23 @@ impl Drop for Cluster {
     }
 }
 
-/// Unmounts every mount under `dir`, deepest first.
+/// Unmounts every mount under `dir`, deepest first (the mount table as the kubelet reads it).
 pub fn unmount_under(dir: &Path) {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(mounts) = rkube_kubelet::volumes::tmpfs::mounts() else {
         return;
     };
-    let mut points: Vec<&str> = table
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .filter(|point| Path::new(point).starts_with(dir))
+    let mut points: Vec<PathBuf> = mounts
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|point| point.starts_with(dir))
         .collect();
-    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
     for point in points {
-        // Lazily: a process that still has it open does not keep it in the table.
+        // Lazily (not as the kubelet's cleanup does): a process of the killed node that
+        // still has it open does not keep it in the table.
         let _ = Command::new("umount")
-            .args(["--lazy", point])
+            .arg("--lazy")
+            .arg(&point)
             .stderr(Stdio::null())
             .status();
     }
