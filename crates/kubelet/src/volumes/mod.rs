@@ -538,10 +538,22 @@ async fn set_up(
         let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
         let mut payload = BTreeMap::new();
         let mut errors = Vec::new();
-        for (index, source) in src.sources.iter().flatten().enumerate() {
-            let part = projected_source(ctx, pod, &name, index, source, mode, state).await;
+        // Together: a service-account volume's token request and its kube-root-ca.crt GET
+        // would otherwise wait on each other before the pod's sandbox can start.
+        let parts = src
+            .sources
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, source)| {
+                projected_source(ctx, pod, &name, index, source, mode, &state.tokens)
+            });
+        for part in futures_util::future::join_all(parts).await {
             match part {
-                Ok(files) => payload.extend(files),
+                Ok((files, issued)) => {
+                    payload.extend(files);
+                    state.tokens.extend(issued);
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -759,6 +771,12 @@ fn downward_payload(
     }
 }
 
+/// One source's files, and the token it was newly issued, to keep until its refresh.
+type Projected = (
+    BTreeMap<String, FileProjection>,
+    Option<((String, usize), IssuedToken)>,
+);
+
 /// One source of a projected volume.
 async fn projected_source(
     ctx: &VolumeContext<'_>,
@@ -767,37 +785,35 @@ async fn projected_source(
     index: usize,
     source: &k8s_openapi::api::core::v1::VolumeProjection,
     default_mode: i32,
-    state: &mut PodVolumes,
-) -> Result<BTreeMap<String, FileProjection>, SetUpError> {
+    tokens: &HashMap<(String, usize), IssuedToken>,
+) -> Result<Projected, SetUpError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     if let Some(src) = &source.config_map {
         let optional = src.optional.unwrap_or(false);
         let cm = get_config_map(ctx, namespace, &src.name, optional).await?;
-        return config_map_payload(src.items.as_deref(), &cm, default_mode, optional);
+        return config_map_payload(src.items.as_deref(), &cm, default_mode, optional)
+            .map(|files| (files, None));
     }
     if let Some(src) = &source.secret {
         let optional = src.optional.unwrap_or(false);
         let secret = get_secret(ctx, namespace, &src.name, optional).await?;
-        return secret_payload(src.items.as_deref(), &secret, default_mode, optional);
+        return secret_payload(src.items.as_deref(), &secret, default_mode, optional)
+            .map(|files| (files, None));
     }
     if let Some(src) = &source.downward_api {
-        return downward_payload(src.items.as_deref().unwrap_or(&[]), pod, ctx, default_mode);
+        return downward_payload(src.items.as_deref().unwrap_or(&[]), pod, ctx, default_mode)
+            .map(|files| (files, None));
     }
     if let Some(src) = &source.service_account_token {
         let key = (volume.to_owned(), index);
         let now = Utc::now();
-        let cached = state
-            .tokens
-            .get(&key)
-            .filter(|t| now < t.refresh_at())
-            .cloned();
-        let token = match cached {
-            Some(t) => t,
+        let cached = tokens.get(&key).filter(|t| now < t.refresh_at()).cloned();
+        let (token, issued) = match cached {
+            Some(t) => (t, None),
             None => {
                 let t = request_token(ctx, pod, src.audience.as_deref(), src.expiration_seconds)
                     .await?;
-                state.tokens.insert(key, t.clone());
-                t
+                (t.clone(), Some((key, t)))
             }
         };
         let mut payload = BTreeMap::new();
@@ -805,12 +821,12 @@ async fn projected_source(
             src.path.clone(),
             file(token.token.into_bytes(), default_mode),
         );
-        return Ok(payload);
+        return Ok((payload, issued));
     }
     if source.cluster_trust_bundle.is_some() {
         return Err(SetUpError::ClusterTrustBundle);
     }
-    Ok(BTreeMap::new())
+    Ok((BTreeMap::new(), None))
 }
 
 /// A token for the pod's service account, bound to the pod (kube's projected
