@@ -149,6 +149,11 @@ pub struct CriRuntime {
     layout: Layout,
     bridge: String,
     waiters: Arc<Mutex<Waiters>>,
+    /// The pods (by uid) that may have sandboxes: those the runtime had when first asked,
+    /// and those made since. A pod outside it has none, so looking for its sandbox or
+    /// numbering its first one asks containerd nothing (under a burst of pods, each request
+    /// waits its turn in a busy containerd).
+    known_pods: tokio::sync::OnceCell<Mutex<HashSet<String>>>,
 }
 
 impl CriRuntime {
@@ -166,6 +171,25 @@ impl CriRuntime {
             layout,
             bridge: bridge.to_owned(),
             waiters: Arc::default(),
+            known_pods: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Whether pod `uid` may have a sandbox; when `made`, it may from now on (its sandbox
+    /// is being made). The first call lists the runtime's sandboxes.
+    async fn may_have_sandbox(&self, uid: &str, made: bool) -> Result<bool, RuntimeError> {
+        let known = self
+            .known_pods
+            .get_or_try_init(|| async {
+                let listed = self.list_pod_uids().await?;
+                Ok::<_, RuntimeError>(Mutex::new(listed.into_iter().map(|(_, uid)| uid).collect()))
+            })
+            .await?;
+        let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(if made {
+            !known.insert(uid.to_owned())
+        } else {
+            known.contains(uid)
         })
     }
 
@@ -446,12 +470,15 @@ impl Runtime for CriRuntime {
             return Err(RuntimeError::NetworkNotReady);
         }
         // Each try needs a name of its own: a failed sandbox keeps its name reserved.
-        let attempt = self
-            .cri
-            .list_pod_sandboxes(&[(LABEL_POD_UID, &config.uid)])
-            .await
-            .map_err(runtime_error)?
-            .len();
+        let attempt = if self.may_have_sandbox(&config.uid, true).await? {
+            self.cri
+                .list_pod_sandboxes(&[(LABEL_POD_UID, &config.uid)])
+                .await
+                .map_err(runtime_error)?
+                .len()
+        } else {
+            0
+        };
         let cri_config = self.sandbox_config(config, u32::try_from(attempt).unwrap_or(0));
         std::fs::create_dir_all(&cri_config.log_directory).map_err(|e| {
             RuntimeError::Runtime(format!(
@@ -634,6 +661,12 @@ impl Runtime for CriRuntime {
     }
 
     async fn forget_pod(&self, sandbox: &SandboxConfig) {
+        if let Some(known) = self.known_pods.get() {
+            known
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&sandbox.uid);
+        }
         let dir = self.pod_log_dir(&sandbox.namespace, &sandbox.name, &sandbox.uid);
         if let Err(err) = tokio::fs::remove_dir_all(&dir).await
             && err.kind() != std::io::ErrorKind::NotFound
@@ -643,6 +676,9 @@ impl Runtime for CriRuntime {
     }
 
     async fn find_pod_sandbox(&self, uid: &str) -> Result<Option<FoundSandbox>, RuntimeError> {
+        if !self.may_have_sandbox(uid, false).await? {
+            return Ok(None);
+        }
         let sandboxes = self
             .cri
             .list_pod_sandboxes(&[(LABEL_POD_UID, uid)])

@@ -306,7 +306,8 @@ pub trait Runtime: Send + Sync + 'static {
         Err(RuntimeError::ContainerNotFound { id: id.to_owned() })
     }
 
-    /// Forgets what the runtime keeps of a pod the API no longer has (its log directory).
+    /// Forgets what the runtime keeps of a pod the API no longer has, its sandbox removed
+    /// (its log directory).
     async fn forget_pod(&self, _sandbox: &SandboxConfig) {}
 
     /// Every sandbox the runtime has, as (sandbox id, pod uid): a restarted kubelet removes
