@@ -66,6 +66,10 @@ const BRIDGE: &str = "rkbench0";
 const CLUSTER_CIDR: &str = "10.128.0.0/12";
 const NODE: &str = "bench-node";
 const WAIT: Duration = Duration::from_secs(180);
+/// The longest wait for the machine to settle between runs.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// Settled: busy under a tenth of the two cores over half a second (CPU-s).
+const SETTLED_BUSY: f64 = 0.1;
 
 /// A child process killed when dropped.
 struct Process(Child);
@@ -196,6 +200,27 @@ fn machine_busy_seconds() -> anyhow::Result<f64> {
         bail!("/proc/stat has no CPU line");
     }
     Ok((ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0)
+}
+
+/// Waits, at most [`SETTLE_LIMIT`], until the machine was nearly idle over half a second:
+/// what the last run left for the background (shims exiting, network namespaces the
+/// kernel frees later) is done, and the next run does not pay for it.
+async fn machine_settled() -> anyhow::Result<()> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    loop {
+        let before = machine_busy_seconds()?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = machine_busy_seconds()? - before;
+        if busy < SETTLED_BUSY {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            println!(
+                "# the machine is still busy ({busy:.2} CPU-s in 0.5 s); the run starts anyway"
+            );
+            return Ok(());
+        }
+    }
 }
 
 /// CPU seconds each process and the whole machine used over `work`, one line each
@@ -423,6 +448,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
             let volumes = FloorVolumes::mount(&floor_dir, burst)?;
+            machine_settled().await?;
             let (latencies, sandboxes) = cpu_during(
                 &format!("pods.cpu.floor.b{burst}"),
                 &processes,
@@ -435,6 +461,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             no_sandboxes_left(&cri).await?;
             volumes.unmount()?;
 
+            machine_settled().await?;
             let latencies = cpu_during(
                 &format!("pods.cpu.b{burst}"),
                 &processes,
