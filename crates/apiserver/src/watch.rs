@@ -25,10 +25,23 @@ use crate::table;
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 
+/// One event as its line: `{"type":KIND,"object":OBJECT}`, written straight from the
+/// object (once per watcher and event, so no copy of the object is made for it).
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    bytes.push(b'\n');
+    let mut bytes = Vec::with_capacity(1024);
+    bytes.extend_from_slice(b"{\"type\":");
+    let written = serde_json::to_writer(&mut bytes, kind)
+        .and_then(|()| {
+            bytes.extend_from_slice(b",\"object\":");
+            serde_json::to_writer(&mut bytes, object)
+        })
+        .is_ok();
+    if !written {
+        // Writing a string and a JSON value into memory cannot fail; were it to, the
+        // watcher would get an empty line rather than half an event.
+        return Bytes::from_static(b"\n");
+    }
+    bytes.extend_from_slice(b"}\n");
     Bytes::from(bytes)
 }
 
@@ -129,11 +142,11 @@ pub async fn serve(
     tokio::spawn(async move {
         metrics.watch(&labels, 1);
         let _open = OpenWatch { metrics, labels };
-        let render = |object: &Value| {
+        let render = |object: Value| {
             if as_table {
-                table::watch_table((&resource, &storage), object)
+                table::watch_table((&resource, &storage), &object)
             } else {
-                to_version(&resource, object.clone())
+                to_version(&resource, object)
             }
         };
         let mut events = match subscription {
@@ -150,7 +163,7 @@ pub async fn serve(
                 return;
             }
         };
-        for object in &initial {
+        for object in initial {
             if tx.send(line("ADDED", &render(object))).await.is_err() {
                 return;
             }
@@ -196,7 +209,7 @@ pub async fn serve(
                         EventKind::Put if event.is_create() => "ADDED",
                         EventKind::Put => "MODIFIED",
                     };
-                    if tx.send(line(kind, &render(&object))).await.is_err() {
+                    if tx.send(line(kind, &render(object))).await.is_err() {
                         return;
                     }
                 }
