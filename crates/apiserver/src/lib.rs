@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub store: Arc<dyn Store>,
     pub resources: std::sync::RwLock<Arc<Vec<Resource>>>,
     pub hubs: tokio::sync::Mutex<HashMap<String, Arc<WatchHub>>>,
+    /// Recent watch events, decoded and written once for all their watchers.
+    pub shared_events: Arc<watch::SharedEvents>,
     pub node_token: String,
     pub ready: AtomicBool,
     pub server_address: String,
@@ -202,6 +204,7 @@ impl ApiServer {
             metrics,
             resources: std::sync::RwLock::new(Arc::new(builtin_resources())),
             hubs: tokio::sync::Mutex::new(HashMap::new()),
+            shared_events: Arc::default(),
             node_token: pki.node_token.clone(),
             ready: AtomicBool::new(false),
             server_address: local_addr.to_string(),

@@ -1,7 +1,8 @@
 //! WATCH: a stream of `{"type": ..., "object": ...}` lines, fed from the resource's watch hub
 //! so that many watchers share one store watch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use rkube_api::registry::Resource;
-use rkube_store::{EventKind, RangeRequest, Revision};
+use rkube_store::{Event, EventKind, RangeRequest, Revision};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,7 +20,7 @@ use crate::State;
 use crate::errors::ApiError;
 use crate::http_util::Body;
 use crate::metrics::RequestLabels;
-use crate::objects::{Filter, from_kv, set_resource_version, to_version};
+use crate::objects::{Filter, from_kv, to_version};
 use crate::table;
 
 /// How often a watch that asked for bookmarks gets one.
@@ -43,6 +44,99 @@ fn line(kind: &str, object: &Value) -> Bytes {
     }
     bytes.extend_from_slice(b"}\n");
     Bytes::from(bytes)
+}
+
+/// How many recent events [`SharedEvents`] keeps.
+const SHARED_EVENTS: usize = 128;
+
+/// The recent events as the watchers of every resource share them: each event's object is
+/// decoded once, and its line written once for each API version asked for, rather than once
+/// for each watcher (kube-apiserver's watch cache serializes an event once per format the
+/// same way). A watcher that falls further behind decodes for itself.
+#[derive(Default)]
+pub(crate) struct SharedEvents {
+    window: Mutex<SharedWindow>,
+}
+
+/// An event: its revision, key and what happened.
+type EventId = (Revision, String, &'static str);
+
+#[derive(Default)]
+struct SharedWindow {
+    order: VecDeque<EventId>,
+    events: HashMap<EventId, Arc<SharedEvent>>,
+}
+
+/// One event as its watchers see it.
+struct SharedEvent {
+    /// ADDED, MODIFIED or DELETED.
+    kind: &'static str,
+    /// The object as stored, its resourceVersion set.
+    object: Value,
+    /// Its lines so far, by apiVersion.
+    lines: Mutex<Vec<(String, Bytes)>>,
+}
+
+fn event_kind(event: &Event) -> &'static str {
+    match event.kind {
+        EventKind::Delete => "DELETED",
+        EventKind::Put if event.is_create() => "ADDED",
+        EventKind::Put => "MODIFIED",
+    }
+}
+
+impl SharedEvents {
+    /// The event as shared by its watchers; `None` if its stored object is not JSON.
+    fn get(&self, event: &Event) -> Option<Arc<SharedEvent>> {
+        let kind = event_kind(event);
+        let id: EventId = (event.revision(), event.kv.key.clone(), kind);
+        let window = || self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = window().events.get(&id) {
+            return Some(found.clone());
+        }
+        // Decoded outside the lock; a watcher that decoded it meanwhile wins.
+        let object = from_kv(&event.kv).ok()?;
+        let decoded = Arc::new(SharedEvent {
+            kind,
+            object,
+            lines: Mutex::default(),
+        });
+        let mut window = window();
+        if let Some(found) = window.events.get(&id) {
+            return Some(found.clone());
+        }
+        window.events.insert(id.clone(), decoded.clone());
+        window.order.push_back(id);
+        while window.order.len() > SHARED_EVENTS {
+            if let Some(oldest) = window.order.pop_front() {
+                window.events.remove(&oldest);
+            }
+        }
+        Some(decoded)
+    }
+}
+
+impl SharedEvent {
+    /// The event's line for watchers of `resource` (the object in its version).
+    fn line(&self, resource: &Resource) -> Bytes {
+        let version = resource.api_version();
+        let lines = || self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, line)) = lines().iter().find(|(v, _)| *v == version) {
+            return line.clone();
+        }
+        let written = if self.object["apiVersion"].as_str() == Some(version.as_str()) {
+            line(self.kind, &self.object)
+        } else {
+            line(self.kind, &to_version(resource, self.object.clone()))
+        };
+        let mut lines = lines();
+        // Another watcher may have written it meanwhile: one line a version is kept.
+        if let Some((_, line)) = lines.iter().find(|(v, _)| *v == version) {
+            return line.clone();
+        }
+        lines.push((version, written.clone()));
+        written
+    }
 }
 
 /// Counts an open watch until dropped.
@@ -132,6 +226,7 @@ pub async fn serve(
     let api_version = resource.api_version();
     let kind = resource.kind.clone();
     let metrics = state.metrics.clone();
+    let shared_events = state.shared_events.clone();
     let labels = RequestLabels {
         verb: "WATCH".into(),
         group: resource.group.clone(),
@@ -199,17 +294,16 @@ pub async fn serve(
                         Some(Ok(event)) => event,
                     };
                     last = event.revision();
-                    let Ok(mut object) = from_kv(&event.kv) else { continue };
-                    set_resource_version(&mut object, event.revision());
-                    if !filter.matches(&storage, &object) {
+                    let Some(shared) = shared_events.get(&event) else { continue };
+                    if !filter.matches(&storage, &shared.object) {
                         continue;
                     }
-                    let kind = match event.kind {
-                        EventKind::Delete => "DELETED",
-                        EventKind::Put if event.is_create() => "ADDED",
-                        EventKind::Put => "MODIFIED",
+                    let next = if as_table {
+                        line(shared.kind, &table::watch_table((&resource, &storage), &shared.object))
+                    } else {
+                        shared.line(&resource)
                     };
-                    if tx.send(line(kind, &render(object))).await.is_err() {
+                    if tx.send(next).await.is_err() {
                         return;
                     }
                 }
@@ -223,4 +317,97 @@ pub async fn serve(
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rkube_api::registry::{builtin_resources, group_version};
+    use rkube_store::KeyValue;
+
+    fn put(key: &str, value: &Value, created: Revision, revision: Revision) -> Event {
+        Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.to_owned(),
+                value: Bytes::from(serde_json::to_vec(value).expect("JSON")),
+                create_revision: created,
+                mod_revision: revision,
+            },
+        }
+    }
+
+    fn pods() -> Resource {
+        builtin_resources()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.plural == "pods")
+            .expect("pods")
+    }
+
+    fn parse(line: &Bytes) -> Value {
+        assert!(line.ends_with(b"\n"), "a line ends with a newline");
+        serde_json::from_slice(line).expect("a JSON line")
+    }
+
+    #[test]
+    fn an_event_is_decoded_and_written_once_for_all_its_watchers() {
+        let events = SharedEvents::default();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}});
+        let created = put("/registry/pods/default/a", &pod, 5, 5);
+        let first = events.get(&created).expect("decoded");
+        let second = events.get(&created).expect("decoded");
+        assert!(Arc::ptr_eq(&first, &second), "the second watcher shares the first's");
+        assert_eq!(first.object["metadata"]["resourceVersion"], "5");
+        let line = first.line(&pods());
+        assert!(line.starts_with(b"{\"type\":\"ADDED\""), "the type comes first");
+        assert_eq!(parse(&line)["object"]["metadata"]["name"], "a");
+        assert_eq!(second.line(&pods()), line);
+
+        let updated = put("/registry/pods/default/a", &pod, 5, 6);
+        let modified = events.get(&updated).expect("decoded");
+        assert_eq!(parse(&modified.line(&pods()))["type"], "MODIFIED");
+        assert_eq!(modified.object["metadata"]["resourceVersion"], "6");
+        let deleted = Event {
+            kind: EventKind::Delete,
+            ..updated
+        };
+        let gone = events.get(&deleted).expect("decoded");
+        assert!(!Arc::ptr_eq(&gone, &modified), "a delete is an event of its own");
+        assert_eq!(parse(&gone.line(&pods()))["type"], "DELETED");
+    }
+
+    #[test]
+    fn each_api_version_gets_its_own_line() {
+        let Some(converted) = builtin_resources().into_iter().find(|r| r.converts()) else {
+            panic!("no built-in resource is served in a version other than its storage's");
+        };
+        let stored = json!({
+            "apiVersion": group_version(&converted.storage_group, &converted.storage_version),
+            "kind": converted.kind,
+            "metadata": {"name": "x", "namespace": "default"},
+        });
+        let events = SharedEvents::default();
+        let event = events
+            .get(&put("/registry/x/default/x", &stored, 3, 3))
+            .expect("decoded");
+        let line = parse(&event.line(&converted));
+        assert_eq!(line["object"]["apiVersion"], converted.api_version());
+        assert_eq!(event.lines.lock().expect("lines").len(), 1);
+    }
+
+    #[test]
+    fn old_events_leave_the_window_and_bad_ones_are_skipped() {
+        let events = SharedEvents::default();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}});
+        let first = put("/registry/pods/default/a", &pod, 1, 1);
+        let kept = events.get(&first).expect("decoded");
+        for revision in 2..=(SHARED_EVENTS as Revision + 1) {
+            events.get(&put("/registry/pods/default/a", &pod, 1, revision));
+        }
+        let again = events.get(&first).expect("decoded");
+        assert!(!Arc::ptr_eq(&kept, &again), "decoded anew once out of the window");
+        let mut broken = put("/registry/pods/default/b", &pod, 9, 9);
+        broken.kv.value = Bytes::from_static(b"not json");
+        assert!(events.get(&broken).is_none());
+    }
 }
