@@ -356,10 +356,16 @@ mod tests {
         let created = put("/registry/pods/default/a", &pod, 5, 5);
         let first = events.get(&created).expect("decoded");
         let second = events.get(&created).expect("decoded");
-        assert!(Arc::ptr_eq(&first, &second), "the second watcher shares the first's");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "the second watcher shares the first's"
+        );
         assert_eq!(first.object["metadata"]["resourceVersion"], "5");
         let line = first.line(&pods());
-        assert!(line.starts_with(b"{\"type\":\"ADDED\""), "the type comes first");
+        assert!(
+            line.starts_with(b"{\"type\":\"ADDED\""),
+            "the type comes first"
+        );
         assert_eq!(parse(&line)["object"]["metadata"]["name"], "a");
         assert_eq!(second.line(&pods()), line);
 
@@ -372,7 +378,10 @@ mod tests {
             ..updated
         };
         let gone = events.get(&deleted).expect("decoded");
-        assert!(!Arc::ptr_eq(&gone, &modified), "a delete is an event of its own");
+        assert!(
+            !Arc::ptr_eq(&gone, &modified),
+            "a delete is an event of its own"
+        );
         assert_eq!(parse(&gone.line(&pods()))["type"], "DELETED");
     }
 
@@ -405,7 +414,10 @@ mod tests {
             events.get(&put("/registry/pods/default/a", &pod, 1, revision));
         }
         let again = events.get(&first).expect("decoded");
-        assert!(!Arc::ptr_eq(&kept, &again), "decoded anew once out of the window");
+        assert!(
+            !Arc::ptr_eq(&kept, &again),
+            "decoded anew once out of the window"
+        );
         let mut broken = put("/registry/pods/default/b", &pod, 9, 9);
         broken.kv.value = Bytes::from_static(b"not json");
         assert!(events.get(&broken).is_none());
