@@ -26,8 +26,8 @@ use crate::table;
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 
-/// One event as its line: `{"type":KIND,"object":OBJECT}`, written straight from the
-/// object (once per watcher and event, so no copy of the object is made for it).
+/// One event as its line: `{"type":KIND,"object":OBJECT}`, the type first as
+/// kube-apiserver writes it, written straight from the object (no copy of it is made).
 fn line(kind: &str, object: &Value) -> Bytes {
     let mut bytes = Vec::with_capacity(1024);
     bytes.extend_from_slice(b"{\"type\":");
