@@ -452,7 +452,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             let (latencies, sandboxes) = cpu_during(
                 &format!("pods.cpu.floor.b{burst}"),
                 &processes,
-                containerd_floor(&runtime, &volumes.mounts),
+                containerd_floor(&runtime, &volumes.mounts, round),
             )
             .await?;
             let floor = p50(&latencies);
@@ -662,10 +662,13 @@ impl Drop for FloorVolumes {
 }
 
 /// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
-/// a pod), all at once: each one's time, and the sandboxes, left running.
+/// a pod), all at once: each one's time, and the sandboxes, left running. Each round's pods
+/// are new to the runtime, as the kubelet's are (a pod it made sandboxes for before would
+/// cost it a `ListPodSandbox` to number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
     pods: &[Vec<Mount>],
+    round: usize,
 ) -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
     let n = pods.len();
     let mut tasks = Vec::new();
@@ -676,7 +679,7 @@ async fn containerd_floor(
             let sandbox = SandboxConfig {
                 namespace: "rkube-bench".into(),
                 name: format!("floor-{n}-{i}"),
-                uid: format!("rkube-bench-floor-{n}-{i}"),
+                uid: format!("rkube-bench-floor-{n}-{round}-{i}"),
                 hostname: format!("floor-{n}-{i}"),
                 ..SandboxConfig::default()
             };
