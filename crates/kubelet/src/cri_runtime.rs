@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::chrono::{DateTime, Utc};
@@ -175,9 +175,9 @@ impl CriRuntime {
         })
     }
 
-    /// Whether pod `uid` may have a sandbox; when `made`, it may from now on (its sandbox
-    /// is being made). The first call lists the runtime's sandboxes.
-    async fn may_have_sandbox(&self, uid: &str, made: bool) -> Result<bool, RuntimeError> {
+    /// The pods that may have sandboxes (see `known_pods`); the first call lists the
+    /// runtime's sandboxes.
+    async fn known_pods(&self) -> Result<MutexGuard<'_, HashSet<String>>, RuntimeError> {
         let known = self
             .known_pods
             .get_or_try_init(|| async {
@@ -185,12 +185,7 @@ impl CriRuntime {
                 Ok::<_, RuntimeError>(Mutex::new(listed.into_iter().map(|(_, uid)| uid).collect()))
             })
             .await?;
-        let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(if made {
-            !known.insert(uid.to_owned())
-        } else {
-            known.contains(uid)
-        })
+        Ok(known.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The CRI client, for probes (`ExecSync`) and streaming (`Exec`, `Attach`,
@@ -470,7 +465,8 @@ impl Runtime for CriRuntime {
             return Err(RuntimeError::NetworkNotReady);
         }
         // Each try needs a name of its own: a failed sandbox keeps its name reserved.
-        let attempt = if self.may_have_sandbox(&config.uid, true).await? {
+        let made_before = !self.known_pods().await?.insert(config.uid.clone());
+        let attempt = if made_before {
             self.cri
                 .list_pod_sandboxes(&[(LABEL_POD_UID, &config.uid)])
                 .await
@@ -676,7 +672,7 @@ impl Runtime for CriRuntime {
     }
 
     async fn find_pod_sandbox(&self, uid: &str) -> Result<Option<FoundSandbox>, RuntimeError> {
-        if !self.may_have_sandbox(uid, false).await? {
+        if !self.known_pods().await?.contains(uid) {
             return Ok(None);
         }
         let sandboxes = self
