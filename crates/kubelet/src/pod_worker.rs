@@ -14,7 +14,7 @@
 //! Each write is a strategic merge patch carrying the pod's uid, like kube's
 //! `PatchPodStatus`, so the conditions of other writers are kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ use crate::pod_status::{
 };
 use crate::prober::{self, ProbeEvent};
 use crate::runtime::{
-    ContainerConfig, Exit, FoundContainer, Mount, PullPolicy, RuntimeError, SandboxConfig,
+    ContainerConfig, Exit, FoundContainer, Mount, PullPolicy, Runtime, RuntimeError, SandboxConfig,
 };
 use crate::volumes::{self, PodVolumes, VolumeContext};
 
@@ -115,6 +115,9 @@ pub(crate) struct PodWorker {
     looked_for_sandbox: bool,
     /// Images whose pulls failed.
     pulls: HashMap<String, PullBackoff>,
+    /// Images the runtime had when the sandbox was made, each kept for the first container
+    /// start that needs it (later starts ask again).
+    present_images: HashSet<String>,
     /// The pod as last seen.
     pod: Arc<Pod>,
     pod_ip: Option<IpAddr>,
@@ -142,10 +145,44 @@ pub(crate) struct PodWorker {
     probers: HashMap<String, JoinHandle<()>>,
     /// The pod's volumes, once set up (real nodes only).
     volumes: Option<PodVolumes>,
+    /// The sandbox was made while the volumes were set up, and they are not there yet:
+    /// kube's kubelet would not have made it, so the status shows neither it nor its IP.
+    sandbox_ahead_of_volumes: bool,
     /// After a failed volume set-up: when it is tried again, and the back-off.
     volume_retry: Option<(DateTime<Utc>, Duration)>,
     /// When the configMap, secret, downwardAPI and projected volumes are next refreshed.
     next_volume_sync: Option<DateTime<Utc>>,
+}
+
+/// The images of the containers a new pod starts first (its first init container, else
+/// its containers) that their pull policy lets the kubelet find rather than pull.
+fn first_images(spec: &PodSpec) -> Vec<String> {
+    let first = match spec.init_containers.as_deref() {
+        Some([first, ..]) => std::slice::from_ref(first),
+        _ => &spec.containers[..],
+    };
+    let mut images: Vec<String> = first
+        .iter()
+        .filter_map(|c| {
+            let image = c.image.as_deref().filter(|i| !i.is_empty())?;
+            let policy = PullPolicy::of(c.image_pull_policy.as_deref(), image);
+            (policy != PullPolicy::Always).then(|| image.to_owned())
+        })
+        .collect();
+    images.sort_unstable();
+    images.dedup();
+    images
+}
+
+/// Those of `images` the runtime has (one it could not answer for is asked again later).
+async fn images_present(runtime: &dyn Runtime, images: Vec<String>) -> HashSet<String> {
+    let mut present = HashSet::new();
+    for image in images {
+        if let Ok(true) = runtime.image_present(&image).await {
+            present.insert(image);
+        }
+    }
+    present
 }
 
 fn records(
@@ -249,6 +286,7 @@ impl PodWorker {
             },
             looked_for_sandbox: false,
             pulls: HashMap::new(),
+            present_images: HashSet::new(),
             pod: Arc::new(pod.clone()),
             pod_ip: None,
             previous_ip: status
@@ -276,6 +314,7 @@ impl PodWorker {
             probers: HashMap::new(),
             volumes: None,
             volume_retry: None,
+            sandbox_ahead_of_volumes: false,
             next_volume_sync: None,
             shared,
             node,
@@ -357,51 +396,71 @@ impl PodWorker {
     async fn advance(&mut self, pod: &Pod, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let spec = pod.spec.clone().unwrap_or_default();
         let runtime = self.node.runtime.clone();
-        let volumes_due = match self.sync_volumes(pod, now).await {
-            Ok(due) => due,
+        if self.sandbox.is_none() && !self.looked_for_sandbox {
+            match self.adopt(&spec).await {
+                Ok(true) => return Some(now),
+                Ok(false) => self.looked_for_sandbox = true,
+                // Not knowing whether the pod runs already (the runtime is still
+                // starting, or too busy to answer): a new sandbox now could run the pod
+                // twice.
+                Err(()) => return Some(after(now, RETRY)),
+            }
+        }
+        // A new sandbox is made while the volumes are set up and the first containers'
+        // images are looked for: none needs the others, and the sandbox is the slowest step
+        // of a pod's start. kube's kubelet mounts the volumes first, so until they are there
+        // the pod's status shows neither the sandbox nor its IP (`sandbox_ahead_of_volumes`).
+        let host_network = spec.host_network == Some(true);
+        let new_sandbox = (self.sandbox.is_none() && (host_network || runtime.network_ready()))
+            .then(|| SandboxConfig {
+                previous_ip: self.previous_ip,
+                ..self.sandbox_config.clone()
+            });
+        let (volumes, made) = match &new_sandbox {
+            Some(config) => {
+                let images = first_images(&spec);
+                let (volumes, made, present) = tokio::join!(
+                    self.sync_volumes(pod, now),
+                    runtime.run_pod_sandbox(config),
+                    images_present(&*runtime, images),
+                );
+                if made.is_ok() {
+                    self.present_images = present;
+                }
+                (volumes, Some(made))
+            }
+            None => (self.sync_volumes(pod, now).await, None),
+        };
+        match made {
+            Some(Ok(sandbox)) => {
+                self.pod_ip = sandbox.ip.or(Some(self.node.config.internal_ip));
+                self.sandbox = Some(sandbox.id);
+                self.sandbox_ahead_of_volumes = volumes.is_err();
+            }
+            Some(Err(err)) => {
+                tracing::debug!(pod = %self.key(), "failed to create pod sandbox: {err}");
+                self.event(
+                    None,
+                    WARNING,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {err}"),
+                );
+                let retry = after(now, RUNTIME_RETRY);
+                return Some(volumes.err().map_or(retry, |at| at.min(retry)));
+            }
+            None => {}
+        }
+        let volumes_due = match volumes {
+            Ok(due) => {
+                self.sandbox_ahead_of_volumes = false;
+                due
+            }
             // Nothing starts before its volumes are there.
             Err(retry) => return Some(retry),
         };
-        let sandbox = match &self.sandbox {
-            Some(id) => id.clone(),
-            None => {
-                if !self.looked_for_sandbox {
-                    match self.adopt(&spec).await {
-                        Ok(true) => return Some(now),
-                        Ok(false) => self.looked_for_sandbox = true,
-                        // Not knowing whether the pod runs already (the runtime is still
-                        // starting, or too busy to answer): a new sandbox now could run
-                        // the pod twice.
-                        Err(()) => return Some(after(now, RETRY)),
-                    }
-                }
-                let host_network = spec.host_network == Some(true);
-                if !host_network && !runtime.network_ready() {
-                    // The network watch wakes the worker.
-                    return None;
-                }
-                let config = SandboxConfig {
-                    previous_ip: self.previous_ip,
-                    ..self.sandbox_config.clone()
-                };
-                match runtime.run_pod_sandbox(&config).await {
-                    Ok(sandbox) => {
-                        self.pod_ip = sandbox.ip.or(Some(self.node.config.internal_ip));
-                        self.sandbox = Some(sandbox.id.clone());
-                        sandbox.id
-                    }
-                    Err(err) => {
-                        tracing::debug!(pod = %self.key(), "failed to create pod sandbox: {err}");
-                        self.event(
-                            None,
-                            WARNING,
-                            "FailedCreatePodSandBox",
-                            format!("Failed to create pod sandbox: {err}"),
-                        );
-                        return Some(after(now, RUNTIME_RETRY));
-                    }
-                }
-            }
+        let Some(sandbox) = self.sandbox.clone() else {
+            // The network watch wakes the worker.
+            return None;
         };
         let grace = Duration::from_secs(
             u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
@@ -1032,7 +1091,13 @@ impl PodWorker {
             self.wait(kind, i, "ImagePullBackOff", message, until);
             return Err(until);
         }
-        let present = match runtime.image_present(image).await {
+        // Found while the sandbox was made: the container starts right after.
+        let known = self.present_images.remove(image);
+        let present = match if known {
+            Ok(true)
+        } else {
+            runtime.image_present(image).await
+        } {
             Ok(present) => present,
             Err(err) => {
                 let at = after(now, RUNTIME_RETRY);
@@ -1409,8 +1474,8 @@ impl PodWorker {
         let view = PodView {
             pod,
             host_ip: self.node.config.internal_ip,
-            pod_ip: self.pod_ip,
-            sandbox_ready: self.sandbox.is_some(),
+            pod_ip: self.pod_ip.filter(|_| !self.sandbox_ahead_of_volumes),
+            sandbox_ready: self.sandbox.is_some() && !self.sandbox_ahead_of_volumes,
             init: &self.init,
             containers: &self.containers,
             start_time: self.start_time,
@@ -1523,6 +1588,33 @@ mod tests {
         assert_ne!(fingerprint(Some(&running)), fingerprint(Some(&other_ip)));
         assert_ne!(fingerprint(Some(&running)), fingerprint(None));
         assert_eq!(fingerprint(None), None);
+    }
+
+    #[test]
+    fn the_images_looked_for_with_the_sandbox_are_those_started_first_and_not_always_pulled() {
+        let container = |image: &str, policy: Option<&str>| Container {
+            name: image.replace([':', '/'], "-"),
+            image: Some(image.to_owned()),
+            image_pull_policy: policy.map(str::to_owned),
+            ..Container::default()
+        };
+        let mut spec = PodSpec {
+            containers: vec![
+                container("busybox:1", None),
+                container("busybox:1", Some("IfNotPresent")),
+                container("web:2", Some("Never")),
+                container("pulled:3", Some("Always")),
+                // No tag: kube's default policy is Always.
+                container("untagged", None),
+            ],
+            ..PodSpec::default()
+        };
+        assert_eq!(first_images(&spec), ["busybox:1", "web:2"]);
+        // With init containers, only the first of them starts first.
+        spec.init_containers = Some(vec![container("init:1", None), container("init:2", None)]);
+        assert_eq!(first_images(&spec), ["init:1"]);
+        spec.init_containers = Some(vec![container("init:latest", None)]);
+        assert!(first_images(&spec).is_empty());
     }
 
     #[test]

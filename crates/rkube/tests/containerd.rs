@@ -1413,6 +1413,28 @@ spec:
         },
     );
     assert_eq!(node.pod("needs-volume")["status"]["phase"], "Pending");
+    // Until its volume is mounted the pod has no sandbox as the API sees it, as with kube's
+    // kubelet (which makes none before): no IP, and PodReadyToStartContainers False.
+    let sandbox_condition = |p: &Value| {
+        p["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "PodReadyToStartContainers"))
+            .map(|c| c["status"].clone())
+    };
+    let waiting = node.wait_pod("needs-volume", "a status from the kubelet", |p| {
+        sandbox_condition(p).is_some()
+    });
+    assert_eq!(
+        sandbox_condition(&waiting),
+        Some(Value::from("False")),
+        "{}",
+        waiting["status"]
+    );
+    assert!(
+        waiting["status"]["podIP"].is_null(),
+        "{}",
+        waiting["status"]
+    );
     node.apply(
         r#"
 apiVersion: v1
@@ -1427,9 +1449,20 @@ data: {a: "1"}
 "#,
     );
     for name in ["needs-env", "needs-volume"] {
-        node.wait_pod(name, "Running once its ConfigMap exists", |p| {
+        let running = node.wait_pod(name, "Running once its ConfigMap exists", |p| {
             container(p, "containerStatuses", "app")["state"]["running"].is_object()
         });
+        assert_eq!(
+            sandbox_condition(&running),
+            Some(Value::from("True")),
+            "{}",
+            running["status"]
+        );
+        assert!(
+            running["status"]["podIP"].is_string(),
+            "{}",
+            running["status"]
+        );
     }
 }
 
