@@ -498,7 +498,8 @@ fn two_api_servers_on_one_etcd_never_hand_out_an_address_twice() {
         return;
     }
     let etcd_dir = tempfile::tempdir().unwrap();
-    let etcd = rkube_store::local_etcd::LocalEtcd::start(etcd_dir.path()).unwrap();
+    // Its log goes beside its data dir: both inside the scratch dir.
+    let etcd = rkube_store::local_etcd::LocalEtcd::start(&etcd_dir.path().join("etcd")).unwrap();
     let endpoint = etcd.endpoint();
     let port = shared_port();
     let args = |ip: &'static str| -> Vec<String> {

@@ -32,7 +32,9 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 impl LocalEtcd {
-    /// Starts etcd with its data under `data_dir` and waits until it accepts clients.
+    /// Starts etcd with its data under `data_dir` and waits until it accepts clients. Its
+    /// log is `data_dir` with the extension `log`, beside it: give a directory inside a
+    /// scratch dir, not the scratch dir itself.
     pub fn start(data_dir: &Path) -> std::io::Result<Self> {
         let mut etcd = Self {
             child: None,
