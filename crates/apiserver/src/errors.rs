@@ -143,6 +143,11 @@ impl ApiError {
         )
     }
 
+    /// 406 NotAcceptable, saying why.
+    pub fn not_acceptable_because(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+
     /// 413 RequestEntityTooLarge.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

@@ -103,6 +103,96 @@ impl Call<'_> {
     }
 }
 
+/// The group and version of `Table` and `PartialObjectMetadata`.
+pub(crate) const META_V1: &str = "meta.k8s.io/v1";
+
+/// What a client asked to get back, by `Accept`'s `as=`: the objects themselves, a `Table`
+/// (`kubectl get`), or only their metadata (`as=PartialObjectMetadata` for an object or a
+/// watch, `as=PartialObjectMetadataList` for a list, as client-go's metadata client and
+/// kube-rs's `*_metadata` calls send them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Object,
+    Table,
+    Metadata {
+        list: bool,
+        api_version: &'static str,
+    },
+}
+
+impl Shape {
+    /// The first of the header's media types this server gives, as kube-apiserver picks
+    /// them: a metadata form only in `meta.k8s.io` `v1` or `v1beta1` (others are passed
+    /// over); no `as=` at all is the object itself.
+    pub(crate) fn of(accept: &str) -> Self {
+        for clause in accept.split(',') {
+            let (mut kind, mut group, mut version) = (None, None, None);
+            for (name, value) in clause
+                .split(';')
+                .skip(1)
+                .filter_map(|p| p.trim().split_once('='))
+            {
+                match name {
+                    "as" => kind = Some(value),
+                    "g" => group = Some(value),
+                    "v" => version = Some(value),
+                    _ => {}
+                }
+            }
+            let Some(kind) = kind else {
+                return Shape::Object;
+            };
+            if kind == "Table" {
+                return Shape::Table;
+            }
+            let api_version = match (group, version) {
+                (Some("meta.k8s.io"), Some("v1")) => META_V1,
+                (Some("meta.k8s.io"), Some("v1beta1")) => "meta.k8s.io/v1beta1",
+                _ => continue,
+            };
+            match kind {
+                "PartialObjectMetadata" => {
+                    return Shape::Metadata {
+                        list: false,
+                        api_version,
+                    };
+                }
+                "PartialObjectMetadataList" => {
+                    return Shape::Metadata {
+                        list: true,
+                        api_version,
+                    };
+                }
+                _ => continue,
+            }
+        }
+        Shape::Object
+    }
+
+    /// A metadata form that does not fit what was asked for (kube-apiserver's 406s).
+    fn check(self, list: bool) -> Result<Self, ApiError> {
+        match self {
+            Shape::Metadata { list: false, .. } if list => Err(ApiError::not_acceptable_because(
+                "you requested PartialObjectMetadata, but the requested object is a list",
+            )),
+            Shape::Metadata { list: true, .. } if !list => Err(ApiError::not_acceptable_because(
+                "you requested PartialObjectMetadataList, but the requested object is not a list",
+            )),
+            shape => Ok(shape),
+        }
+    }
+}
+
+/// An object as kube-apiserver gives it to a metadata client: its metadata alone, as a
+/// `PartialObjectMetadata` of `api_version`.
+pub(crate) fn metadata_only(object: &Value, api_version: &str) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": api_version,
+        "metadata": object["metadata"],
+    })
+}
+
 /// `object` in `resource`'s group and version (unchanged when already there).
 pub(crate) fn to_version(resource: &Resource, object: Value) -> Value {
     if object["apiVersion"].as_str() == Some(resource.api_version().as_str()) {
@@ -167,7 +257,7 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let as_table = accept.contains("as=Table");
+    let shape = Shape::of(&accept);
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -187,16 +277,18 @@ async fn dispatch(
     }
     match (method, call.path.name.is_some()) {
         (Method::GET, false) if is_watch => {
+            let shape = shape.check(false)?;
             watch::serve(
                 state,
                 (&call.resource, &call.storage),
                 call.namespace(),
                 &call.query,
-                as_table,
+                shape,
             )
             .await
         }
         (Method::GET, true) if is_watch => {
+            let shape = shape.check(false)?;
             let mut query = call.query.clone();
             query.insert(
                 "fieldSelector".into(),
@@ -207,13 +299,14 @@ async fn dispatch(
                 (&call.resource, &call.storage),
                 call.namespace(),
                 &query,
-                as_table,
+                shape,
             )
             .await
         }
         (Method::GET, false) => {
+            let shape = shape.check(true)?;
             let result = list(call).await?;
-            if as_table {
+            if shape == Shape::Table {
                 let items: Vec<&Value> = result.items.iter().map(|c| &c.value).collect();
                 Ok(http_util::json(
                     200,
@@ -223,6 +316,21 @@ async fn dispatch(
                         &result.metadata(),
                         &call.query,
                     ),
+                ))
+            } else if let Shape::Metadata { api_version, .. } = shape {
+                let items: Vec<Value> = result
+                    .items
+                    .iter()
+                    .map(|c| metadata_only(&c.value, api_version))
+                    .collect();
+                Ok(http_util::json(
+                    200,
+                    &json!({
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": api_version,
+                        "metadata": result.metadata(),
+                        "items": items,
+                    }),
                 ))
             } else {
                 let mut response = Response::new(http_util::full(result.to_bytes(call)));
@@ -234,8 +342,12 @@ async fn dispatch(
             }
         }
         (Method::GET, true) => {
+            let shape = shape.check(false)?;
             let object = get(call).await?;
-            if as_table {
+            if let Shape::Metadata { api_version, .. } = shape {
+                return Ok(http_util::json(200, &metadata_only(&object, api_version)));
+            }
+            if shape == Shape::Table {
                 let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
                 Ok(http_util::json(
                     200,
@@ -2232,4 +2344,57 @@ async fn review(
     }
     object["metadata"]["creationTimestamp"] = Value::Null;
     Ok(http_util::json(201, &object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_header_picks_the_shape_kube_apiserver_would() {
+        let metadata = |list, api_version| Shape::Metadata { list, api_version };
+        assert_eq!(Shape::of(""), Shape::Object);
+        assert_eq!(Shape::of("application/json"), Shape::Object);
+        assert_eq!(
+            Shape::of("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
+            Shape::Table
+        );
+        // kube-rs's and client-go's metadata calls.
+        assert_eq!(
+            Shape::of("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+            metadata(false, "meta.k8s.io/v1")
+        );
+        assert_eq!(
+            Shape::of(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            ),
+            metadata(true, "meta.k8s.io/v1")
+        );
+        assert_eq!(
+            Shape::of("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"),
+            metadata(false, "meta.k8s.io/v1beta1")
+        );
+        // A version it does not serve is passed over for the next choice.
+        assert_eq!(
+            Shape::of(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1alpha1,application/json"
+            ),
+            Shape::Object
+        );
+        // The list form for one object, and the object form for a list, are refused.
+        let code = |r: Result<Shape, ApiError>| r.map_err(|e| e.status()["code"].clone());
+        assert_eq!(
+            code(metadata(true, META_V1).check(false)),
+            Err(Value::from(406))
+        );
+        assert_eq!(
+            code(metadata(false, META_V1).check(true)),
+            Err(Value::from(406))
+        );
+        assert_eq!(
+            code(metadata(false, META_V1).check(false)),
+            Ok(metadata(false, META_V1))
+        );
+        assert_eq!(code(Shape::Table.check(true)), Ok(Shape::Table));
+    }
 }

@@ -20,7 +20,7 @@ use crate::State;
 use crate::errors::ApiError;
 use crate::http_util::Body;
 use crate::metrics::RequestLabels;
-use crate::objects::{Filter, from_kv, to_version};
+use crate::objects::{Filter, Shape, from_kv, metadata_only, to_version};
 use crate::table;
 
 /// How often a watch that asked for bookmarks gets one.
@@ -158,7 +158,7 @@ pub async fn serve(
     resources: (&Resource, &Resource),
     namespace: Option<&str>,
     query: &HashMap<String, String>,
-    as_table: bool,
+    shape: Shape,
 ) -> Result<Response<Body>, ApiError> {
     let (resource, storage) = resources;
     let filter = Filter::from_query(storage, query)?;
@@ -237,12 +237,17 @@ pub async fn serve(
     tokio::spawn(async move {
         metrics.watch(&labels, 1);
         let _open = OpenWatch { metrics, labels };
-        let render = |object: Value| {
-            if as_table {
-                table::watch_table((&resource, &storage), &object)
-            } else {
-                to_version(&resource, object)
-            }
+        // A bookmark is an empty object of the kind the watch gives.
+        let bookmark = |metadata: Value| match shape {
+            Shape::Metadata {
+                api_version: meta, ..
+            } => metadata_only(&json!({ "metadata": metadata }), meta),
+            _ => json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
+        };
+        let render = |object: Value| match shape {
+            Shape::Table => table::watch_table((&resource, &storage), &object),
+            Shape::Metadata { api_version, .. } => metadata_only(&object, api_version),
+            Shape::Object => to_version(&resource, object),
         };
         let mut events = match subscription {
             Ok(events) => events,
@@ -264,10 +269,10 @@ pub async fn serve(
             }
         }
         if initial_end_bookmark {
-            let bookmark = json!({
-                "kind": kind, "apiVersion": api_version,
-                "metadata": {"resourceVersion": start.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}},
-            });
+            let bookmark = bookmark(json!({
+                "resourceVersion": start.to_string(),
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            }));
             if tx.send(line("BOOKMARK", &bookmark)).await.is_err() {
                 return;
             }
@@ -280,7 +285,7 @@ pub async fn serve(
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = ticker.tick(), if bookmarks => {
-                    let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}});
+                    let bookmark = bookmark(json!({"resourceVersion": last.to_string()}));
                     if tx.send(line("BOOKMARK", &bookmark)).await.is_err() { return; }
                 }
                 _ = tx.closed() => return,
@@ -298,10 +303,13 @@ pub async fn serve(
                     if !filter.matches(&storage, &shared.object) {
                         continue;
                     }
-                    let next = if as_table {
-                        line(shared.kind, &table::watch_table((&resource, &storage), &shared.object))
-                    } else {
-                        shared.line(&resource)
+                    let next = match shape {
+                        Shape::Object => shared.line(&resource),
+                        Shape::Table => line(
+                            shared.kind,
+                            &table::watch_table((&resource, &storage), &shared.object),
+                        ),
+                        Shape::Metadata { api_version, .. } => line(shared.kind, &metadata_only(&shared.object, api_version)),
                     };
                     if tx.send(next).await.is_err() {
                         return;

@@ -70,6 +70,95 @@ async fn typed_api_round_trip() {
 }
 
 /// Waits until the watcher yields the object called `name`.
+/// kube-rs's metadata calls (`as=PartialObjectMetadata`, `as=PartialObjectMetadataList`, as
+/// client-go's metadata client sends them) get metadata alone, typed as kube-apiserver types
+/// it: GET, LIST and WATCH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_calls_get_partial_object_metadata() {
+    let Some(c) = common::start() else { return };
+    let client = client(&c).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &configmap("only-meta", "1"))
+        .await
+        .unwrap();
+    let partial = |types: Option<kube::core::TypeMeta>| {
+        let types = types.unwrap_or_default();
+        (types.kind, types.api_version)
+    };
+    let wanted = (
+        "PartialObjectMetadata".to_owned(),
+        "meta.k8s.io/v1".to_owned(),
+    );
+
+    let one = api.get_metadata("only-meta").await.unwrap();
+    assert_eq!(partial(one.types.clone()), wanted);
+    assert_eq!(
+        one.labels().get("suite").map(String::as_str),
+        Some("kube-rs")
+    );
+    // No more than the metadata comes back.
+    let raw = http::Request::get("/api/v1/namespaces/default/configmaps/only-meta")
+        .header(
+            "Accept",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(raw).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(body.get("data").is_none(), "{text}");
+    assert_eq!(body["metadata"]["name"], "only-meta", "{text}");
+
+    // The object form for a list is refused, as kube-apiserver refuses it.
+    let wrong = http::Request::get("/api/v1/namespaces/default/configmaps")
+        .header(
+            "Accept",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    match client.request_text(wrong).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 406, "{status:?}"),
+        other => panic!("expected 406, got {other:?}"),
+    }
+
+    let list = api
+        .list_metadata(&ListParams::default().labels("suite=kube-rs"))
+        .await
+        .unwrap();
+    assert_eq!(list.types.kind, "PartialObjectMetadataList");
+    assert_eq!(list.types.api_version, "meta.k8s.io/v1");
+    let item = list
+        .items
+        .iter()
+        .find(|m| m.name_any() == "only-meta")
+        .expect("the ConfigMap is listed");
+    assert_eq!(partial(item.types.clone()), wanted);
+
+    let params = WatchParams::default().fields("metadata.name=only-meta");
+    let mut events = api.watch_metadata(&params, "0").await.unwrap().boxed();
+    match events.next().await {
+        Some(Ok(WatchEvent::Added(m))) => {
+            assert_eq!(partial(m.types.clone()), wanted);
+            assert_eq!(m.name_any(), "only-meta");
+        }
+        other => panic!("expected the ConfigMap ADDED, got {other:?}"),
+    }
+    api.delete("only-meta", &DeleteParams::default())
+        .await
+        .unwrap();
+    loop {
+        match events.next().await {
+            Some(Ok(WatchEvent::Deleted(m))) => {
+                assert_eq!(partial(m.types.clone()), wanted);
+                break;
+            }
+            Some(Ok(WatchEvent::Modified(_) | WatchEvent::Bookmark(_))) => {}
+            other => panic!("expected the ConfigMap DELETED, got {other:?}"),
+        }
+    }
+}
+
 async fn seen<S>(stream: &mut S, name: &str)
 where
     S: futures_util::Stream<Item = Result<ConfigMap, watcher::Error>> + Unpin,
