@@ -103,7 +103,7 @@ impl Call<'_> {
     }
 }
 
-/// The group and version of `Table` and `PartialObjectMetadata`.
+/// The group and version of `Table` and `PartialObjectMetadata` (the v1 form).
 pub(crate) const META_V1: &str = "meta.k8s.io/v1";
 
 /// What a client asked to get back, by `Accept`'s `as=`: the objects themselves, a `Table`

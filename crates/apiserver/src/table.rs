@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rkube_api::registry::Resource;
 use serde_json::{Value, json};
 
+use crate::objects::{META_V1, metadata_only};
 use crate::time_util;
 
 struct Column {
@@ -1027,11 +1028,7 @@ fn row(request: &Resource, columns: &[Column], stored: &Value, include: &str) ->
     let embedded = match include {
         "None" => Value::Null,
         "Object" => crate::objects::to_version(request, stored.clone()),
-        _ => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": stored["metadata"],
-        }),
+        _ => metadata_only(stored, META_V1),
     };
     json!({"cells": cells, "object": embedded})
 }
@@ -1073,7 +1070,7 @@ pub fn list_table(
     }
     json!({
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": META_V1,
         "metadata": metadata,
         "columnDefinitions": definitions(&columns),
         "rows": rows,
@@ -1086,7 +1083,7 @@ pub fn watch_table(resources: (&Resource, &Resource), stored: &Value) -> Value {
     let columns = columns(storage);
     json!({
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": META_V1,
         "metadata": {"resourceVersion": stored["metadata"]["resourceVersion"]},
         "columnDefinitions": definitions(&columns),
         "rows": [row(request, &columns, stored, "Metadata")],

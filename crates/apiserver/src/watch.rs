@@ -58,17 +58,29 @@ pub(crate) struct SharedEvents {
     window: Mutex<SharedWindow>,
 }
 
-/// An event: its revision, key and what happened.
-type EventId = (Revision, String, &'static str);
-
 #[derive(Default)]
 struct SharedWindow {
-    order: VecDeque<EventId>,
-    events: HashMap<EventId, Arc<SharedEvent>>,
+    /// The events kept, oldest first, by revision (one revision can change several keys).
+    order: VecDeque<Arc<SharedEvent>>,
+    events: HashMap<Revision, Vec<Arc<SharedEvent>>>,
+}
+
+impl SharedWindow {
+    /// The event at `revision` of `key`, if kept: found without copying the key, as every
+    /// watcher of every event asks.
+    fn find(&self, revision: Revision, key: &str, kind: &str) -> Option<Arc<SharedEvent>> {
+        self.events
+            .get(&revision)?
+            .iter()
+            .find(|e| e.key == key && e.kind == kind)
+            .cloned()
+    }
 }
 
 /// One event as its watchers see it.
 struct SharedEvent {
+    revision: Revision,
+    key: String,
     /// ADDED, MODIFIED or DELETED.
     kind: &'static str,
     /// The object as stored, its resourceVersion set.
@@ -88,28 +100,39 @@ fn event_kind(event: &Event) -> &'static str {
 impl SharedEvents {
     /// The event as shared by its watchers; `None` if its stored object is not JSON.
     fn get(&self, event: &Event) -> Option<Arc<SharedEvent>> {
-        let kind = event_kind(event);
-        let id: EventId = (event.revision(), event.kv.key.clone(), kind);
+        let (revision, key, kind) = (event.revision(), event.kv.key.as_str(), event_kind(event));
         let window = || self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = window().events.get(&id) {
-            return Some(found.clone());
+        if let Some(found) = window().find(revision, key, kind) {
+            return Some(found);
         }
         // Decoded outside the lock; a watcher that decoded it meanwhile wins.
         let object = from_kv(&event.kv).ok()?;
         let decoded = Arc::new(SharedEvent {
+            revision,
+            key: key.to_owned(),
             kind,
             object,
             lines: Mutex::default(),
         });
         let mut window = window();
-        if let Some(found) = window.events.get(&id) {
-            return Some(found.clone());
+        if let Some(found) = window.find(revision, key, kind) {
+            return Some(found);
         }
-        window.events.insert(id.clone(), decoded.clone());
-        window.order.push_back(id);
+        window
+            .events
+            .entry(revision)
+            .or_default()
+            .push(decoded.clone());
+        window.order.push_back(decoded.clone());
         while window.order.len() > SHARED_EVENTS {
-            if let Some(oldest) = window.order.pop_front() {
-                window.events.remove(&oldest);
+            let Some(oldest) = window.order.pop_front() else {
+                break;
+            };
+            if let Some(same) = window.events.get_mut(&oldest.revision) {
+                same.retain(|e| !Arc::ptr_eq(e, &oldest));
+                if same.is_empty() {
+                    window.events.remove(&oldest.revision);
+                }
             }
         }
         Some(decoded)
@@ -244,10 +267,12 @@ pub async fn serve(
             } => metadata_only(&json!({ "metadata": metadata }), meta),
             _ => json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
         };
-        let render = |object: Value| match shape {
-            Shape::Table => table::watch_table((&resource, &storage), &object),
-            Shape::Metadata { api_version, .. } => metadata_only(&object, api_version),
-            Shape::Object => to_version(&resource, object),
+        // The object as a Table row or its metadata alone; `None` for the object itself,
+        // which is converted to the requested version (or, for events, shared).
+        let reshape = |object: &Value| match shape {
+            Shape::Table => Some(table::watch_table((&resource, &storage), object)),
+            Shape::Metadata { api_version, .. } => Some(metadata_only(object, api_version)),
+            Shape::Object => None,
         };
         let mut events = match subscription {
             Ok(events) => events,
@@ -264,7 +289,8 @@ pub async fn serve(
             }
         };
         for object in initial {
-            if tx.send(line("ADDED", &render(object))).await.is_err() {
+            let object = reshape(&object).unwrap_or_else(|| to_version(&resource, object));
+            if tx.send(line("ADDED", &object)).await.is_err() {
                 return;
             }
         }
@@ -303,13 +329,9 @@ pub async fn serve(
                     if !filter.matches(&storage, &shared.object) {
                         continue;
                     }
-                    let next = match shape {
-                        Shape::Object => shared.line(&resource),
-                        Shape::Table => line(
-                            shared.kind,
-                            &table::watch_table((&resource, &storage), &shared.object),
-                        ),
-                        Shape::Metadata { api_version, .. } => line(shared.kind, &metadata_only(&shared.object, api_version)),
+                    let next = match reshape(&shared.object) {
+                        Some(object) => line(shared.kind, &object),
+                        None => shared.line(&resource),
                     };
                     if tx.send(next).await.is_err() {
                         return;
@@ -381,6 +403,16 @@ mod tests {
         let modified = events.get(&updated).expect("decoded");
         assert_eq!(parse(&modified.line(&pods()))["type"], "MODIFIED");
         assert_eq!(modified.object["metadata"]["resourceVersion"], "6");
+        // One revision can change several keys (etcd revokes a lease's keys at once).
+        let other = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"}});
+        let beside = events
+            .get(&put("/registry/pods/default/b", &other, 6, 6))
+            .expect("decoded");
+        assert_eq!(beside.object["metadata"]["name"], "b");
+        assert!(Arc::ptr_eq(
+            &events.get(&updated).expect("decoded"),
+            &modified
+        ));
         let deleted = Event {
             kind: EventKind::Delete,
             ..updated
