@@ -96,28 +96,26 @@ async fn metadata_calls_get_partial_object_metadata() {
         one.labels().get("suite").map(String::as_str),
         Some("kube-rs")
     );
+    // A GET asking for the metadata form, as kube-rs and client-go send it.
+    let get_metadata_form = |path: &str| {
+        let request = http::Request::get(path)
+            .header(
+                "Accept",
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            )
+            .body(Vec::new())
+            .unwrap();
+        client.request_text(request)
+    };
     // No more than the metadata comes back.
-    let raw = http::Request::get("/api/v1/namespaces/default/configmaps/only-meta")
-        .header(
-            "Accept",
-            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
-        )
-        .body(Vec::new())
+    let text = get_metadata_form("/api/v1/namespaces/default/configmaps/only-meta")
+        .await
         .unwrap();
-    let text = client.request_text(raw).await.unwrap();
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(body.get("data").is_none(), "{text}");
     assert_eq!(body["metadata"]["name"], "only-meta", "{text}");
-
     // The object form for a list is refused, as kube-apiserver refuses it.
-    let wrong = http::Request::get("/api/v1/namespaces/default/configmaps")
-        .header(
-            "Accept",
-            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
-        )
-        .body(Vec::new())
-        .unwrap();
-    match client.request_text(wrong).await {
+    match get_metadata_form("/api/v1/namespaces/default/configmaps").await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 406, "{status:?}"),
         other => panic!("expected 406, got {other:?}"),
     }
@@ -143,6 +141,25 @@ async fn metadata_calls_get_partial_object_metadata() {
             assert_eq!(m.name_any(), "only-meta");
         }
         other => panic!("expected the ConfigMap ADDED, got {other:?}"),
+    }
+    // With the initial events asked for, the bookmark that ends them is metadata too.
+    let initial = WatchParams::default()
+        .fields("metadata.name=only-meta")
+        .initial_events();
+    let mut stream = api.watch_metadata(&initial, "").await.unwrap().boxed();
+    loop {
+        match stream.next().await {
+            Some(Ok(WatchEvent::Added(m))) => assert_eq!(partial(m.types.clone()), wanted),
+            Some(Ok(WatchEvent::Bookmark(b))) => {
+                assert_eq!((b.types.kind, b.types.api_version), wanted);
+                assert_eq!(
+                    b.metadata.annotations.get("k8s.io/initial-events-end"),
+                    Some(&"true".to_owned())
+                );
+                break;
+            }
+            other => panic!("expected the initial events and their bookmark, got {other:?}"),
+        }
     }
     api.delete("only-meta", &DeleteParams::default())
         .await
