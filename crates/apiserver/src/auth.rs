@@ -21,6 +21,20 @@ pub struct User {
 }
 
 impl User {
+    /// A component of the server's own process, by kube's name for it
+    /// (`system:kube-scheduler`, say).
+    pub fn component(name: &str) -> Self {
+        Self::new(name.to_owned(), Vec::new())
+    }
+
+    /// Who the node join token authenticates.
+    pub fn node_bootstrap() -> Self {
+        Self::new(
+            "system:node-bootstrap".into(),
+            vec!["system:nodes".into(), "system:bootstrappers".into()],
+        )
+    }
+
     fn new(name: String, mut groups: Vec<String>) -> Self {
         groups.push("system:authenticated".into());
         Self { name, groups }
@@ -97,10 +111,7 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
 /// The user of the node join token.
 pub fn user_from_token(token: &str, node_token: &str) -> Option<User> {
     if !node_token.is_empty() && constant_time_eq(token.as_bytes(), node_token.as_bytes()) {
-        return Some(User::new(
-            "system:node-bootstrap".into(),
-            vec!["system:nodes".into(), "system:bootstrappers".into()],
-        ));
+        return Some(User::node_bootstrap());
     }
     None
 }

@@ -242,10 +242,46 @@ impl ApiServer {
         })
     }
 
+    /// A door into this server for a component of its own process, acting as `user`
+    /// (kube's loopback client): see [`LocalDoor`].
+    pub fn local_door(&self, user: auth::User) -> LocalDoor {
+        LocalDoor {
+            state: self.state.clone(),
+            user,
+        }
+    }
+
     /// A clean shutdown: this server's address leaves the `kubernetes` endpoints at once
     /// rather than when its lease expires.
     pub async fn shutdown(&self) {
         self.endpoints.lock().await.remove_own(&self.state).await;
+    }
+}
+
+/// How the components of the server's own process (controller manager, scheduler, DNS,
+/// its node) reach it: each request goes straight to the handler a connection's request
+/// goes to, already authenticated as the component, with no TCP, TLS or HTTP framing
+/// between them. The same JSON is written and read as over a connection.
+#[derive(Clone)]
+pub struct LocalDoor {
+    state: Arc<State>,
+    user: auth::User,
+}
+
+/// The body of an answer.
+pub type ResponseBody = http_util::Body;
+
+impl LocalDoor {
+    /// Answers one request (its whole body read).
+    pub fn call(
+        &self,
+        req: http::Request<bytes::Bytes>,
+    ) -> impl std::future::Future<Output = http::Response<ResponseBody>> + Send + 'static {
+        routes::answer(
+            self.state.clone(),
+            Some(self.user.clone()),
+            req.map(routes::RequestBody::Local),
+        )
     }
 }
 

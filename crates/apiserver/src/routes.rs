@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use serde_json::json;
 
@@ -103,11 +104,41 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
     })
 }
 
-/// Authenticates, routes and answers one request.
+/// The body of a request: still arriving on a connection, or whole from a client in this
+/// process.
+pub enum RequestBody {
+    Connection(hyper::body::Incoming),
+    Local(Bytes),
+}
+
+impl RequestBody {
+    /// The whole body, of at most [`http_util::MAX_BODY_BYTES`].
+    async fn read(self) -> Result<Bytes, ApiError> {
+        match self {
+            RequestBody::Connection(body) => http_util::read_body(body).await,
+            RequestBody::Local(bytes) if bytes.len() > http_util::MAX_BODY_BYTES => {
+                Err(ApiError::too_large(http_util::MAX_BODY_BYTES))
+            }
+            RequestBody::Local(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// Authenticates, routes and answers one request that came over a connection.
 pub async fn handle(
     state: Arc<State>,
     cert_user: Option<User>,
     req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    answer(state, cert_user, req.map(RequestBody::Connection)).await
+}
+
+/// Routes and answers one request, authenticated by the connection's certificate (or,
+/// in this process, by who made the client), else by its bearer token.
+pub async fn answer(
+    state: Arc<State>,
+    cert_user: Option<User>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     let route = parse(req.uri().path());
     // Health and version are public, as in kube-apiserver.
@@ -152,13 +183,25 @@ pub async fn handle(
                 ) =>
         {
             // Proxied to the kubelet, upgrades included: the request is passed on whole.
-            Ok(crate::node_proxy::serve(state.clone(), path, req).await)
+            let (parts, body) = req.into_parts();
+            match body {
+                RequestBody::Connection(body) => Ok(crate::node_proxy::serve(
+                    state.clone(),
+                    path,
+                    Request::from_parts(parts, body),
+                )
+                .await),
+                RequestBody::Local(_) => Err(ApiError::bad_request(format!(
+                    "pods/{} is proxied to the kubelet over a connection: use a client over HTTPS",
+                    path.subresource.as_deref().unwrap_or_default()
+                ))),
+            }
         }
         Route::Resource(path) => {
             // The whole body is read before answering, even an error, so that HTTP/2 clients
             // get the answer instead of a reset stream.
             let (parts, body) = req.into_parts();
-            match http_util::read_body(body).await {
+            match body.read().await {
                 Ok(bytes) => {
                     objects::serve(state.clone(), user, path, Request::from_parts(parts, bytes))
                         .await

@@ -10,6 +10,7 @@ mod bench_scheduler;
 mod controller_manager;
 mod http2_client;
 mod ingress;
+mod local_client;
 mod memory;
 mod proxy;
 mod scheduler;

@@ -148,7 +148,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (stop_handle, stop) = rkube_controllers::Stop::new();
     let mut control_loops = Vec::new();
     if !args.disable_controller_manager {
-        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let client = local_client(&api, "system:kube-controller-manager");
         let root_ca = std::fs::read_to_string(args.data_dir.join("tls").join("ca.crt")).ok();
         let signing = crate::controller_manager::signing_ca(
             &args.controllers,
@@ -161,7 +161,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }));
     }
     if !args.disable_scheduler {
-        let client = crate::controller_manager::http2_client_from(&api.admin_kubeconfig).await?;
+        let client = local_client(&api, "system:kube-scheduler");
         let election = args.controllers.leader.config("kube-scheduler");
         let options = args.scheduling.options();
         control_loops.push(tokio::spawn(crate::scheduler::run_elected(
@@ -172,7 +172,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
     }
     if let Some(sockets) = dns_sockets {
-        let client = crate::controller_manager::client_from(&api.admin_kubeconfig).await?;
+        let client = local_client(&api, "system:kube-dns");
         let upstreams = if args.cluster_dns_upstreams.is_empty() {
             rkube_dns::upstreams_from(std::path::Path::new("/etc/resolv.conf"))
         } else {
@@ -187,25 +187,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let mut node = None;
     if !args.disable_agent {
-        let host = if args.bind_address.is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            match args.bind_address {
-                IpAddr::V6(ip) => format!("[{ip}]"),
-                IpAddr::V4(ip) => ip.to_string(),
-            }
-        };
-        let url = format!("https://{host}:{}", api.local_addr.port());
-        let token = std::fs::read_to_string(args.data_dir.join("node-token"))
-            .context("reading the node join token")?;
         let ca = args.data_dir.join("tls").join("ca.crt");
-        let client = crate::agent::token_client(
-            &url,
-            token.trim(),
-            &ca.to_string_lossy(),
-            crate::agent::Transport::Http2,
-        )
-        .await?;
+        // The node acts as one that joined with the token.
+        let client = crate::local_client::client(
+            api.local_door(rkube_apiserver::auth::User::node_bootstrap()),
+        );
         let real = crate::agent::RealNode {
             data_dir: args.data_dir.clone(),
             node_name: args.node_name.clone(),
@@ -268,4 +254,9 @@ pub async fn open_store(backend: &Backend) -> anyhow::Result<Arc<dyn Store>> {
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// A client for a component of this process, acting as `user` (kube's name for it).
+fn local_client(api: &rkube_apiserver::ApiServer, user: &str) -> kube::Client {
+    crate::local_client::client(api.local_door(rkube_apiserver::auth::User::component(user)))
 }
