@@ -1,7 +1,8 @@
 //! The garbage collector: owner references with kube's three propagation policies.
 //!
-//! It watches every resource that can be listed, watched and deleted (custom resources too,
-//! found by re-running discovery), and keeps a graph of objects by uid. Then, as
+//! It watches the metadata of every resource that can be listed, watched and deleted
+//! (custom resources too, found by re-running discovery), and keeps a graph of objects by
+//! uid. Then, as
 //! kube-controller-manager's garbagecollector does:
 //! - an object whose owners are all gone is deleted (Background propagation);
 //! - an object with owners of which some are gone has the dangling references removed;
@@ -18,8 +19,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::discovery::{ApiResource, Discovery, Scope, verbs};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -108,8 +112,7 @@ struct Collector {
     kinds: Arc<RwLock<KindMap>>,
 }
 
-fn node_of(object: &DynamicObject, resource: &ApiResource, namespaced: bool) -> Node {
-    let meta = &object.metadata;
+fn node_of(meta: &ObjectMeta, resource: &ApiResource, namespaced: bool) -> Node {
     Node {
         resource: resource.clone(),
         namespaced,
@@ -185,9 +188,11 @@ impl Collector {
     }
 
     fn watch(self: &Arc<Self>, resource: ApiResource, namespaced: bool, queue: WorkQueue) {
+        // Owner references, finalizers and deletion are all metadata: the objects' specs
+        // and statuses are neither sent nor decoded.
         let api: Api<DynamicObject> = Api::all_with(self.ctx.client.clone(), &resource);
-        let informer: Informer<DynamicObject> =
-            Informer::start_with(api, watcher::Config::default(), self.ctx.stop.clone());
+        let informer: Informer<PartialObjectMeta<DynamicObject>> =
+            Informer::start_metadata(api, watcher::Config::default(), self.ctx.stop.clone());
         let graph = self.graph.clone();
         on_change(&informer, self.ctx.stop.clone(), move |change| {
             let object = change.object();
@@ -197,7 +202,7 @@ impl Collector {
             let mut graph = graph.write().unwrap_or_else(|e| e.into_inner());
             match change {
                 Change::Added(_) | Change::Updated(_, _) => {
-                    let node = node_of(object, &resource, namespaced);
+                    let node = node_of(&object.metadata, &resource, namespaced);
                     let interesting = !node.owners.is_empty()
                         || (node.deleting
                             && node
@@ -262,9 +267,9 @@ impl Collector {
                     }
                     _ => Api::all_with(self.ctx.client.clone(), &resource),
                 };
-                return match api.get_opt(&owner.name).await {
+                return match api.get_metadata_opt(&owner.name).await {
                     Ok(Some(o)) if o.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
-                        let n = node_of(&o, &resource, namespaced);
+                        let n = node_of(&o.metadata, &resource, namespaced);
                         owner_state_of(&n)
                     }
                     Ok(_) => OwnerState::Absent,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use kube::api::{Api, ResourceExt};
+use kube::api::{Api, PartialObjectMeta, ResourceExt};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -93,6 +93,30 @@ where
 {
     /// Starts watching the objects an `Api` and a watcher config select, until `stop`.
     pub fn start_with(api: Api<K>, config: watcher::Config, stop: Stop) -> Self {
+        Self::from_events(watcher::watcher(api, config), stop)
+    }
+}
+
+impl<K> Informer<PartialObjectMeta<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Send + Sync,
+{
+    /// Starts watching the metadata alone of the objects an `Api` and a watcher config
+    /// select (client-go's metadata informer: `as=PartialObjectMetadata`), until `stop`.
+    pub fn start_metadata(api: Api<K>, config: watcher::Config, stop: Stop) -> Self {
+        Self::from_events(watcher::metadata_watcher(api, config), stop)
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource + Clone + Debug + Send + Sync + 'static,
+{
+    fn from_events(
+        events: impl futures_util::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+        stop: Stop,
+    ) -> Self {
         let shared = Arc::new(Shared {
             objects: RwLock::new(HashMap::new()),
             subscribers: Mutex::new(Vec::new()),
@@ -100,7 +124,7 @@ where
         let (synced_tx, synced) = watch::channel(false);
         let task_shared = shared.clone();
         tokio::spawn(async move {
-            let mut stream = watcher::watcher(api, config).boxed();
+            let mut stream = events.boxed();
             let mut relist: Option<HashMap<String, Arc<K>>> = None;
             let mut failures = 0u32;
             loop {
