@@ -120,6 +120,8 @@ pub(crate) struct Shared {
     pub options: Options,
     /// Bounds concurrent API writes.
     pub writes: Semaphore,
+    /// Where the agent's events are written.
+    pub events: rkube_controllers::events::EventSink,
     pub stop: Stop,
     /// Where the objects pods refer to (ConfigMaps, Secrets, claims, tokens) are read.
     pub objects: Arc<dyn crate::objects::ObjectSource>,
@@ -201,6 +203,7 @@ impl Agent {
                     client.clone(),
                     stop.clone(),
                 )),
+                events: rkube_controllers::events::EventSink::start(client.clone()),
                 client,
                 writes: Semaphore::new(options.max_concurrent_writes.max(1)),
                 options,

@@ -1,7 +1,8 @@
 //! The events kube's kubelet records about pods (`pkg/kubelet/events`), so `kubectl describe
 //! pod` tells the same story: Pulled, Created, Started, Killing, BackOff,
-//! FailedCreatePodSandBox. Best effort, as in client-go: written in the background within the
-//! agent's bound on concurrent writes, a failure only logged.
+//! FailedCreatePodSandBox. Best effort, as in client-go: written in the background, one at a
+//! time and apart from the pods' status writes (`rkube_controllers::events::EventSink`), a
+//! failure only logged.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::chrono::Utc;
-use kube::api::{Api, PostParams};
 
 use crate::agent::Shared;
 
@@ -100,16 +100,9 @@ pub(crate) fn record(
     if !shared.options.record_events {
         return;
     }
-    let event = event(node, involved, type_, reason, message);
-    let namespace = event.metadata.namespace.clone().unwrap_or_default();
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        let api: Api<Event> = Api::namespaced(shared.client.clone(), &namespace);
-        let _permit = shared.writes.acquire().await;
-        if let Err(err) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(reason = ?event.reason, "unable to record event: {err}");
-        }
-    });
+    shared
+        .events
+        .send(event(node, involved, type_, reason, message));
 }
 
 #[cfg(test)]
