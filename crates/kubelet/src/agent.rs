@@ -514,6 +514,7 @@ async fn dispatch_pods(
                 if finished {
                     continue;
                 }
+                crate::stage(&uid, "seen");
                 let (tx, rx) = watch::channel(Some(pod.clone()));
                 let worker = PodWorker::new(shared.clone(), node.clone(), pod);
                 tokio::spawn(worker.run(rx));

@@ -433,6 +433,7 @@ impl PodWorker {
         };
         match made {
             Some(Ok(sandbox)) => {
+                crate::stage(&self.uid, "sandbox");
                 self.pod_ip = sandbox.ip.or(Some(self.node.config.internal_ip));
                 self.sandbox = Some(sandbox.id);
                 self.sandbox_ahead_of_volumes = volumes.is_err();
@@ -537,6 +538,7 @@ impl PodWorker {
                     return Err(at);
                 }
                 volumes::prepare(&ctx, pod).await.map(|prepared| {
+                    crate::stage(&self.uid, "volumes");
                     self.volumes = Some(prepared);
                     self.volume_retry = None;
                 })
@@ -751,7 +753,10 @@ impl PodWorker {
             .start_container(sandbox, &sandbox_config, &config)
             .await
         {
-            Ok(id) => runtime.container_status(&id).await,
+            Ok(id) => {
+                crate::stage(&self.uid, "started");
+                runtime.container_status(&id).await
+            }
             Err(err) => Err(err),
         };
         let scheme = self.node.runtime_name.clone();
@@ -1506,6 +1511,9 @@ impl PodWorker {
         };
         match result {
             Ok(updated) => {
+                if desired.phase.as_deref() == Some("Running") {
+                    crate::stage(&self.uid, "reported");
+                }
                 self.written = Some(Written {
                     desired: desired_print,
                     resource_version: resource_version(&updated),

@@ -21,6 +21,12 @@
 //!   (containerd and the shims are other processes), each followed by its two parts:
 //!   `pods.agent_rss_anon.*`, the agent's own (heap, stacks), and `pods.agent_rss_file.*`,
 //!   pages of files, mostly of the rkube binary, shared through the page cache;
+//! - `pods.stage.bN.STAGE` and `pods.stage.floor.bN.STAGE`: the p50 over all rounds of
+//!   when each step of a pod's start was done, from its create (from RunPodSandbox for the
+//!   floor): `bound` (the scheduler's binding answered), `seen` (the agent has the pod),
+//!   `sandbox` (made, with its network), `volumes` (set up), `started` (the first container
+//!   started), `reported` (the API server took the Running status), `running` (the bench's
+//!   watch saw it). The server and the agent write these as `rkube::stage` debug lines;
 //! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
 //!   divided by N.
 
@@ -108,6 +114,12 @@ fn spawn(args: &[&str], log: &Path) -> anyhow::Result<Process> {
     let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let child = Command::new(exe)
         .args(args)
+        // The steps of each pod's start (`stage_marks`), in lines without colours.
+        .env(
+            "RKUBE_LOG",
+            format!("{},{STAGE_TARGET}=debug", crate::DEFAULT_LOG),
+        )
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -443,18 +455,22 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     let rounds = args.rounds.max(1);
     for &burst in &args.bursts {
         let mut overheads = Vec::with_capacity(rounds);
+        let mut pod_times = Vec::new();
+        let (mut floor_sandboxes, mut floor_started) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
             let volumes = FloorVolumes::mount(&floor_dir, burst)?;
             machine_settled().await?;
-            let (latencies, sandboxes) = cpu_during(
+            let (latencies, sandboxes, made) = cpu_during(
                 &format!("pods.cpu.floor.b{burst}"),
                 &processes,
                 containerd_floor(&runtime, &volumes.mounts, round),
             )
             .await?;
+            floor_sandboxes.extend(made);
+            floor_started.extend(latencies.iter().copied());
             let floor = p50(&latencies);
             print_latencies(&format!("pods.floor.b{burst}"), latencies);
             remove_sandboxes(&runtime, sandboxes).await?;
@@ -462,12 +478,13 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             volumes.unmount()?;
 
             machine_settled().await?;
-            let latencies = cpu_during(
+            let (latencies, times) = cpu_during(
                 &format!("pods.cpu.b{burst}"),
                 &processes,
                 burst_of_pods(&client, burst),
             )
             .await?;
+            pod_times.extend(times);
             overheads.push(ms(p50(&latencies)) - ms(floor));
             print_latencies(&format!("pods.startup.b{burst}"), latencies);
             if burst == largest && round == rounds {
@@ -485,6 +502,19 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         println!(
             "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
             overheads[overheads.len() / 2]
+        );
+        print_stages(
+            burst,
+            &pod_times,
+            &[dir.join("server.log"), dir.join("agent.log")],
+        )?;
+        println!(
+            "pods.stage.floor.b{burst}.sandbox: {:.1} ms",
+            ms(p50(&floor_sandboxes))
+        );
+        println!(
+            "pods.stage.floor.b{burst}.started: {:.1} ms",
+            ms(p50(&floor_started))
         );
     }
     println!(
@@ -504,11 +534,23 @@ fn p50(latencies: &[Duration]) -> Duration {
     percentile(&sorted, 0.5)
 }
 
-/// Creates `n` pods at once; each one's time from its create to a watch seeing it Running.
-async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration>> {
+/// When one of a burst's pods was created and seen Running, in µs since the Unix epoch
+/// (the clock of the server's and the agent's stage marks).
+struct PodTimes {
+    uid: String,
+    created_us: u128,
+    running_us: u128,
+}
+
+/// Creates `n` pods at once: each one's time from its create to a watch seeing it Running,
+/// and the same on the wall clock.
+async fn burst_of_pods(
+    client: &Client,
+    n: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<PodTimes>)> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let label = format!("burst-{n}");
-    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let running: Arc<Mutex<HashMap<String, (Instant, u128)>>> = Arc::default();
     let seen = running.clone();
     let config = watcher::Config::default().labels(&format!("rkube-bench={label}"));
     let watched = pods.clone();
@@ -524,7 +566,10 @@ async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration
                 if phase == Some("Running")
                     && let Some(name) = pod.metadata.name
                 {
-                    seen.lock().await.entry(name).or_insert_with(Instant::now);
+                    seen.lock()
+                        .await
+                        .entry(name)
+                        .or_insert_with(|| (Instant::now(), unix_micros()));
                 }
             }
         }
@@ -551,8 +596,13 @@ async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration
         }))?;
         creates.push(tokio::spawn(async move {
             let started = Instant::now();
-            pods.create(&PostParams::default(), &body).await?;
-            anyhow::Ok((body.metadata.name.unwrap_or_default(), started))
+            let created_us = unix_micros();
+            let made = pods.create(&PostParams::default(), &body).await?;
+            let uid = made.metadata.uid.unwrap_or_default();
+            anyhow::Ok((
+                body.metadata.name.unwrap_or_default(),
+                (started, uid, created_us),
+            ))
         }));
     }
     let mut started = HashMap::new();
@@ -567,10 +617,116 @@ async fn burst_of_pods(client: &Client, n: usize) -> anyhow::Result<Vec<Duration
     watch.abort();
     all_running?;
     let running = running.lock().await;
-    Ok(started
+    let mut latencies = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    for (name, (at, uid, created_us)) in started {
+        if let Some((seen, seen_us)) = running.get(&name) {
+            latencies.push(seen.saturating_duration_since(at));
+            times.push(PodTimes {
+                uid,
+                created_us,
+                running_us: *seen_us,
+            });
+        }
+    }
+    Ok((latencies, times))
+}
+
+/// The tracing target of the marks the server and the agent write at each step of a pod's
+/// start (`rkube_kubelet::stage`).
+const STAGE_TARGET: &str = "rkube::stage";
+
+/// The steps marked, in the order a pod goes through them.
+const STAGES: [&str; 6] = ["bound", "seen", "sandbox", "volumes", "started", "reported"];
+
+/// The stage marks in a log: pod uid -> stage -> when (µs since the Unix epoch), the first
+/// mark of each.
+fn stage_marks(log: &str) -> HashMap<String, HashMap<String, u128>> {
+    let target = format!(" {STAGE_TARGET}: ");
+    let mut marks: HashMap<String, HashMap<String, u128>> = HashMap::new();
+    for line in log.lines() {
+        let line = without_colours(line);
+        let Some((_, fields)) = line.split_once(&target) else {
+            continue;
+        };
+        let (mut uid, mut stage, mut at) = (None, None, None);
+        for field in fields.split_whitespace() {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            let value = value.trim_matches('"');
+            match key {
+                "uid" => uid = Some(value),
+                "stage" => stage = Some(value),
+                "at_us" => at = value.parse::<u128>().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(uid), Some(stage), Some(at)) = (uid, stage, at) {
+            marks
+                .entry(uid.to_owned())
+                .or_default()
+                .entry(stage.to_owned())
+                .or_insert(at);
+        }
+    }
+    marks
+}
+
+/// A log line without its ANSI colour sequences (`ESC [ ... m`), which the logger writes
+/// around levels, targets and field names when it thinks it writes to a terminal.
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Up to and including the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// Prints when each step of the pods' start was done, p50 over the pods of all rounds, from
+/// the logs of the server and the agent.
+fn print_stages(burst: usize, pods: &[PodTimes], logs: &[PathBuf]) -> anyhow::Result<()> {
+    let mut marks: HashMap<String, HashMap<String, u128>> = HashMap::new();
+    for log in logs {
+        let text = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
+        for (uid, stages) in stage_marks(&String::from_utf8_lossy(&text)) {
+            marks.entry(uid).or_default().extend(stages);
+        }
+    }
+    let since_create = |pod: &PodTimes, at: u128| {
+        Duration::from_micros(u64::try_from(at.saturating_sub(pod.created_us)).unwrap_or(0))
+    };
+    for stage in STAGES {
+        let done: Vec<Duration> = pods
+            .iter()
+            .filter_map(|pod| Some(since_create(pod, *marks.get(&pod.uid)?.get(stage)?)))
+            .collect();
+        if done.is_empty() {
+            bail!("no pod's {stage:?} step is marked in the server's or the agent's log");
+        }
+        println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(p50(&done)));
+    }
+    let running: Vec<Duration> = pods
         .iter()
-        .filter_map(|(name, at)| running.get(name).map(|r| r.saturating_duration_since(*at)))
-        .collect())
+        .map(|pod| since_create(pod, pod.running_us))
+        .collect();
+    println!("pods.stage.b{burst}.running: {:.1} ms", ms(p50(&running)));
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch.
+fn unix_micros() -> u128 {
+    rkube_kubelet::unix_micros()
 }
 
 /// Waits until containerd runs no sandbox: the last run's teardown is over.
@@ -662,14 +818,15 @@ impl Drop for FloorVolumes {
 }
 
 /// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
-/// a pod), all at once: each one's time, and the sandboxes, left running. Each round's pods
+/// a pod), all at once: each one's time, the sandboxes, left running, and each one's time
+/// until its sandbox was made. Each round's pods
 /// are new to the runtime, as the kubelet's are (a pod it made sandboxes for before would
 /// cost it a `ListPodSandbox` to number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
     pods: &[Vec<Mount>],
     round: usize,
-) -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
+) -> anyhow::Result<(Vec<Duration>, Vec<String>, Vec<Duration>)> {
     let n = pods.len();
     let mut tasks = Vec::new();
     for (i, mounts) in pods.iter().enumerate() {
@@ -692,21 +849,24 @@ async fn containerd_floor(
             };
             let started = Instant::now();
             let made = runtime.run_pod_sandbox(&sandbox).await?;
+            let sandbox_made = started.elapsed();
             runtime
                 .start_container(&made.id, &sandbox, &container)
                 .await?;
             let took = started.elapsed();
-            anyhow::Ok((took, made.id))
+            anyhow::Ok((took, made.id, sandbox_made))
         }));
     }
     let mut latencies = Vec::new();
     let mut sandboxes = Vec::new();
+    let mut made = Vec::new();
     for task in tasks {
-        let (took, id) = task.await??;
+        let (took, id, sandbox_made) = task.await??;
         latencies.push(took);
         sandboxes.push(id);
+        made.push(sandbox_made);
     }
-    Ok((latencies, sandboxes))
+    Ok((latencies, sandboxes, made))
 }
 
 /// Stops and removes the floor's sandboxes.
@@ -777,4 +937,51 @@ async fn hollow(
     println!("# target: under 1 MiB per hollow node");
     agent.stop();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_marks_are_read_from_the_lines_the_logger_writes() {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+                "{},{STAGE_TARGET}=debug",
+                crate::DEFAULT_LOG
+            )))
+            .with_writer(move || Writer(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("agent started");
+            tracing::debug!(target: "rkube::stage", uid = "u-1", stage = "sandbox", at_us = 1_500u128);
+            tracing::debug!(target: "rkube::stage", uid = "u-1", stage = "sandbox", at_us = 9_000u128);
+            tracing::debug!(target: "rkube::stage", uid = "u-2", stage = "started", at_us = 2_000u128);
+            tracing::debug!(target: "rkube::other", uid = "u-3", stage = "started", at_us = 1u128);
+        });
+        let log = String::from_utf8(buffer.lock().expect("log").clone()).expect("utf-8");
+        let marks = stage_marks(&log);
+        assert_eq!(marks.len(), 2, "{log}");
+        // The first mark of a stage counts.
+        assert_eq!(marks["u-1"]["sandbox"], 1_500);
+        assert_eq!(marks["u-2"]["started"], 2_000);
+    }
+
+    struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }

@@ -75,13 +75,16 @@ enum BenchTarget {
     Pods(bench_pods::PodsBenchArgs),
 }
 
+/// What is logged unless `RKUBE_LOG` says otherwise. hickory's server logs every DNS query
+/// at info: two lines per pod lookup.
+pub const DEFAULT_LOG: &str = "info,hickory_server=warn";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RKUBE_LOG")
-                // hickory's server logs every DNS query at info: two lines per pod lookup.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

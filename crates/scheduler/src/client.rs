@@ -373,6 +373,15 @@ impl BindPlugin for DefaultBinder {
             )
             .await
             .map_err(|e| error(e.to_string()))?;
+            // For `rkube bench pods` (see `rkube_kubelet::stage`).
+            tracing::debug!(
+                target: "rkube::stage",
+                uid = pod.uid,
+                stage = "bound",
+                at_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros())
+            );
             Ok(())
         })
     }
