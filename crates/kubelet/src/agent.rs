@@ -199,7 +199,7 @@ impl Agent {
             .collect();
         Self {
             shared: Arc::new(Shared {
-                objects: Arc::new(crate::objects::WatchedServices::start(
+                objects: Arc::new(crate::objects::WatchedObjects::start(
                     client.clone(),
                     stop.clone(),
                 )),

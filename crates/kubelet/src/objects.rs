@@ -1,11 +1,12 @@
 //! The API objects a pod's environment and volumes refer to (ConfigMaps, Secrets, Services,
 //! PersistentVolumeClaims and PersistentVolumes, service-account tokens), behind one trait so
-//! the kubelet can read them from the API ([`ApiObjects`]; Services from a watch cache,
-//! [`WatchedServices`], as kube's kubelet lists them from an informer for every container's
-//! environment), and so tests can give them from memory ([`MemoryObjects`]).
+//! the kubelet can read them from the API ([`ApiObjects`]; Services, ConfigMaps and Secrets
+//! from watches, [`WatchedObjects`], as kube's kubelet reads them), and so tests can give
+//! them from memory ([`MemoryObjects`]).
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
@@ -13,8 +14,8 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use rkube_controllers::Stop;
 use rkube_controllers::informer::Informer;
+use rkube_controllers::{Stop, StopHandle};
 
 /// Reading an object failed for a reason other than its absence (which is `Ok(None)`).
 #[derive(Debug, thiserror::Error)]
@@ -134,27 +135,43 @@ impl ObjectSource for ApiObjects {
     }
 }
 
-/// [`ApiObjects`], except for Services, read from one watch of all of them: every
-/// container start needs its namespace's Services for the environment, and a LIST each time
-/// costs the API server more than the watch.
-pub struct WatchedServices {
+/// [`ApiObjects`], except for what a pod's start reads from watches, as kube's kubelet
+/// does: Services from one watch of all of them (every container start needs its
+/// namespace's Services for the environment, and a LIST each time costs the API server more
+/// than the watch), and each ConfigMap and Secret a pod refers to from a watch of that one
+/// object ([`WatchedEach`]).
+pub struct WatchedObjects {
     api: ApiObjects,
     services: Informer<Service>,
+    config_maps: WatchedEach<ConfigMap>,
+    secrets: WatchedEach<Secret>,
 }
 
-/// How long a container start waits for the first LIST of Services before failing (it is
-/// retried as any failed start).
-const SERVICES_SYNC_WAIT: Duration = Duration::from_secs(10);
+/// How long a read waits for the first LIST of a watch before failing (the pod's volume or
+/// container start is retried as any failed one).
+const SYNC_WAIT: Duration = Duration::from_secs(10);
 
-impl WatchedServices {
-    /// Starts the watch; it runs until `stop`.
+/// At most this many objects of a kind are watched at once; past that, reads are GETs. A
+/// real node's watches share one HTTP/2 connection, whose 200 streams they must not take up
+/// (client-go opens another connection when one is full; hyper's client waits for a free
+/// stream).
+const MOST_WATCHED: usize = 64;
+
+/// A watch nobody read for this long is stopped (kube's watch-based manager stops a
+/// reflector idle for five resync periods), and started again by the next read.
+const IDLE: Duration = Duration::from_secs(300);
+
+impl WatchedObjects {
+    /// Starts the watch of Services; it and the watches started later run until `stop`.
     pub fn start(client: Client, stop: Stop) -> Self {
         Self {
             services: Informer::start_with(
                 Api::all(client.clone()),
                 kube::runtime::watcher::Config::default(),
-                stop,
+                stop.clone(),
             ),
+            config_maps: WatchedEach::new(client.clone(), "configmap", stop.clone()),
+            secrets: WatchedEach::new(client.clone(), "secret", stop),
             api: ApiObjects::new(client),
         }
     }
@@ -163,7 +180,7 @@ impl WatchedServices {
         if self.services.has_synced() {
             return Ok(());
         }
-        tokio::time::timeout(SERVICES_SYNC_WAIT, self.services.synced())
+        tokio::time::timeout(SYNC_WAIT, self.services.synced())
             .await
             .map_err(|_| ObjectError {
                 // kube's words for the same wait.
@@ -173,18 +190,120 @@ impl WatchedServices {
     }
 }
 
+/// Objects of one kind read each from a watch of its own (`metadata.name=NAME` in its
+/// namespace), started on the first read: kube's kubelet's watch-based manager (its default
+/// `configMapAndSecretChangeDetectionStrategy: Watch`). The pods that refer to an object
+/// read it from memory, however many they are, and a change reaches their volumes at their
+/// next sync without a GET.
+struct WatchedEach<K> {
+    client: Client,
+    /// `configmap` or `secret`, for kube's error text.
+    kind: &'static str,
+    watches: Arc<Mutex<Watches<K>>>,
+}
+
+/// The watches of a kind, by namespace and name.
+type Watches<K> = HashMap<(String, String), Watch<K>>;
+
+struct Watch<K> {
+    informer: Informer<K>,
+    last_read: Instant,
+    /// Stops the watch when dropped.
+    _stop: StopHandle,
+}
+
+impl<K> WatchedEach<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    fn new(client: Client, kind: &'static str, stop: Stop) -> Self {
+        let watches: Arc<Mutex<Watches<K>>> = Arc::default();
+        // The agent's stop ends every watch.
+        let held = Arc::downgrade(&watches);
+        tokio::spawn(async move {
+            stop.stopped().await;
+            if let Some(watches) = held.upgrade() {
+                watches.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+        });
+        Self {
+            client,
+            kind,
+            watches,
+        }
+    }
+
+    /// The object from its watch, started now if need be; `None` when the kind has as many
+    /// watches as it may, and the caller reads the object itself.
+    async fn get(&self, namespace: &str, name: &str) -> Option<Result<Option<K>, ObjectError>> {
+        let informer = {
+            let now = Instant::now();
+            let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+            watches.retain(|_, watch| now.duration_since(watch.last_read) < IDLE);
+            let key = (namespace.to_owned(), name.to_owned());
+            if watches.len() >= MOST_WATCHED && !watches.contains_key(&key) {
+                return None;
+            }
+            let watch = watches.entry(key).or_insert_with(|| {
+                let (handle, stop) = Stop::new();
+                Watch {
+                    informer: Informer::start_with(
+                        Api::namespaced(self.client.clone(), namespace),
+                        kube::runtime::watcher::Config::default()
+                            .fields(&format!("metadata.name={name}")),
+                        stop,
+                    ),
+                    last_read: now,
+                    _stop: handle,
+                }
+            });
+            watch.last_read = now;
+            watch.informer.clone()
+        };
+        if !informer.has_synced()
+            && tokio::time::timeout(SYNC_WAIT, informer.synced())
+                .await
+                .is_err()
+        {
+            return Some(Err(ObjectError {
+                // kube's words for the same wait.
+                message: format!(
+                    "failed to sync {} cache: timed out waiting for the condition",
+                    self.kind
+                ),
+            }));
+        }
+        Some(Ok(informer
+            .get_in(Some(namespace), name)
+            .map(|o| K::clone(&o))))
+    }
+}
+
 #[async_trait::async_trait]
-impl ObjectSource for WatchedServices {
+impl ObjectSource for WatchedObjects {
     async fn config_map(
         &self,
         namespace: &str,
         name: &str,
     ) -> Result<Option<ConfigMap>, ObjectError> {
-        self.api.config_map(namespace, name).await
+        match self.config_maps.get(namespace, name).await {
+            Some(read) => read,
+            None => self.api.config_map(namespace, name).await,
+        }
     }
 
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ObjectError> {
-        self.api.secret(namespace, name).await
+        match self.secrets.get(namespace, name).await {
+            Some(read) => read,
+            None => self.api.secret(namespace, name).await,
+        }
     }
 
     async fn services(&self, namespace: &str) -> Result<Vec<Service>, ObjectError> {

@@ -23,7 +23,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use rkube_controllers::Stop;
 use rkube_kubelet::envvars::{self, EnvContext};
-use rkube_kubelet::objects::WatchedServices;
+use rkube_kubelet::objects::{ObjectSource as _, WatchedObjects};
 use rkube_kubelet::volumes::{self, Propagation, VolumeContext, tmpfs};
 
 async fn client(c: &common::Cluster) -> Client {
@@ -143,6 +143,19 @@ spec:
       - secret: {name: creds, items: [{key: user, path: user}]}
 "#;
 
+/// The API server's count of answered GETs of ConfigMaps, from its metrics.
+fn configmap_gets(c: &common::Cluster) -> u64 {
+    c.kubectl(&["get", "--raw", "/metrics"])
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                r#"apiserver_request_total{verb="GET",group="",version="v1",resource="configmaps","#,
+            )
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -195,7 +208,7 @@ async fn volumes_and_environment_of_a_pod() {
 
     // The agent's object source: Services from a watch, the rest from the API.
     let (_stop_handle, stop) = Stop::new();
-    let objects = WatchedServices::start(client.clone(), stop);
+    let objects = WatchedObjects::start(client.clone(), stop);
     let allocatable: BTreeMap<String, Quantity> = [
         ("cpu".to_owned(), Quantity("2".into())),
         ("memory".to_owned(), Quantity("1Gi".into())),
@@ -406,7 +419,14 @@ async fn volumes_and_environment_of_a_pod() {
     cms.replace("app-config", &PostParams::default(), &cm)
         .await
         .unwrap();
-    volumes::update(&ctx, &pod, &mut vols).await.unwrap();
+    // The change comes by the ConfigMap's watch: a later sync has it.
+    for _ in 0..100 {
+        volumes::update(&ctx, &pod, &mut vols).await.unwrap();
+        if std::fs::read_to_string(config.join("conf/a.conf")).unwrap() == "alpha=2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         std::fs::read_to_string(config.join("conf/a.conf")).unwrap(),
         "alpha=2"
@@ -421,10 +441,17 @@ async fn volumes_and_environment_of_a_pod() {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     assert!(claims.get("data").await.is_ok());
     c.kubectl(&["delete", "secret", "creds"]);
-    let err = envvars::container_env(&env_ctx, &pod, container)
-        .await
-        .err()
-        .map(|e| e.to_string());
+    let mut err = None;
+    for _ in 0..100 {
+        err = envvars::container_env(&env_ctx, &pod, container)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        if err.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(err.as_deref(), Some("secret \"creds\" not found"));
     let err = volumes::update(&ctx, &pod, &mut vols)
         .await
@@ -434,6 +461,43 @@ async fn volumes_and_environment_of_a_pod() {
         err.as_deref(),
         Some("MountVolume.SetUp failed for volume \"creds\" : secret \"creds\" not found")
     );
+
+    // Each ConfigMap is read from a watch of its own: many reads are no GET, and one
+    // created after a read that found nothing is found by the next.
+    let gets = || configmap_gets(&c);
+    let before = gets();
+    for _ in 0..20 {
+        assert!(
+            objects
+                .config_map("default", "app-config")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        objects
+            .config_map("default", "late")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    c.kubectl(&["create", "configmap", "late", "--from-literal=k=v"]);
+    let mut late = None;
+    for _ in 0..100 {
+        late = objects.config_map("default", "late").await.unwrap();
+        if late.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        late.and_then(|cm| cm.data)
+            .and_then(|d| d.get("k").cloned())
+            .as_deref(),
+        Some("v")
+    );
+    assert_eq!(gets(), before, "reads from the watches made GETs");
 
     // Cleanup unmounts the tmpfs volumes and removes the pod's directory, not the PV's data.
     volumes::cleanup(&pod_dir).await.unwrap();
