@@ -225,12 +225,25 @@ where
 {
     fn new(client: Client, kind: &'static str, stop: Stop) -> Self {
         let watches: Arc<Mutex<Watches<K>>> = Arc::default();
-        // The agent's stop ends every watch.
+        // Idle watches are stopped every tenth of the idle time; the agent's stop ends them
+        // all.
         let held = Arc::downgrade(&watches);
         tokio::spawn(async move {
-            stop.stopped().await;
-            if let Some(watches) = held.upgrade() {
-                watches.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            loop {
+                let stopped = tokio::select! {
+                    () = stop.stopped() => true,
+                    () = tokio::time::sleep(IDLE / 10) => false,
+                };
+                let Some(watches) = held.upgrade() else {
+                    return;
+                };
+                let mut watches = watches.lock().unwrap_or_else(|e| e.into_inner());
+                if stopped {
+                    watches.clear();
+                    return;
+                }
+                let now = Instant::now();
+                watches.retain(|_, watch| now.duration_since(watch.last_read) < IDLE);
             }
         });
         Self {
@@ -246,7 +259,6 @@ where
         let informer = {
             let now = Instant::now();
             let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
-            watches.retain(|_, watch| now.duration_since(watch.last_read) < IDLE);
             let key = (namespace.to_owned(), name.to_owned());
             if watches.len() >= MOST_WATCHED && !watches.contains_key(&key) {
                 return None;

@@ -1097,12 +1097,12 @@ impl PodWorker {
             return Err(until);
         }
         // Found while the sandbox was made: the container starts right after.
-        let known = self.present_images.remove(image);
-        let present = match if known {
+        let present = if self.present_images.remove(image) {
             Ok(true)
         } else {
             runtime.image_present(image).await
-        } {
+        };
+        let present = match present {
             Ok(present) => present,
             Err(err) => {
                 let at = after(now, RUNTIME_RETRY);

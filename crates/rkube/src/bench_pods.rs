@@ -569,7 +569,7 @@ async fn burst_of_pods(
                     seen.lock()
                         .await
                         .entry(name)
-                        .or_insert_with(|| (Instant::now(), unix_micros()));
+                        .or_insert_with(|| (Instant::now(), rkube_kubelet::unix_micros()));
                 }
             }
         }
@@ -596,7 +596,7 @@ async fn burst_of_pods(
         }))?;
         creates.push(tokio::spawn(async move {
             let started = Instant::now();
-            let created_us = unix_micros();
+            let created_us = rkube_kubelet::unix_micros();
             let made = pods.create(&PostParams::default(), &body).await?;
             let uid = made.metadata.uid.unwrap_or_default();
             anyhow::Ok((
@@ -722,11 +722,6 @@ fn print_stages(burst: usize, pods: &[PodTimes], logs: &[PathBuf]) -> anyhow::Re
         .collect();
     println!("pods.stage.b{burst}.running: {:.1} ms", ms(p50(&running)));
     Ok(())
-}
-
-/// Microseconds since the Unix epoch.
-fn unix_micros() -> u128 {
-    rkube_kubelet::unix_micros()
 }
 
 /// Waits until containerd runs no sandbox: the last run's teardown is over.
