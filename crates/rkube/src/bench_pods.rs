@@ -27,6 +27,9 @@
 //!   `sandbox` (made, with its network), `volumes` (set up), `started` (the first container
 //!   started), `reported` (the API server took the Running status), `running` (the bench's
 //!   watch saw it). The server and the agent write these as `rkube::stage` debug lines;
+//! - `pods.requests.bN.VERB.RESOURCE`: the API requests of each kind over the kubelet's
+//!   bursts (the bench's creates and watch, the scheduler's, the controllers' and the
+//!   agent's), per pod, from the server's `apiserver_request_total`;
 //! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
 //!   divided by N.
 
@@ -453,10 +456,12 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     // Each burst size: the floor, then the kubelet, each starting on an idle containerd
     // (the previous run's sandboxes all gone).
     let rounds = args.rounds.max(1);
+    let logs = [dir.join("server.log"), dir.join("agent.log")];
     for &burst in &args.bursts {
         let mut overheads = Vec::with_capacity(rounds);
         let mut pod_times = Vec::new();
         let (mut floor_sandboxes, mut floor_started) = (Vec::new(), Vec::new());
+        let mut requests: HashMap<String, f64> = HashMap::new();
         for round in 1..=rounds {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
@@ -469,7 +474,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 containerd_floor(&runtime, &volumes.mounts, round),
             )
             .await?;
-            floor_sandboxes.extend(made);
+            floor_sandboxes.extend(made.iter().copied());
             floor_started.extend(latencies.iter().copied());
             let floor = p50(&latencies);
             print_latencies(&format!("pods.floor.b{burst}"), latencies);
@@ -478,12 +483,28 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             volumes.unmount()?;
 
             machine_settled().await?;
+            let before = request_counts(&client).await?;
             let (latencies, times) = cpu_during(
                 &format!("pods.cpu.b{burst}"),
                 &processes,
                 burst_of_pods(&client, burst),
             )
             .await?;
+            for (kind, n) in request_counts(&client).await? {
+                *requests.entry(kind.clone()).or_default() +=
+                    n - before.get(&kind).copied().unwrap_or(0.0);
+            }
+            // Each run's steps on one line: what made a run slow is seen there.
+            let steps: Vec<String> = stage_p50s(&times, &read_stage_marks(&logs)?)?
+                .into_iter()
+                .map(|(stage, at)| format!("{stage} {:.0}", ms(at)))
+                .collect();
+            println!(
+                "# steps of this run, p50 ms: {}; floor: sandbox {:.0}, started {:.0}",
+                steps.join(", "),
+                ms(p50(&made)),
+                ms(floor)
+            );
             pod_times.extend(times);
             overheads.push(ms(p50(&latencies)) - ms(floor));
             print_latencies(&format!("pods.startup.b{burst}"), latencies);
@@ -503,11 +524,10 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
             overheads[overheads.len() / 2]
         );
-        print_stages(
-            burst,
-            &pod_times,
-            &[dir.join("server.log"), dir.join("agent.log")],
-        )?;
+        print_requests(burst, rounds, requests);
+        for (stage, at) in stage_p50s(&pod_times, &read_stage_marks(&logs)?)? {
+            println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(at));
+        }
         println!(
             "pods.stage.floor.b{burst}.sandbox: {:.1} ms",
             ms(p50(&floor_sandboxes))
@@ -693,9 +713,8 @@ fn without_colours(line: &str) -> String {
     plain
 }
 
-/// Prints when each step of the pods' start was done, p50 over the pods of all rounds, from
-/// the logs of the server and the agent.
-fn print_stages(burst: usize, pods: &[PodTimes], logs: &[PathBuf]) -> anyhow::Result<()> {
+/// The stage marks of the server's and the agent's logs: pod uid -> stage -> when.
+fn read_stage_marks(logs: &[PathBuf]) -> anyhow::Result<HashMap<String, HashMap<String, u128>>> {
     let mut marks: HashMap<String, HashMap<String, u128>> = HashMap::new();
     for log in logs {
         let text = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
@@ -703,9 +722,19 @@ fn print_stages(burst: usize, pods: &[PodTimes], logs: &[PathBuf]) -> anyhow::Re
             marks.entry(uid).or_default().extend(stages);
         }
     }
+    Ok(marks)
+}
+
+/// When each step of the pods' start was done, p50 over `pods`: (stage, p50) in the order
+/// of [`STAGES`], then `running`.
+fn stage_p50s(
+    pods: &[PodTimes],
+    marks: &HashMap<String, HashMap<String, u128>>,
+) -> anyhow::Result<Vec<(&'static str, Duration)>> {
     let since_create = |pod: &PodTimes, at: u128| {
         Duration::from_micros(u64::try_from(at.saturating_sub(pod.created_us)).unwrap_or(0))
     };
+    let mut p50s = Vec::with_capacity(STAGES.len() + 1);
     for stage in STAGES {
         let done: Vec<Duration> = pods
             .iter()
@@ -714,14 +743,67 @@ fn print_stages(burst: usize, pods: &[PodTimes], logs: &[PathBuf]) -> anyhow::Re
         if done.is_empty() {
             bail!("no pod's {stage:?} step is marked in the server's or the agent's log");
         }
-        println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(p50(&done)));
+        p50s.push((stage, p50(&done)));
     }
     let running: Vec<Duration> = pods
         .iter()
         .map(|pod| since_create(pod, pod.running_us))
         .collect();
-    println!("pods.stage.b{burst}.running: {:.1} ms", ms(p50(&running)));
-    Ok(())
+    p50s.push(("running", p50(&running)));
+    Ok(p50s)
+}
+
+/// The server's request counters, `VERB.RESOURCE[/SUBRESOURCE]` -> requests so far (all
+/// groups and codes together).
+async fn request_counts(client: &Client) -> anyhow::Result<HashMap<String, f64>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    Ok(parse_request_counts(&text))
+}
+
+/// `apiserver_request_total` of a /metrics text by `VERB.RESOURCE[/SUBRESOURCE]`.
+fn parse_request_counts(text: &str) -> HashMap<String, f64> {
+    let mut counts = HashMap::new();
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = labels.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix("=\""))
+                .map(|v| v.trim_end_matches('"'))
+                .unwrap_or("")
+        };
+        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
+        let kind = match sub {
+            "" => format!("{verb}.{resource}"),
+            sub => format!("{verb}.{resource}/{sub}"),
+        };
+        *counts.entry(kind).or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    counts
+}
+
+/// Prints the requests of each kind per pod over a burst size's kubelet runs, most first
+/// (kinds under 0.05 a pod only in the total).
+fn print_requests(burst: usize, rounds: usize, requests: HashMap<String, f64>) {
+    let pods = (burst * rounds) as f64;
+    let total = requests.values().sum::<f64>() / pods;
+    let mut per_pod: Vec<(String, f64)> = requests
+        .into_iter()
+        .map(|(kind, n)| (kind, n / pods))
+        .filter(|(_, n)| *n >= 0.05)
+        .collect();
+    per_pod.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for (kind, n) in per_pod {
+        println!("pods.requests.b{burst}.{kind}: {n:.2} per pod");
+    }
+    println!("pods.requests.b{burst}.all: {total:.2} per pod");
 }
 
 /// Waits until containerd runs no sandbox: the last run's teardown is over.
@@ -937,6 +1019,20 @@ async fn hollow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_counts_sum_the_codes_of_each_verb_and_resource() {
+        let text = r#"# TYPE apiserver_request_total counter
+apiserver_request_total{verb="POST",group="",version="v1",resource="pods",subresource="",code="201"} 30
+apiserver_request_total{verb="POST",group="",version="v1",resource="pods",subresource="",code="409"} 2
+apiserver_request_total{verb="PATCH",group="",version="v1",resource="pods",subresource="status",code="200"} 31
+apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 99
+"#;
+        let counts = parse_request_counts(text);
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert_eq!(counts["POST.pods"], 32.0);
+        assert_eq!(counts["PATCH.pods/status"], 31.0);
+    }
 
     #[test]
     fn stage_marks_are_read_from_the_lines_the_logger_writes() {
