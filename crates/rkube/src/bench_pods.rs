@@ -524,6 +524,11 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
             overheads[overheads.len() / 2]
         );
+        if let Some((mean, half)) = mean_and_interval(&overheads) {
+            println!(
+                "pods.overhead.b{burst}.mean: {mean:.1} ms (95% interval ±{half:.1} ms over {rounds} runs: how far the figures can be trusted)"
+            );
+        }
         print_requests(burst, rounds, requests);
         for (stage, at) in stage_p50s(&pod_times, &read_stage_marks(&logs)?)? {
             println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(at));
@@ -546,6 +551,25 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         hollow(&client, &url, token.trim(), &ca, dir, args.hollow_nodes).await?;
     }
     Ok(())
+}
+
+/// The mean of `runs` and the half-width of its 95% confidence interval (Student's t), for
+/// two runs or more.
+fn mean_and_interval(runs: &[f64]) -> Option<(f64, f64)> {
+    // t(0.975) for 1..=30 degrees of freedom; past that, the normal's 1.96 is near enough.
+    const T975: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let n = runs.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = runs.iter().sum::<f64>() / n as f64;
+    let variance = runs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T975.get(n - 2).copied().unwrap_or(1.96);
+    Some((mean, t * (variance / n as f64).sqrt()))
 }
 
 fn p50(latencies: &[Duration]) -> Duration {
@@ -1019,6 +1043,21 @@ async fn hollow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interval_of_the_mean_narrows_with_more_runs() {
+        assert_eq!(mean_and_interval(&[5.0]), None);
+        let (mean, half) = mean_and_interval(&[100.0, 300.0]).unwrap();
+        assert_eq!(mean, 200.0);
+        // s = 141.42, n = 2, t = 12.706: 12.706 * 141.42 / sqrt(2) = 1270.6
+        assert!((half - 1270.6).abs() < 0.1, "{half}");
+        let many: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 100.0 } else { 300.0 })
+            .collect();
+        let (mean, narrower) = mean_and_interval(&many).unwrap();
+        assert_eq!(mean, 200.0);
+        assert!(narrower < 60.0, "{narrower}");
+    }
 
     #[test]
     fn request_counts_sum_the_codes_of_each_verb_and_resource() {
