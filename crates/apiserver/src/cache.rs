@@ -169,6 +169,12 @@ impl Cacher {
         Ok(self.wait_for(current, timeout).await)
     }
 
+    /// The object at `key`, as of the cache's revision (which may trail the store's).
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
+        let resources = self.resources.read().ok()?;
+        resources.get(resource_prefix(key)?)?.get(key).cloned()
+    }
+
     /// Up to `limit` objects (0: all) under `prefix` after `start_after` that `keep` accepts.
     pub fn page(
         &self,
@@ -261,6 +267,39 @@ async fn follow(cacher: std::sync::Weak<Cacher>, mut revision: Revision) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use rkube_store::{EmbeddedStore, Store};
+
+    #[tokio::test]
+    async fn get_answers_what_the_store_holds_once_the_cache_follows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let cacher = super::Cacher::start(store.clone()).await.expect("cache");
+        let key = "/registry/core/namespaces/team";
+        assert!(cacher.get(key).is_none());
+        let body = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}"#;
+        let kv = store
+            .create(key, Bytes::from_static(body))
+            .await
+            .expect("created");
+        assert!(
+            cacher
+                .wait_for(kv.mod_revision, Duration::from_secs(5))
+                .await
+        );
+        let cached = cacher.get(key).expect("cached");
+        assert_eq!(cached.value["metadata"]["name"], "team");
+        assert_eq!(
+            cached.value["metadata"]["resourceVersion"],
+            kv.mod_revision.to_string()
+        );
+        assert!(cacher.get("/registry/core/namespaces/other").is_none());
+        assert!(cacher.get("not-a-key").is_none());
+    }
+
     #[test]
     fn keys_map_to_resource_prefixes() {
         assert_eq!(

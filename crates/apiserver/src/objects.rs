@@ -789,25 +789,31 @@ fn validate(
 
 async fn check_namespace(call: &Call<'_>, namespace: &str) -> Result<(), ApiError> {
     let key = format!("/registry/core/namespaces/{namespace}");
-    match call.state.store.get(&key).await? {
-        None => Err(ApiError::not_found("", "namespaces", namespace)),
-        Some(kv) => {
-            let ns = from_kv(&kv)?;
-            if ns["status"]["phase"] == "Terminating" {
-                Err(ApiError::forbidden(
-                    &call.resource.group,
-                    &call.resource.plural,
-                    ns["metadata"]["name"].as_str().unwrap_or(namespace),
-                    format!(
-                        "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                        call.resource.plural, "",
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
+    // From the watch cache, as kube's NamespaceLifecycle admission reads its informer; a
+    // namespace the cache does not have yet (created a moment ago) is read from the store.
+    let read;
+    let ns = match call.state.cacher.get(&key) {
+        Some(cached) => {
+            read = cached;
+            &read.value
         }
+        None => match call.state.store.get(&key).await? {
+            None => return Err(ApiError::not_found("", "namespaces", namespace)),
+            Some(kv) => &from_kv(&kv)?,
+        },
+    };
+    if ns["status"]["phase"] == "Terminating" {
+        return Err(ApiError::forbidden(
+            &call.resource.group,
+            &call.resource.plural,
+            ns["metadata"]["name"].as_str().unwrap_or(namespace),
+            format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                call.resource.plural, "",
+            ),
+        ));
     }
+    Ok(())
 }
 
 async fn get(call: &Call<'_>) -> Result<Value, ApiError> {

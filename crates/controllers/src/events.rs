@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::chrono::Utc;
-use kube::api::{Api, PostParams};
+use kube::api::PostParams;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 
@@ -44,9 +44,7 @@ impl EventSink {
         let (tx, mut rx) = mpsc::channel::<Event>(Self::QUEUE);
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                let namespace = event.metadata.namespace.clone().unwrap_or_default();
-                let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-                if let Err(err) = api.create(&PostParams::default(), &event).await {
+                if let Err(err) = create(&client, &event).await {
                     tracing::debug!(
                         event = %event.name_any(),
                         reason = ?event.reason,
@@ -64,6 +62,16 @@ impl EventSink {
             tracing::debug!("event dropped: {err}");
         }
     }
+}
+
+/// Creates the event. The answer (the event as stored) is not decoded: nothing reads it.
+async fn create(client: &Client, event: &Event) -> Result<(), kube::Error> {
+    let namespace = event.metadata.namespace.as_deref();
+    let body = serde_json::to_vec(event).map_err(kube::Error::SerdeError)?;
+    let request = kube::core::Request::new(Event::url_path(&(), namespace))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    client.request_text(request).await.map(drop)
 }
 
 /// An object reference for an event's involvedObject.
