@@ -9,7 +9,7 @@ use crate::pod_status::qos_class;
 use crate::runtime::{PortMapping, Resources, SandboxConfig, Security};
 
 /// A quantity's value, rounded up (Go's `Quantity.Value()`); 0 when malformed.
-pub(crate) fn value(q: &Quantity) -> i64 {
+pub fn value(q: &Quantity) -> i64 {
     rkube_api::validate_types::Quantity::parse(&q.0).map_or(0, |q| q.int_value())
 }
 

@@ -7,7 +7,8 @@
 //! - `pods.startup.bN.p50|p99`: from a pod's create until a watch sees it Running, for a
 //!   burst of N pods created at once;
 //! - `pods.floor.bN.p50|p99`: the same sandbox and container made directly through CRI
-//!   (the kubelet's own CRI requests, `CriRuntime`, and the kubelet's two mounts: the service
+//!   (the kubelet's own CRI requests, `CriRuntime`, the cgroup limits and security settings
+//!   the kubelet computes from the bench pod, and the kubelet's two mounts: the service
 //!   account's volume, a tmpfs of its own for each pod as the kubelet mounts it, and
 //!   /etc/hosts), from RunPodSandbox until the container started, N at once. The tmpfs
 //!   matter: every runc call reads the node's mount table, which each pod's volume lengthens;
@@ -46,6 +47,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use rkube_kubelet::CriRuntime;
+use rkube_kubelet::container_spec;
 use rkube_kubelet::containerd::Layout;
 use rkube_kubelet::cri::CriClient;
 use rkube_kubelet::oci::{self, Entry, RunConfig};
@@ -427,6 +429,13 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     // A node under pressure is tainted, and the bench's pods would wait unscheduled.
     let node = nodes.get(NODE).await?;
+    let node_memory = node
+        .status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("memory"))
+        .map_or(0, container_spec::value);
+    let template = floor_container(node_memory)?;
     let pressure: Vec<String> = node
         .status
         .and_then(|s| s.conditions)
@@ -471,7 +480,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             let (latencies, sandboxes, made) = cpu_during(
                 &format!("pods.cpu.floor.b{burst}"),
                 &processes,
-                containerd_floor(&runtime, &volumes.mounts, round),
+                containerd_floor(&runtime, &template, &volumes.mounts, round),
             )
             .await?;
             floor_sandboxes.extend(made.iter().copied());
@@ -586,6 +595,45 @@ struct PodTimes {
     running_us: u128,
 }
 
+/// The bench's pod `i` of a burst labelled `label`.
+fn bench_pod(label: &str, i: usize) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": format!("{label}-{i}"), "labels": {"rkube-bench": label}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "sleep",
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sleep", "3600"],
+                "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
+            }],
+        },
+    }))?)
+}
+
+/// The floor's container: the bench pod's, with the cgroup limits and security settings the
+/// kubelet gives it (its 1m CPU request is 2 CPU shares, so under a burst its processes
+/// wait behind everything else, as the kubelet's do).
+fn floor_container(node_memory: i64) -> anyhow::Result<ContainerConfig> {
+    let pod = bench_pod("floor", 0)?;
+    let spec = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .context("the bench pod has no container")?;
+    Ok(ContainerConfig {
+        name: spec.name.clone(),
+        image: IMAGE.into(),
+        command: spec.command.clone().unwrap_or_default(),
+        resources: container_spec::resources(&pod, spec, node_memory),
+        security: container_spec::security(&pod, spec),
+        ..ContainerConfig::default()
+    })
+}
+
 /// Creates `n` pods at once: each one's time from its create to a watch seeing it Running,
 /// and the same on the wall clock.
 async fn burst_of_pods(
@@ -623,21 +671,7 @@ async fn burst_of_pods(
     let mut creates = Vec::new();
     for i in 0..n {
         let pods = pods.clone();
-        let body: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": format!("{label}-{i}"), "labels": {"rkube-bench": label}},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "containers": [{
-                    "name": "sleep",
-                    "image": IMAGE,
-                    "imagePullPolicy": "Never",
-                    "command": ["sleep", "3600"],
-                    "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
-                }],
-            },
-        }))?;
+        let body = bench_pod(&label, i)?;
         creates.push(tokio::spawn(async move {
             let started = Instant::now();
             let created_us = rkube_kubelet::unix_micros();
@@ -925,6 +959,7 @@ impl Drop for FloorVolumes {
 /// cost it a `ListPodSandbox` to number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
+    template: &ContainerConfig,
     pods: &[Vec<Mount>],
     round: usize,
 ) -> anyhow::Result<(Vec<Duration>, Vec<String>, Vec<Duration>)> {
@@ -932,7 +967,10 @@ async fn containerd_floor(
     let mut tasks = Vec::new();
     for (i, mounts) in pods.iter().enumerate() {
         let runtime = runtime.clone();
-        let mounts = mounts.clone();
+        let container = ContainerConfig {
+            mounts: mounts.clone(),
+            ..template.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let sandbox = SandboxConfig {
                 namespace: "rkube-bench".into(),
@@ -940,13 +978,6 @@ async fn containerd_floor(
                 uid: format!("rkube-bench-floor-{n}-{round}-{i}"),
                 hostname: format!("floor-{n}-{i}"),
                 ..SandboxConfig::default()
-            };
-            let container = ContainerConfig {
-                name: "sleep".into(),
-                image: IMAGE.into(),
-                command: vec!["sleep".into(), "3600".into()],
-                mounts,
-                ..ContainerConfig::default()
             };
             let started = Instant::now();
             let made = runtime.run_pod_sandbox(&sandbox).await?;
