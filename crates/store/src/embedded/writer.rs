@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Shared;
@@ -42,7 +42,7 @@ pub(crate) struct WriteRequest {
 }
 
 pub(crate) fn run(
-    mut conn: Connection,
+    conn: Connection,
     path: PathBuf,
     shared: Arc<Shared>,
     mut requests: mpsc::Receiver<WriteRequest>,
@@ -58,7 +58,7 @@ pub(crate) fn run(
             }
         }
         let base = shared.revision.load(Ordering::Acquire);
-        match apply_batch(&mut conn, base, &batch) {
+        match apply_batch(&conn, base, &batch) {
             Ok((results, head)) => {
                 shared.revision.store(head, Ordering::Release);
                 for (request, result) in batch.drain(..).zip(results) {
@@ -89,47 +89,68 @@ type Outcome = (Result<KeyValue, StoreError>, EventKind);
 
 /// Applies a batch in one transaction. A write refused by its guard changes nothing and
 /// uses no revision; a SQLite failure rolls the whole batch back.
+///
+/// The transaction's statements are prepared once and kept, as every write's are: this
+/// runs for every commit, and preparing `BEGIN`, `COMMIT` and the revision's update anew
+/// each time was a tenth of this thread's work outside the commit itself.
 fn apply_batch(
-    conn: &mut Connection,
+    conn: &Connection,
     base: Revision,
     batch: &[WriteRequest],
 ) -> rusqlite::Result<(Vec<Outcome>, Revision)> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let applied = apply_writes(conn, base, batch).and_then(|(results, head)| {
+        if head != base {
+            conn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
+                .execute([head])?;
+        }
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok((results, head))
+    });
+    if applied.is_err() && !conn.is_autocommit() {
+        // The failure is the one reported; a rollback that fails too leaves nothing more
+        // to undo (SQLite has rolled back already).
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    applied
+}
+
+fn apply_writes(
+    tx: &Connection,
+    base: Revision,
+    batch: &[WriteRequest],
+) -> rusqlite::Result<(Vec<Outcome>, Revision)> {
     let mut head = base;
     let mut results = Vec::with_capacity(batch.len());
     for request in batch {
         let outcome = match &request.op {
-            WriteOp::Create { key, value } => (create(&tx, &mut head, key, value)?, EventKind::Put),
+            WriteOp::Create { key, value } => (create(tx, &mut head, key, value)?, EventKind::Put),
             WriteOp::Update {
                 key,
                 value,
                 expected,
             } => (
-                update(&tx, &mut head, key, value, *expected)?,
+                update(tx, &mut head, key, value, *expected)?,
                 EventKind::Put,
             ),
             WriteOp::Delete { key, expected } => {
-                (delete(&tx, &mut head, key, *expected)?, EventKind::Delete)
+                (delete(tx, &mut head, key, *expected)?, EventKind::Delete)
             }
         };
         results.push(outcome);
     }
-    if head != base {
-        tx.execute("UPDATE meta SET value = ?1 WHERE name = 'revision'", [head])?;
-    }
-    tx.commit()?;
     Ok((results, head))
 }
 
 /// The key's (create_rev, mod_rev) when it exists.
-fn current(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<(Revision, Revision)>> {
+fn current(tx: &Connection, key: &str) -> rusqlite::Result<Option<(Revision, Revision)>> {
     tx.prepare_cached("SELECT create_rev, mod_rev FROM kv WHERE key = ?1")?
         .query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
 }
 
 fn append_log(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     rev: Revision,
     key: &str,
     deleted: bool,
@@ -144,7 +165,7 @@ fn append_log(
 }
 
 fn create(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     head: &mut Revision,
     key: &str,
     value: &Bytes,
@@ -188,7 +209,7 @@ fn guard(
 }
 
 fn update(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     head: &mut Revision,
     key: &str,
     value: &Bytes,
@@ -212,7 +233,7 @@ fn update(
 }
 
 fn delete(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     head: &mut Revision,
     key: &str,
     expected: Option<Revision>,
