@@ -1247,10 +1247,38 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
     let expected: Revision = given_rv
         .parse()
         .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {given_rv:?}")))?;
+    let key = call.key(&name);
+    // The watch cache's copy is the old object when it is the version the request names
+    // (a revision is one write's): kube's GuaranteedUpdate starts from the cacher's object
+    // too. A store that has moved on refuses the write; only an update that changes
+    // nothing must ask the store whether that version is still the current one.
+    if let Some(cached) = call
+        .state
+        .cacher
+        .get(&key)
+        .filter(|c| c.revision == expected)
+        && !call.dry_run()
+        && !is_service(&call.resource)
+    {
+        let written = write_update(call, &name, &cached.value, object, part, expected).await?;
+        if revision_of(&written) == Some(expected) {
+            // Nothing changed, which is an answer only while that version is current.
+            let current = call.state.store.get(&key).await?;
+            if current.is_none_or(|kv| kv.mod_revision != expected) {
+                return Err(ApiError::conflict(
+                    &call.resource.group,
+                    &call.resource.plural,
+                    &name,
+                    ApiError::MODIFIED,
+                ));
+            }
+        }
+        return Ok(written);
+    }
     let kv = call
         .state
         .store
-        .get(&call.key(&name))
+        .get(&key)
         .await?
         .ok_or_else(|| call.not_found())?;
     if kv.mod_revision != expected {
@@ -1263,6 +1291,36 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
     }
     let old = from_kv(&kv)?;
     write_update(call, &name, &old, object, part, kv.mod_revision).await
+}
+
+/// The revision an answer's object was written at (its resourceVersion).
+fn revision_of(object: &Value) -> Option<Revision> {
+    object["metadata"]["resourceVersion"].as_str()?.parse().ok()
+}
+
+/// The object an update starts from and the revision it was read at: on a first try the
+/// watch cache's copy (kube's GuaranteedUpdate starts from the cacher's object), which may
+/// trail the store, so `true` says an answer from it must be confirmed (see `patch`);
+/// otherwise, or when the cache does not have it, the store's.
+async fn read_for_update(
+    call: &Call<'_>,
+    key: &str,
+    from_cache: bool,
+) -> Result<(Value, Revision, bool), ApiError> {
+    if from_cache
+        && !call.dry_run()
+        && !is_service(&call.resource)
+        && let Some(cached) = call.state.cacher.get(key)
+    {
+        return Ok((cached.value.clone(), cached.revision, true));
+    }
+    let kv = call
+        .state
+        .store
+        .get(key)
+        .await?
+        .ok_or_else(|| call.not_found())?;
+    Ok((from_kv(&kv)?, kv.mod_revision, false))
 }
 
 /// Writes `new` (in the request's version) over `old` (stored form, read at `revision`),
@@ -1357,15 +1415,13 @@ async fn patch(
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media(content_type))?;
     let name = call.name().to_owned();
-    // Retried on a concurrent write, as kube-apiserver's GuaranteedUpdate does.
-    for _ in 0..16 {
-        let kv = call
-            .state
-            .store
-            .get(&call.key(&name))
-            .await?
-            .ok_or_else(|| call.not_found())?;
-        let old = from_kv(&kv)?;
+    let key = call.key(&name);
+    // Retried on a concurrent write, as kube-apiserver's GuaranteedUpdate does. The first
+    // try starts from the watch cache; as that copy may trail the store, whatever it
+    // leads to other than a write (an error, or a patch that changes nothing) is tried
+    // again from the store, which has the last word.
+    for attempt in 0..16 {
+        let (old, revision, cached) = read_for_update(call, &key, attempt == 0).await?;
         // The patch applies to the object as the request's version shows it.
         let view = call.output(old.clone());
         let mut new = apply_patch(&view, bytes, kind, &builtin_list_strategy)
@@ -1376,8 +1432,11 @@ async fn patch(
         check_type(&call.resource, &mut new)?;
         // A resourceVersion in the patch is a precondition.
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
-            && rv != kv.mod_revision.to_string()
+            && rv != revision.to_string()
         {
+            if cached {
+                continue;
+            }
             return Err(ApiError::conflict(
                 &call.resource.group,
                 &call.resource.plural,
@@ -1385,7 +1444,9 @@ async fn patch(
                 ApiError::MODIFIED,
             ));
         }
-        match write_update(call, &name, &old, new, part, kv.mod_revision).await {
+        match write_update(call, &name, &old, new, part, revision).await {
+            Err(_) if cached => continue,
+            Ok(written) if cached && revision_of(&written) == Some(revision) => continue,
             Err(e) if e.reason == "Conflict" => continue,
             other => return other,
         }
@@ -1712,7 +1773,7 @@ impl ListResult {
             "metadata": self.metadata(),
         })
         .to_string();
-        let size: usize = self.items.iter().map(|c| c.item.len() + 1).sum();
+        let size: usize = self.items.iter().map(|c| c.item().len() + 1).sum();
         let mut out = Vec::with_capacity(head.len() + size + 16);
         // `head` is a JSON object; reopen it to append the items.
         out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
@@ -1721,7 +1782,7 @@ impl ListResult {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&c.item);
+            out.extend_from_slice(c.item());
         }
         out.extend_from_slice(b"]}");
         Bytes::from(out)
@@ -2080,48 +2141,71 @@ async fn bind(call: &Call<'_>, binding: &Value) -> Result<Response<Body>, ApiErr
             ],
         ));
     };
-    let kv = call
-        .state
-        .store
-        .get(&call.key(&name))
-        .await?
-        .ok_or_else(|| call.not_found())?;
-    let old = from_kv(&kv)?;
-    if let Some(existing) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-        return Err(ApiError::conflict(
+    if call.dry_run() {
+        let old = get(call).await?;
+        assignable(&name, &old)?;
+        return Ok(bound_answer());
+    }
+    let key = call.key(&name);
+    // From the watch cache first, as `patch`: a refusal from that copy, which may trail
+    // the store, is checked against the store's.
+    for attempt in 0..2 {
+        let (old, revision, cached) = read_for_update(call, &key, attempt == 0).await?;
+        if let Err(refused) = assignable(&name, &old) {
+            if cached {
+                continue;
+            }
+            return Err(refused);
+        }
+        let mut new = old;
+        new["spec"]["nodeName"] = json!(node);
+        let conditions = new["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
+        conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": time_util::now()}));
+        new["status"]["conditions"] = json!(conditions);
+        match call
+            .state
+            .store
+            .update(&key, to_bytes(&new), revision)
+            .await
+        {
+            Ok(_) => return Ok(bound_answer()),
+            Err(_) if cached => continue,
+            Err(e) => return Err(call.store_error(e, &name)),
+        }
+    }
+    Err(ApiError::conflict(
+        "",
+        "pods",
+        &name,
+        "the pod changed while it was being bound; try again",
+    ))
+}
+
+/// A pod can be bound while no node is assigned to it.
+fn assignable(name: &str, pod: &Value) -> Result<(), ApiError> {
+    match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        Some(existing) => Err(ApiError::conflict(
             "",
             "pods",
-            &name,
+            name,
             &format!("pod {name} is already assigned to node \"{existing}\""),
-        ));
+        )),
+        None => Ok(()),
     }
-    let mut new = old.clone();
-    new["spec"]["nodeName"] = json!(node);
-    let conditions = new["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut conditions: Vec<Value> = conditions
-        .into_iter()
-        .filter(|c| c["type"] != "PodScheduled")
-        .collect();
-    conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": time_util::now()}));
-    new["status"]["conditions"] = json!(conditions);
-    if call.dry_run() {
-        return Ok(http_util::json(
-            201,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-        ));
-    }
-    call.state
-        .store
-        .update(&call.key(&name), to_bytes(&new), kv.mod_revision)
-        .await
-        .map_err(|e| call.store_error(e, &name))?;
-    Ok(http_util::json(
+}
+
+fn bound_answer() -> Response<Body> {
+    http_util::json(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    )
 }
 
 /// `pods/eviction`: deletes the pod unless that would violate a PodDisruptionBudget

@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config, ResourceExt};
+use serde_json::json;
 
 async fn client(c: &common::Cluster) -> Client {
     let kubeconfig = Kubeconfig::read_from(c.kubeconfig()).unwrap();
@@ -67,6 +70,137 @@ async fn typed_api_round_trip() {
         Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (404, "NotFound")),
         other => panic!("get after delete gave {other:?}"),
     }
+}
+
+/// An update starts from the watch cache's copy of the object, as kube's GuaranteedUpdate
+/// does, and from the store's whenever that copy may be behind: writes made back to back
+/// each build on the last, preconditions and no-ops are answered from the current version,
+/// and a second binding of a pod is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_updates_build_on_the_current_object() {
+    let Some(c) = common::start() else { return };
+    let client = client(&c).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let created = api
+        .create(&PostParams::default(), &configmap("rapid", "0"))
+        .await
+        .unwrap();
+    let version = |cm: &ConfigMap| -> u64 { cm.resource_version().unwrap().parse().unwrap() };
+    let mut last = created.clone();
+    for i in 1..=20 {
+        let patch = json!({"data": {"value": i.to_string(), format!("k{i}"): "x"}});
+        let patched = api
+            .patch("rapid", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let data = patched.data.as_ref().unwrap();
+        assert_eq!(data["value"], i.to_string());
+        // Every earlier patch's key is still there: none started from an older copy.
+        assert_eq!(data.len(), i + 1, "patch {i} lost an earlier one: {data:?}");
+        assert!(version(&patched) > version(&last));
+        last = patched;
+    }
+    let stale = json!({"metadata": {"resourceVersion": created.resource_version()}, "data": {"value": "x"}});
+    match api
+        .patch("rapid", &PatchParams::default(), &Patch::Merge(&stale))
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (409, "Conflict")),
+        other => panic!("a patch with a stale resourceVersion gave {other:?}"),
+    }
+    let unchanged = api
+        .patch(
+            "rapid",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"value": "20"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&unchanged),
+        version(&last),
+        "a no-op patch writes nothing"
+    );
+    for i in 0..10 {
+        last.data
+            .as_mut()
+            .unwrap()
+            .insert("value".into(), format!("put-{i}"));
+        let replaced = api
+            .replace("rapid", &PostParams::default(), &last)
+            .await
+            .unwrap();
+        assert!(version(&replaced) > version(&last));
+        last = replaced;
+    }
+    let again = api
+        .replace("rapid", &PostParams::default(), &last)
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&again),
+        version(&last),
+        "a no-op replace writes nothing"
+    );
+    assert_eq!(
+        api.get("rapid").await.unwrap().data.unwrap()["value"],
+        "put-9"
+    );
+
+    // A scheduler name nobody serves keeps rkube's scheduler away from the pod.
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bound-once"},
+        "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let binding = |node: &str| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "bound-once"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }))
+        .unwrap()
+    };
+    let bound: serde_json::Value = pods
+        .create_subresource(
+            "binding",
+            "bound-once",
+            &PostParams::default(),
+            binding("n1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bound["status"], "Success");
+    match pods
+        .create_subresource::<serde_json::Value>(
+            "binding",
+            "bound-once",
+            &PostParams::default(),
+            binding("n2"),
+        )
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+            assert!(
+                e.message.contains("already assigned to node \"n1\""),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("a second binding gave {other:?}"),
+    }
+    let pod = pods.get("bound-once").await.unwrap();
+    assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some("n1"));
+    let conditions = pod.status.unwrap().conditions.unwrap();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    );
 }
 
 /// Waits until the watcher yields the object called `name`.
