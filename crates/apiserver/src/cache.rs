@@ -2,8 +2,9 @@
 //! watch over `/registry/`, so LIST is answered without reading the store (as
 //! kube-apiserver's cacher does).
 //!
-//! Each object is kept parsed (for selectors and tables) and as the JSON bytes of a list
-//! item, so a LIST of many objects is a concatenation, not a serialization.
+//! Each object is kept parsed (for selectors and tables) and, once a LIST first needs them,
+//! as the JSON bytes of a list item, so a LIST of many objects is a concatenation, not a
+//! serialization.
 //!
 //! Consistency: the cache knows the revision of the last event it applied. Because every
 //! write is an event under `/registry/`, that is the store's revision once the cache has
