@@ -1250,8 +1250,9 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
     let key = call.key(&name);
     // The watch cache's copy is the old object when it is the version the request names
     // (a revision is one write's): kube's GuaranteedUpdate starts from the cacher's object
-    // too. A store that has moved on refuses the write; only an update that changes
-    // nothing must ask the store whether that version is still the current one.
+    // too. A store that has moved on refuses the write; an update that changes nothing,
+    // or fails, is that answer only while the version named is still the store's current
+    // one (kube's GuaranteedUpdate checks a cached state's error against the store too).
     if let Some(cached) = call
         .state
         .cacher
@@ -1260,20 +1261,23 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
         && !call.dry_run()
         && !is_service(&call.resource)
     {
-        let written = write_update(call, &name, &cached.value, object, part, expected).await?;
-        if revision_of(&written) == Some(expected) {
-            // Nothing changed, which is an answer only while that version is current.
-            let current = call.state.store.get(&key).await?;
-            if current.is_none_or(|kv| kv.mod_revision != expected) {
-                return Err(ApiError::conflict(
-                    &call.resource.group,
-                    &call.resource.plural,
-                    &name,
-                    ApiError::MODIFIED,
-                ));
+        let result = write_update(call, &name, &cached.value, object, part, expected).await;
+        let wrote = matches!(&result, Ok(written) if revision_of(written) != Some(expected));
+        if !wrote {
+            match call.state.store.get(&key).await? {
+                None => return Err(call.not_found()),
+                Some(kv) if kv.mod_revision != expected => {
+                    return Err(ApiError::conflict(
+                        &call.resource.group,
+                        &call.resource.plural,
+                        &name,
+                        ApiError::MODIFIED,
+                    ));
+                }
+                Some(_) => {}
             }
         }
-        return Ok(written);
+        return result;
     }
     let kv = call
         .state
