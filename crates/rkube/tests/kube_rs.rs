@@ -142,6 +142,16 @@ async fn back_to_back_updates_build_on_the_current_object() {
         version(&last),
         "a no-op replace writes nothing"
     );
+    let mut invalid = last.clone();
+    invalid
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("tier".into(), "not a label value!".into());
+    match api.replace("rapid", &PostParams::default(), &invalid).await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (422, "Invalid")),
+        other => panic!("an invalid replace gave {other:?}"),
+    }
     assert_eq!(
         api.get("rapid").await.unwrap().data.unwrap()["value"],
         "put-9"
