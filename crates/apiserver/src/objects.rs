@@ -1327,6 +1327,23 @@ async fn read_for_update(
     Ok((from_kv(&kv)?, kv.mod_revision, false))
 }
 
+/// `old` with the patch applied, as the request's version shows it, decoded as its type.
+fn patched(
+    call: &Call<'_>,
+    old: &Value,
+    bytes: &Bytes,
+    kind: PatchType,
+) -> Result<Value, ApiError> {
+    let view = call.output(old.clone());
+    let mut new =
+        apply_patch(&view, bytes, kind, &builtin_list_strategy).map_err(ApiError::from_patch)?;
+    if !new.is_object() {
+        return Err(ApiError::bad_request("the patch did not produce an object"));
+    }
+    check_type(&call.resource, &mut new)?;
+    Ok(new)
+}
+
 /// Writes `new` (in the request's version) over `old` (stored form, read at `revision`),
 /// keeping what the server owns; returns the stored form.
 async fn write_update(
@@ -1426,14 +1443,13 @@ async fn patch(
     // again from the store, which has the last word.
     for attempt in 0..16 {
         let (old, revision, cached) = read_for_update(call, &key, attempt == 0).await?;
-        // The patch applies to the object as the request's version shows it.
-        let view = call.output(old.clone());
-        let mut new = apply_patch(&view, bytes, kind, &builtin_list_strategy)
-            .map_err(ApiError::from_patch)?;
-        if !new.is_object() {
-            return Err(ApiError::bad_request("the patch did not produce an object"));
-        }
-        check_type(&call.resource, &mut new)?;
+        // A patch that does not apply to a cached copy (a JSON patch's `test`, a `remove`
+        // of what a newer version has) may apply to the store's.
+        let new = match patched(call, &old, bytes, kind) {
+            Ok(new) => new,
+            Err(_) if cached => continue,
+            Err(refused) => return Err(refused),
+        };
         // A resourceVersion in the patch is a precondition.
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && rv != revision.to_string()
