@@ -27,6 +27,7 @@ use crate::node::{self, Capacity, NodeConfig, SystemInfo};
 use crate::pod_worker::PodWorker;
 use crate::runtime::Runtime;
 use crate::simulated::SimulatedRuntime;
+use crate::start_gate::StartGate;
 
 /// The kubelet's timing and limits (kube's flag names in the comments).
 #[derive(Clone, Debug)]
@@ -147,6 +148,8 @@ pub(crate) struct NodeHandle {
     pub dirty: AtomicBool,
     /// The "Starting kubelet." event was recorded.
     pub announced: AtomicBool,
+    /// Turns for new pods to make their sandbox and start their containers.
+    pub starts: StartGate,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,6 +171,7 @@ impl NodeHandle {
             busy: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             announced: AtomicBool::new(false),
+            starts: StartGate::for_this_machine(),
         }
     }
 

@@ -55,6 +55,7 @@ pub mod prober;
 pub mod runtime;
 pub mod server;
 pub mod simulated;
+pub mod start_gate;
 pub mod static_pods;
 pub mod volumes;
 

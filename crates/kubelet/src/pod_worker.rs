@@ -42,6 +42,7 @@ use crate::prober::{self, ProbeEvent};
 use crate::runtime::{
     ContainerConfig, Exit, FoundContainer, Mount, PullPolicy, Runtime, RuntimeError, SandboxConfig,
 };
+use crate::start_gate::Turn;
 use crate::volumes::{self, PodVolumes, VolumeContext};
 
 /// kubelet's crash-loop back-off: 10 s, doubling, at most 5 min.
@@ -118,6 +119,9 @@ pub(crate) struct PodWorker {
     /// Images the runtime had when the sandbox was made, each kept for the first container
     /// start that needs it (later starts ask again).
     present_images: HashSet<String>,
+    /// The pod's turn to start, from its new sandbox until the pass that starts its
+    /// containers ends (`start_gate`).
+    turn: Option<Turn>,
     /// The pod as last seen.
     pod: Arc<Pod>,
     pod_ip: Option<IpAddr>,
@@ -287,6 +291,7 @@ impl PodWorker {
             looked_for_sandbox: false,
             pulls: HashMap::new(),
             present_images: HashSet::new(),
+            turn: None,
             pod: Arc::new(pod.clone()),
             pod_ip: None,
             previous_ip: status
@@ -385,6 +390,7 @@ impl PodWorker {
         let mut wake = None;
         if !self.finished {
             wake = self.advance(pod, now).await;
+            self.turn = None;
         }
         if let Err(retry) = self.write_status(pod, Utc::now()).await {
             wake = later(wake, Some(retry));
@@ -419,6 +425,10 @@ impl PodWorker {
         let (volumes, made) = match &new_sandbox {
             Some(config) => {
                 let images = first_images(&spec);
+                // The volumes are set up in the pod's turn too: each one mounted lengthens
+                // the node's mount table, which every runc call of every start reads.
+                self.turn = Some(self.node.starts.turn().await);
+                let now = Utc::now();
                 let (volumes, made, present) = tokio::join!(
                     self.sync_volumes(pod, now),
                     runtime.run_pod_sandbox(config),
@@ -430,6 +440,12 @@ impl PodWorker {
                 (volumes, Some(made))
             }
             None => (self.sync_volumes(pod, now).await, None),
+        };
+        // The turn may have been waited for.
+        let now = if new_sandbox.is_some() {
+            Utc::now()
+        } else {
+            now
         };
         match made {
             Some(Ok(sandbox)) => {
@@ -798,6 +814,8 @@ impl PodWorker {
             self.watch(&status.id, spec);
             let hook = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
             if let Some(hook) = hook.filter(|_| runtime.runs_probes()) {
+                // The hook is the pod's own work: the next pod need not wait for it.
+                self.turn = None;
                 self.post_start(&status.id, spec, hook).await;
             }
         }
@@ -1154,6 +1172,8 @@ impl PodWorker {
             format!("Pulling image {image:?}"),
         );
         let started = std::time::Instant::now();
+        // A pull waits on the registry: the next pod need not wait for it.
+        self.turn = None;
         match runtime.pull_image(image, &self.sandbox_config).await {
             Ok(size) => {
                 self.pulls.remove(image);

@@ -12,9 +12,13 @@
 //!   account's volume, a tmpfs of its own for each pod as the kubelet mounts it, and
 //!   /etc/hosts), from RunPodSandbox until the container started, N at once. The tmpfs
 //!   matter: every runc call reads the node's mount table, which each pod's volume lengthens;
+//! - `pods.floor.paced.bN.p50|p99`: the same again, but the pods take turns as the kubelet
+//!   paces a node's new pods (`rkube_kubelet::start_gate`: a few at a time, in order), so the
+//!   first are up while the last wait: what the kubelet's pacing alone gains;
 //! - `pods.overhead.bN.p50`: the startup p50 minus the floor's p50, the median over
-//!   `--rounds` runs of both;
-//! - `pods.cpu.bN.*` and `pods.cpu.floor.bN.*`: CPU seconds the server, the agent, its
+//!   `--rounds` runs of both; `pods.overhead.paced.bN.p50` the same over the paced floor,
+//!   what the kubelet and the control plane cost a pod beyond its sandbox and container;
+//! - `pods.cpu.bN.*`, `pods.cpu.floor.bN.*` and `pods.cpu.floor.paced.bN.*`: CPU seconds the server, the agent, its
 //!   containerd and the whole machine (shims, runc, CNI plugins and the kernel too) used
 //!   during each burst (the floor's requests come from the bench itself);
 //! - `pods.agent_rss.idle`, `pods.agent_rss.with_N_pods` (as soon as they run) and
@@ -22,7 +26,7 @@
 //!   (containerd and the shims are other processes), each followed by its two parts:
 //!   `pods.agent_rss_anon.*`, the agent's own (heap, stacks), and `pods.agent_rss_file.*`,
 //!   pages of files, mostly of the rkube binary, shared through the page cache;
-//! - `pods.stage.bN.STAGE` and `pods.stage.floor.bN.STAGE`: the p50 over all rounds of
+//! - `pods.stage.bN.STAGE`, `pods.stage.floor.bN.STAGE` and `pods.stage.floor.paced.bN.STAGE`: the p50 over all rounds of
 //!   when each step of a pod's start was done, from its create (from RunPodSandbox for the
 //!   floor): `bound` (the scheduler's binding answered), `seen` (the agent has the pod),
 //!   `sandbox` (made, with its network), `volumes` (set up), `started` (the first container
@@ -52,6 +56,7 @@ use rkube_kubelet::containerd::Layout;
 use rkube_kubelet::cri::CriClient;
 use rkube_kubelet::oci::{self, Entry, RunConfig};
 use rkube_kubelet::runtime::{ContainerConfig, Mount, Runtime, SandboxConfig};
+use rkube_kubelet::start_gate::StartGate;
 use rkube_kubelet::volumes::{Propagation, tmpfs};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -466,30 +471,27 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
     // (the previous run's sandboxes all gone).
     let rounds = args.rounds.max(1);
     let logs = [dir.join("server.log"), dir.join("agent.log")];
+    let floor = Floor {
+        runtime: &runtime,
+        cri: &cri,
+        template: &template,
+        dir: &floor_dir,
+        processes: &processes,
+    };
     for &burst in &args.bursts {
-        let mut overheads = Vec::with_capacity(rounds);
+        let (mut overheads, mut paced_overheads) = (Vec::new(), Vec::new());
         let mut pod_times = Vec::new();
-        let (mut floor_sandboxes, mut floor_started) = (Vec::new(), Vec::new());
+        let (mut floor_stages, mut paced_stages) = (Stages::default(), Stages::default());
         let mut requests: HashMap<String, f64> = HashMap::new();
         for round in 1..=rounds {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
-            let volumes = FloorVolumes::mount(&floor_dir, burst)?;
-            machine_settled().await?;
-            let (latencies, sandboxes, made) = cpu_during(
-                &format!("pods.cpu.floor.b{burst}"),
-                &processes,
-                containerd_floor(&runtime, &template, &volumes.mounts, round),
-            )
-            .await?;
-            floor_sandboxes.extend(made.iter().copied());
-            floor_started.extend(latencies.iter().copied());
-            let floor = p50(&latencies);
-            print_latencies(&format!("pods.floor.b{burst}"), latencies);
-            remove_sandboxes(&runtime, sandboxes).await?;
-            no_sandboxes_left(&cri).await?;
-            volumes.unmount()?;
+            let all_at_once = floor.run(burst, round, None, &mut floor_stages).await?;
+            let gate = Arc::new(StartGate::for_this_machine());
+            let paced = floor
+                .run(burst, round, Some(&gate), &mut paced_stages)
+                .await?;
 
             machine_settled().await?;
             let before = request_counts(&client).await?;
@@ -509,13 +511,14 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 .map(|(stage, at)| format!("{stage} {:.0}", ms(at)))
                 .collect();
             println!(
-                "# steps of this run, p50 ms: {}; floor: sandbox {:.0}, started {:.0}",
+                "# steps of this run, p50 ms: {}; floor: started {:.0}; paced floor: started {:.0}",
                 steps.join(", "),
-                ms(p50(&made)),
-                ms(floor)
+                ms(all_at_once),
+                ms(paced)
             );
             pod_times.extend(times);
-            overheads.push(ms(p50(&latencies)) - ms(floor));
+            overheads.push(ms(p50(&latencies)) - ms(all_at_once));
+            paced_overheads.push(ms(p50(&latencies)) - ms(paced));
             print_latencies(&format!("pods.startup.b{burst}"), latencies);
             if burst == largest && round == rounds {
                 print_agent_rss(&format!("with_{burst}_pods"), agent.pid())?;
@@ -526,30 +529,14 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             delete_pods(&client, burst).await?;
             no_sandboxes_left(&cri).await?;
         }
-        let runs: Vec<String> = overheads.iter().map(|ms| format!("{ms:+.0}")).collect();
-        println!("# overhead of each run, b{burst}: {} ms", runs.join(", "));
-        overheads.sort_by(f64::total_cmp);
-        println!(
-            "pods.overhead.b{burst}.p50: {:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the floor's)",
-            overheads[overheads.len() / 2]
-        );
-        if let Some((mean, half)) = mean_and_interval(&overheads) {
-            println!(
-                "pods.overhead.b{burst}.mean: {mean:.1} ms (95% interval ±{half:.1} ms over {rounds} runs: how far the figures can be trusted)"
-            );
-        }
+        print_overheads(&format!("b{burst}"), "floor's", overheads);
+        print_overheads(&format!("paced.b{burst}"), "paced floor's", paced_overheads);
         print_requests(burst, rounds, requests);
         for (stage, at) in stage_p50s(&pod_times, &read_stage_marks(&logs)?)? {
             println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(at));
         }
-        println!(
-            "pods.stage.floor.b{burst}.sandbox: {:.1} ms",
-            ms(p50(&floor_sandboxes))
-        );
-        println!(
-            "pods.stage.floor.b{burst}.started: {:.1} ms",
-            ms(p50(&floor_started))
-        );
+        floor_stages.print(&format!("floor.b{burst}"));
+        paced_stages.print(&format!("floor.paced.b{burst}"));
     }
     println!(
         "# targets: p50 startup within 100 ms of the floor; agent RSS under 30 MiB with 100 pods"
@@ -560,6 +547,24 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         hollow(&client, &url, token.trim(), &ca, dir, args.hollow_nodes).await?;
     }
     Ok(())
+}
+
+/// Prints the median and the mean of the runs' overheads over one floor.
+fn print_overheads(name: &str, floor: &str, mut overheads: Vec<f64>) {
+    let runs: Vec<String> = overheads.iter().map(|ms| format!("{ms:+.0}")).collect();
+    println!("# overhead of each run, {name}: {} ms", runs.join(", "));
+    overheads.sort_by(f64::total_cmp);
+    let rounds = overheads.len();
+    if let Some(median) = overheads.get(rounds / 2) {
+        println!(
+            "pods.overhead.{name}.p50: {median:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the {floor})"
+        );
+    }
+    if let Some((mean, half)) = mean_and_interval(&overheads) {
+        println!(
+            "pods.overhead.{name}.mean: {mean:.1} ms (95% interval ±{half:.1} ms over {rounds} runs: how far the figures can be trusted)"
+        );
+    }
 }
 
 /// The mean of `runs` and the half-width of its 95% confidence interval (Student's t), for
@@ -890,33 +895,26 @@ async fn delete_pods(client: &Client, n: usize) -> anyhow::Result<()> {
 /// The mounts the kubelet gives each of the bench's containers: the service account's
 /// projected volume, on a tmpfs of the pod's own, and the managed /etc/hosts.
 struct FloorVolumes {
-    mounts: Vec<Vec<Mount>>,
-    tmpfs: Vec<PathBuf>,
+    /// Each pod's service-account directory and its container's mounts.
+    pods: Vec<(PathBuf, Vec<Mount>)>,
+    /// The tmpfs mounted so far.
+    tmpfs: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl FloorVolumes {
-    fn mount(dir: &Path, pods: usize) -> anyhow::Result<Self> {
+    /// The directories of `pods` pods, none mounted yet.
+    fn new(dir: &Path, pods: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let hosts = dir.join("hosts");
         std::fs::write(&hosts, "127.0.0.1\tlocalhost\n")?;
         let mut volumes = FloorVolumes {
-            mounts: Vec::with_capacity(pods),
-            tmpfs: Vec::with_capacity(pods),
+            pods: Vec::with_capacity(pods),
+            tmpfs: std::sync::Mutex::default(),
         };
         for i in 0..pods {
             let account = dir.join(format!("pod-{i}")).join("serviceaccount");
             std::fs::create_dir_all(&account)?;
-            tmpfs::mount(&account, None)
-                .with_context(|| format!("mounting a tmpfs on {}", account.display()))?;
-            volumes.tmpfs.push(account.clone());
-            for (file, content) in [
-                ("token", "t"),
-                ("ca.crt", "c"),
-                ("namespace", "rkube-bench"),
-            ] {
-                std::fs::write(account.join(file), content)?;
-            }
-            volumes.mounts.push(vec![
+            let mounts = vec![
                 Mount {
                     container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
                     host_path: account.to_string_lossy().into_owned(),
@@ -929,14 +927,36 @@ impl FloorVolumes {
                     readonly: false,
                     propagation: Propagation::Private,
                 },
-            ]);
+            ];
+            volumes.pods.push((account, mounts));
         }
         Ok(volumes)
     }
 
+    /// Mounts pod `i`'s service-account volume, a tmpfs as the kubelet's; its mounts.
+    fn mount(&self, i: usize) -> anyhow::Result<Vec<Mount>> {
+        let (account, mounts) = self.pods.get(i).context("no such floor pod")?;
+        tmpfs::mount(account, None)
+            .with_context(|| format!("mounting a tmpfs on {}", account.display()))?;
+        self.mounted().push(account.clone());
+        for (file, content) in [
+            ("token", "t"),
+            ("ca.crt", "c"),
+            ("namespace", "rkube-bench"),
+        ] {
+            std::fs::write(account.join(file), content)?;
+        }
+        Ok(mounts.clone())
+    }
+
+    fn mounted(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.tmpfs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Unmounts the tmpfs (their pods are gone).
-    fn unmount(mut self) -> anyhow::Result<()> {
-        for dir in std::mem::take(&mut self.tmpfs) {
+    fn unmount(self) -> anyhow::Result<()> {
+        let mounted = std::mem::take(&mut *self.mounted());
+        for dir in mounted {
             tmpfs::unmount(&dir).with_context(|| format!("unmounting {}", dir.display()))?;
         }
         Ok(())
@@ -946,31 +966,31 @@ impl FloorVolumes {
 impl Drop for FloorVolumes {
     /// A failed run leaves no mounts behind.
     fn drop(&mut self) {
-        for dir in &self.tmpfs {
+        for dir in self.mounted().iter() {
             let _ = tmpfs::unmount(dir);
         }
     }
 }
 
 /// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
-/// a pod), all at once: each one's time, the sandboxes, left running, and each one's time
+/// a pod), all at once or `paced`: each one's time, the sandboxes, left running, and each one's time
 /// until its sandbox was made. Each round's pods
 /// are new to the runtime, as the kubelet's are (a pod it made sandboxes for before would
 /// cost it a `ListPodSandbox` to number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
     template: &ContainerConfig,
-    pods: &[Vec<Mount>],
+    volumes: &Arc<FloorVolumes>,
     round: usize,
+    paced: Option<&Arc<StartGate>>,
 ) -> anyhow::Result<(Vec<Duration>, Vec<String>, Vec<Duration>)> {
-    let n = pods.len();
+    let n = volumes.pods.len();
     let mut tasks = Vec::new();
-    for (i, mounts) in pods.iter().enumerate() {
+    for i in 0..n {
         let runtime = runtime.clone();
-        let container = ContainerConfig {
-            mounts: mounts.clone(),
-            ..template.clone()
-        };
+        let gate = paced.cloned();
+        let volumes = volumes.clone();
+        let template = template.clone();
         tasks.push(tokio::spawn(async move {
             let sandbox = SandboxConfig {
                 namespace: "rkube-bench".into(),
@@ -980,12 +1000,22 @@ async fn containerd_floor(
                 ..SandboxConfig::default()
             };
             let started = Instant::now();
+            // Paced, a pod mounts its volume in its turn, as the kubelet's do.
+            let (turn, mounts) = match &gate {
+                Some(gate) => {
+                    let turn = gate.turn().await;
+                    (Some(turn), volumes.mount(i)?)
+                }
+                None => (None, volumes.pods[i].1.clone()),
+            };
+            let container = ContainerConfig { mounts, ..template };
             let made = runtime.run_pod_sandbox(&sandbox).await?;
             let sandbox_made = started.elapsed();
             runtime
                 .start_container(&made.id, &sandbox, &container)
                 .await?;
             let took = started.elapsed();
+            drop(turn);
             anyhow::Ok((took, made.id, sandbox_made))
         }));
     }
@@ -999,6 +1029,76 @@ async fn containerd_floor(
         made.push(sandbox_made);
     }
     Ok((latencies, sandboxes, made))
+}
+
+/// What the floor's runs need.
+struct Floor<'a> {
+    runtime: &'a Arc<CriRuntime>,
+    cri: &'a CriClient,
+    template: &'a ContainerConfig,
+    dir: &'a Path,
+    processes: &'a [(&'static str, u32)],
+}
+
+/// When the floor's sandboxes were made and their containers started, over all rounds.
+#[derive(Default)]
+struct Stages {
+    sandbox: Vec<Duration>,
+    started: Vec<Duration>,
+}
+
+impl Stages {
+    fn print(&self, name: &str) {
+        println!(
+            "pods.stage.{name}.sandbox: {:.1} ms",
+            ms(p50(&self.sandbox))
+        );
+        println!(
+            "pods.stage.{name}.started: {:.1} ms",
+            ms(p50(&self.started))
+        );
+    }
+}
+
+impl Floor<'_> {
+    /// One run of the floor on an idle machine, all at once or `paced` as the kubelet
+    /// paces its pods; prints its figures, returns its p50.
+    async fn run(
+        &self,
+        burst: usize,
+        round: usize,
+        paced: Option<&Arc<StartGate>>,
+        stages: &mut Stages,
+    ) -> anyhow::Result<Duration> {
+        let name = match paced {
+            Some(_) => format!("floor.paced.b{burst}"),
+            None => format!("floor.b{burst}"),
+        };
+        let volumes = Arc::new(FloorVolumes::new(self.dir, burst)?);
+        if paced.is_none() {
+            // All at once: mounted before, as the pods all have theirs at the start.
+            for i in 0..burst {
+                volumes.mount(i)?;
+            }
+        }
+        machine_settled().await?;
+        let (latencies, sandboxes, made) = cpu_during(
+            &format!("pods.cpu.{name}"),
+            self.processes,
+            containerd_floor(self.runtime, self.template, &volumes, round, paced),
+        )
+        .await?;
+        stages.sandbox.extend(made);
+        stages.started.extend(latencies.iter().copied());
+        let floor = p50(&latencies);
+        print_latencies(&format!("pods.{name}"), latencies);
+        remove_sandboxes(self.runtime, sandboxes).await?;
+        no_sandboxes_left(self.cri).await?;
+        Arc::into_inner(volumes)
+            .context("a floor pod still holds its volumes")?
+            .unmount()?;
+        Ok(floor)
+    }
 }
 
 /// Stops and removes the floor's sandboxes.
