@@ -441,7 +441,7 @@ impl PodWorker {
             }
             None => (self.sync_volumes(pod, now).await, None),
         };
-        // The turn may have been waited for.
+        // The turn and the sandbox took time: what follows is timed from their end.
         let now = if new_sandbox.is_some() {
             Utc::now()
         } else {

@@ -18,19 +18,21 @@
 //! - `pods.overhead.bN.p50`: the startup p50 minus the floor's p50, the median over
 //!   `--rounds` runs of both; `pods.overhead.paced.bN.p50` the same over the paced floor,
 //!   what the kubelet and the control plane cost a pod beyond its sandbox and container;
-//! - `pods.cpu.bN.*`, `pods.cpu.floor.bN.*` and `pods.cpu.floor.paced.bN.*`: CPU seconds the server, the agent, its
-//!   containerd and the whole machine (shims, runc, CNI plugins and the kernel too) used
-//!   during each burst (the floor's requests come from the bench itself);
+//! - `pods.cpu.bN.*`, `pods.cpu.floor.bN.*` and `pods.cpu.floor.paced.bN.*`: CPU seconds
+//!   the server, the agent, its containerd and the whole machine (shims, runc, CNI plugins
+//!   and the kernel too) used during each burst (the floor's requests come from the bench
+//!   itself);
 //! - `pods.agent_rss.idle`, `pods.agent_rss.with_N_pods` (as soon as they run) and
 //!   `pods.agent_rss.with_N_pods_settled` (15 s later): the agent's resident memory
 //!   (containerd and the shims are other processes), each followed by its two parts:
 //!   `pods.agent_rss_anon.*`, the agent's own (heap, stacks), and `pods.agent_rss_file.*`,
 //!   pages of files, mostly of the rkube binary, shared through the page cache;
-//! - `pods.stage.bN.STAGE`, `pods.stage.floor.bN.STAGE` and `pods.stage.floor.paced.bN.STAGE`: the p50 over all rounds of
-//!   when each step of a pod's start was done, from its create (from RunPodSandbox for the
-//!   floor): `bound` (the scheduler's binding answered), `seen` (the agent has the pod),
-//!   `sandbox` (made, with its network), `volumes` (set up), `started` (the first container
-//!   started), `reported` (the API server took the Running status), `running` (the bench's
+//! - `pods.stage.bN.STAGE`, `pods.stage.floor.bN.STAGE` and
+//!   `pods.stage.floor.paced.bN.STAGE`: the p50 over all rounds of when each step of a
+//!   pod's start was done, from its create (from RunPodSandbox for the floor): `bound`
+//!   (the scheduler's binding answered), `seen` (the agent has the pod), `sandbox` (made,
+//!   with its network), `volumes` (set up), `started` (the first container started),
+//!   `reported` (the API server took the Running status), `running` (the bench's
 //!   watch saw it). The server and the agent write these as `rkube::stage` debug lines;
 //! - `pods.requests.bN.VERB.RESOURCE`: the API requests of each kind over the kubelet's
 //!   bursts (the bench's creates and watch, the scheduler's, the controllers' and the
@@ -973,10 +975,10 @@ impl Drop for FloorVolumes {
 }
 
 /// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
-/// a pod), all at once or `paced`: each one's time, the sandboxes, left running, and each one's time
-/// until its sandbox was made. Each round's pods
-/// are new to the runtime, as the kubelet's are (a pod it made sandboxes for before would
-/// cost it a `ListPodSandbox` to number the next).
+/// a pod), all at once or `paced`: each one's time, the sandboxes, left running, and each
+/// one's time until its sandbox was made. Each round's pods are new to the runtime, as the
+/// kubelet's are (a pod it made sandboxes for before would cost it a `ListPodSandbox` to
+/// number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
     template: &ContainerConfig,
