@@ -1561,6 +1561,81 @@ spec:
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
 
+/// New pods take turns to start (`start_gate`): one more at a time than the node has CPUs.
+/// Pods busy in a long postStart hook hold all of them, yet the next pod still starts.
+#[test]
+fn pods_in_long_post_start_hooks_do_not_hold_back_the_next_pods() {
+    let Some(node) = Node::start() else { return };
+    let hooks = node.cluster.data_dir().join("hooking");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let turns = std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
+    let mut yaml = String::new();
+    for i in 0..turns {
+        yaml.push_str(&format!(
+            r#"
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked-{i}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "touch /hooks/{i}; sleep 90"]}}
+    volumeMounts: [{{name: hooks, mountPath: /hooks}}]
+  volumes:
+  - name: hooks
+    hostPath: {{path: {}}}
+"#,
+            hooks.display()
+        ));
+    }
+    node.apply(&yaml);
+    // Every turn's pod is in its hook.
+    node.cluster
+        .eventually("the hooks run", Duration::from_secs(90), || {
+            let running = (0..turns)
+                .filter(|i| hooks.join(i.to_string()).exists())
+                .count();
+            (running == turns)
+                .then_some(())
+                .ok_or_else(|| format!("{running} of {turns} hooks running"))
+        });
+    let created = std::time::Instant::now();
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: after-the-hooks}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+    ));
+    node.wait_pod("after-the-hooks", "Running", |p| {
+        p["status"]["phase"] == "Running"
+    });
+    let took = created.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the pod waited {took:?} behind pods in their postStart hooks (90 s)"
+    );
+    for i in 0..turns {
+        let pod = node.pod(&format!("hooked-{i}"));
+        assert_ne!(
+            pod["status"]["phase"], "Running",
+            "hooked-{i} is still in its hook"
+        );
+    }
+}
+
 #[test]
 fn static_pods_run_from_manifests_with_mirror_pods() {
     let Some(node) = Node::start_standalone() else {
