@@ -1258,8 +1258,7 @@ async fn update(call: &Call<'_>, mut object: Value, part: Part) -> Result<Value,
         .cacher
         .get(&key)
         .filter(|c| c.revision == expected)
-        && !call.dry_run()
-        && !is_service(&call.resource)
+        && may_update_from_cache(call)
     {
         let result = write_update(call, &name, &cached.value, object, part, expected).await;
         let wrote = matches!(&result, Ok(written) if revision_of(written) != Some(expected));
@@ -1312,8 +1311,7 @@ async fn read_for_update(
     from_cache: bool,
 ) -> Result<(Value, Revision, bool), ApiError> {
     if from_cache
-        && !call.dry_run()
-        && !is_service(&call.resource)
+        && may_update_from_cache(call)
         && let Some(cached) = call.state.cacher.get(key)
     {
         return Ok((cached.value.clone(), cached.revision, true));
@@ -1325,6 +1323,12 @@ async fn read_for_update(
         .await?
         .ok_or_else(|| call.not_found())?;
     Ok((from_kv(&kv)?, kv.mod_revision, false))
+}
+
+/// Whether an update may start from the watch cache's copy: not a dry run, whose answer
+/// must be the store's, nor a Service, whose allocations depend on the store's.
+fn may_update_from_cache(call: &Call<'_>) -> bool {
+    !call.dry_run() && !is_service(&call.resource)
 }
 
 /// `old` with the patch applied, as the request's version shows it, decoded as its type.
