@@ -428,6 +428,7 @@ impl PodWorker {
                 // The volumes are set up in the pod's turn too: each one mounted lengthens
                 // the node's mount table, which every runc call of every start reads.
                 self.turn = Some(self.node.starts.turn().await);
+                crate::stage(&self.uid, "turn");
                 let now = Utc::now();
                 let (volumes, made, present) = tokio::join!(
                     self.sync_volumes(pod, now),

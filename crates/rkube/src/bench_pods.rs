@@ -30,10 +30,16 @@
 //! - `pods.stage.bN.STAGE`, `pods.stage.floor.bN.STAGE` and
 //!   `pods.stage.floor.paced.bN.STAGE`: the p50 over all rounds of when each step of a
 //!   pod's start was done, from its create (from RunPodSandbox for the floor): `bound`
-//!   (the scheduler's binding answered), `seen` (the agent has the pod), `sandbox` (made,
-//!   with its network), `volumes` (set up), `started` (the first container started),
-//!   `reported` (the API server took the Running status), `running` (the bench's
-//!   watch saw it). The server and the agent write these as `rkube::stage` debug lines;
+//!   (the scheduler's binding answered), `seen` (the agent has the pod), `turn` (the node
+//!   gave the pod its turn to start), `volumes` (set up), `sandbox` (made, with its
+//!   network), `started` (the first container started), `reported` (the API server took
+//!   the Running status), `running` (the bench's watch saw it). The server and the agent
+//!   write these as `rkube::stage` debug lines;
+//! - `pods.in_turn.bN.p50` and `pods.in_turn.floor.paced.bN.p50`: how long a pod had its
+//!   turn until its container started (the sandbox and the container through CRI). The
+//!   p50 of a paced burst is about this times the turns before the middle pod, so the two
+//!   figures show how much of the paced overhead is each turn taking longer (the node's
+//!   CPU shared with the server and the agent) and how much is before and after the turns;
 //! - `pods.requests.bN.VERB.RESOURCE`: the API requests of each kind over the kubelet's
 //!   bursts (the bench's creates and watch, the scheduler's, the controllers' and the
 //!   agent's), per pod, from the server's `apiserver_request_total`;
@@ -489,9 +495,9 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
-            let all_at_once = floor.run(burst, round, None, &mut floor_stages).await?;
+            let (all_at_once, _) = floor.run(burst, round, None, &mut floor_stages).await?;
             let gate = Arc::new(StartGate::for_this_machine());
-            let paced = floor
+            let (paced, paced_in_turn) = floor
                 .run(burst, round, Some(&gate), &mut paced_stages)
                 .await?;
 
@@ -508,15 +514,19 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                     n - before.get(&kind).copied().unwrap_or(0.0);
             }
             // Each run's steps on one line: what made a run slow is seen there.
-            let steps: Vec<String> = stage_p50s(&times, &read_stage_marks(&logs)?)?
+            let marks = read_stage_marks(&logs)?;
+            let steps: Vec<String> = stage_p50s(&times, &marks)?
                 .into_iter()
                 .map(|(stage, at)| format!("{stage} {:.0}", ms(at)))
                 .collect();
+            let held = in_turn(&times, &marks);
             println!(
-                "# steps of this run, p50 ms: {}; floor: started {:.0}; paced floor: started {:.0}",
+                "# steps of this run, p50 ms: {}, in turn {:.0}; floor: started {:.0}; paced floor: started {:.0}, in turn {:.0}",
                 steps.join(", "),
+                ms(p50(&held)),
                 ms(all_at_once),
-                ms(paced)
+                ms(paced),
+                ms(paced_in_turn.unwrap_or_default()),
             );
             pod_times.extend(times);
             overheads.push(ms(p50(&latencies)) - ms(all_at_once));
@@ -534,9 +544,14 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         print_overheads(&format!("b{burst}"), "floor's", overheads);
         print_overheads(&format!("paced.b{burst}"), "paced floor's", paced_overheads);
         print_requests(burst, rounds, requests);
-        for (stage, at) in stage_p50s(&pod_times, &read_stage_marks(&logs)?)? {
+        let marks = read_stage_marks(&logs)?;
+        for (stage, at) in stage_p50s(&pod_times, &marks)? {
             println!("pods.stage.b{burst}.{stage}: {:.1} ms", ms(at));
         }
+        println!(
+            "pods.in_turn.b{burst}.p50: {:.1} ms",
+            ms(p50(&in_turn(&pod_times, &marks)))
+        );
         floor_stages.print(&format!("floor.b{burst}"));
         paced_stages.print(&format!("floor.paced.b{burst}"));
     }
@@ -722,7 +737,9 @@ async fn burst_of_pods(
 const STAGE_TARGET: &str = "rkube::stage";
 
 /// The steps marked, in the order a pod goes through them.
-const STAGES: [&str; 6] = ["bound", "seen", "sandbox", "volumes", "started", "reported"];
+const STAGES: [&str; 7] = [
+    "bound", "seen", "turn", "volumes", "sandbox", "started", "reported",
+];
 
 /// The stage marks in a log: pod uid -> stage -> when (µs since the Unix epoch), the first
 /// mark of each.
@@ -816,6 +833,19 @@ fn stage_p50s(
         .collect();
     p50s.push(("running", p50(&running)));
     Ok(p50s)
+}
+
+/// How long each pod of `pods` had its turn before its container started (the sandbox and
+/// the container through CRI, with the volumes beside them): the part of a start that the
+/// node's CPU paces, to set beside the paced floor's.
+fn in_turn(pods: &[PodTimes], marks: &HashMap<String, HashMap<String, u128>>) -> Vec<Duration> {
+    pods.iter()
+        .filter_map(|pod| {
+            let stages = marks.get(&pod.uid)?;
+            let held = stages.get("started")?.checked_sub(*stages.get("turn")?)?;
+            Some(Duration::from_micros(u64::try_from(held).ok()?))
+        })
+        .collect()
 }
 
 /// The server's request counters, `VERB.RESOURCE[/SUBRESOURCE]` -> requests so far (all
@@ -975,17 +1005,17 @@ impl Drop for FloorVolumes {
 }
 
 /// The same sandboxes and containers through CRI alone (with the kubelet's mounts, one set
-/// a pod), all at once or `paced`: each one's time, the sandboxes, left running, and each
-/// one's time until its sandbox was made. Each round's pods are new to the runtime, as the
-/// kubelet's are (a pod it made sandboxes for before would cost it a `ListPodSandbox` to
-/// number the next).
+/// a pod), all at once or `paced`: each one's time, the sandboxes, left running, each one's
+/// time until its sandbox was made and, paced, how long it had its turn until its container
+/// started. Each round's pods are new to the runtime, as the kubelet's are (a pod it made
+/// sandboxes for before would cost it a `ListPodSandbox` to number the next).
 async fn containerd_floor(
     runtime: &Arc<CriRuntime>,
     template: &ContainerConfig,
     volumes: &Arc<FloorVolumes>,
     round: usize,
     paced: Option<&Arc<StartGate>>,
-) -> anyhow::Result<(Vec<Duration>, Vec<String>, Vec<Duration>)> {
+) -> anyhow::Result<FloorRun> {
     let n = volumes.pods.len();
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -1003,12 +1033,14 @@ async fn containerd_floor(
             };
             let started = Instant::now();
             // Paced, a pod mounts its volume in its turn, as the kubelet's do.
-            let (turn, mounts) = match &gate {
+            // The turn is timed from when it is given, before the mount, as the kubelet's.
+            let (turn, turn_at, mounts) = match &gate {
                 Some(gate) => {
                     let turn = gate.turn().await;
-                    (Some(turn), volumes.mount(i)?)
+                    let turn_at = started.elapsed();
+                    (Some(turn), turn_at, volumes.mount(i)?)
                 }
-                None => (None, volumes.pods[i].1.clone()),
+                None => (None, Duration::ZERO, volumes.pods[i].1.clone()),
             };
             let container = ContainerConfig { mounts, ..template };
             let made = runtime.run_pod_sandbox(&sandbox).await?;
@@ -1017,20 +1049,33 @@ async fn containerd_floor(
                 .start_container(&made.id, &sandbox, &container)
                 .await?;
             let took = started.elapsed();
-            drop(turn);
-            anyhow::Ok((took, made.id, sandbox_made))
+            let in_turn = turn.map(|turn| {
+                drop(turn);
+                took.saturating_sub(turn_at)
+            });
+            anyhow::Ok((took, made.id, sandbox_made, in_turn))
         }));
     }
-    let mut latencies = Vec::new();
-    let mut sandboxes = Vec::new();
-    let mut made = Vec::new();
+    let mut run = FloorRun::default();
     for task in tasks {
-        let (took, id, sandbox_made) = task.await??;
-        latencies.push(took);
-        sandboxes.push(id);
-        made.push(sandbox_made);
+        let (took, id, sandbox_made, in_turn) = task.await??;
+        run.latencies.push(took);
+        run.sandboxes.push(id);
+        run.made.push(sandbox_made);
+        run.in_turn.extend(in_turn);
     }
-    Ok((latencies, sandboxes, made))
+    Ok(run)
+}
+
+/// One run of the floor: each pod's time until its container started, the sandboxes (left
+/// running), each pod's time until its sandbox was made, and, paced, how long each had its
+/// turn until its container started.
+#[derive(Default)]
+struct FloorRun {
+    latencies: Vec<Duration>,
+    sandboxes: Vec<String>,
+    made: Vec<Duration>,
+    in_turn: Vec<Duration>,
 }
 
 /// What the floor's runs need.
@@ -1042,11 +1087,13 @@ struct Floor<'a> {
     processes: &'a [(&'static str, u32)],
 }
 
-/// When the floor's sandboxes were made and their containers started, over all rounds.
+/// When the floor's sandboxes were made and their containers started, and, paced, how long
+/// the pods had their turns, over all rounds.
 #[derive(Default)]
 struct Stages {
     sandbox: Vec<Duration>,
     started: Vec<Duration>,
+    in_turn: Vec<Duration>,
 }
 
 impl Stages {
@@ -1059,19 +1106,23 @@ impl Stages {
             "pods.stage.{name}.started: {:.1} ms",
             ms(p50(&self.started))
         );
+        if !self.in_turn.is_empty() {
+            println!("pods.in_turn.{name}.p50: {:.1} ms", ms(p50(&self.in_turn)));
+        }
     }
 }
 
 impl Floor<'_> {
     /// One run of the floor on an idle machine, all at once or `paced` as the kubelet
-    /// paces its pods; prints its figures, returns its p50.
+    /// paces its pods; prints its figures, returns its p50 and, paced, the p50 of its pods'
+    /// time in their turns.
     async fn run(
         &self,
         burst: usize,
         round: usize,
         paced: Option<&Arc<StartGate>>,
         stages: &mut Stages,
-    ) -> anyhow::Result<Duration> {
+    ) -> anyhow::Result<(Duration, Option<Duration>)> {
         let name = match paced {
             Some(_) => format!("floor.paced.b{burst}"),
             None => format!("floor.b{burst}"),
@@ -1084,22 +1135,24 @@ impl Floor<'_> {
             }
         }
         machine_settled().await?;
-        let (latencies, sandboxes, made) = cpu_during(
+        let run = cpu_during(
             &format!("pods.cpu.{name}"),
             self.processes,
             containerd_floor(self.runtime, self.template, &volumes, round, paced),
         )
         .await?;
-        stages.sandbox.extend(made);
-        stages.started.extend(latencies.iter().copied());
-        let floor = p50(&latencies);
-        print_latencies(&format!("pods.{name}"), latencies);
-        remove_sandboxes(self.runtime, sandboxes).await?;
+        stages.sandbox.extend(run.made);
+        stages.started.extend(run.latencies.iter().copied());
+        stages.in_turn.extend(run.in_turn.iter().copied());
+        let floor = p50(&run.latencies);
+        let in_turn = (!run.in_turn.is_empty()).then(|| p50(&run.in_turn));
+        print_latencies(&format!("pods.{name}"), run.latencies);
+        remove_sandboxes(self.runtime, run.sandboxes).await?;
         no_sandboxes_left(self.cri).await?;
         Arc::into_inner(volumes)
             .context("a floor pod still holds its volumes")?
             .unmount()?;
-        Ok(floor)
+        Ok((floor, in_turn))
     }
 }
 
@@ -1230,6 +1283,30 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 99
         // The first mark of a stage counts.
         assert_eq!(marks["u-1"]["sandbox"], 1_500);
         assert_eq!(marks["u-2"]["started"], 2_000);
+    }
+
+    #[test]
+    fn a_pods_time_in_its_turn_runs_from_its_turn_to_its_container_started() {
+        let pod = |uid: &str| PodTimes {
+            uid: uid.to_owned(),
+            created_us: 0,
+            running_us: 0,
+        };
+        let marks: HashMap<String, HashMap<String, u128>> = [
+            ("a", vec![("turn", 1_000), ("started", 251_000)]),
+            // No turn marked (a pod adopted, or the log cut short): not counted.
+            ("b", vec![("started", 90_000)]),
+            // Marks out of order cannot make a time.
+            ("c", vec![("turn", 5_000), ("started", 4_000)]),
+        ]
+        .into_iter()
+        .map(|(uid, stages)| {
+            let stages = stages.into_iter().map(|(s, at)| (s.to_owned(), at));
+            (uid.to_owned(), stages.collect())
+        })
+        .collect();
+        let held = in_turn(&[pod("a"), pod("b"), pod("c"), pod("d")], &marks);
+        assert_eq!(held, vec![Duration::from_millis(250)]);
     }
 
     struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
