@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use rkube_store::{EventKind, RangeRequest, Revision, Store, StoreError};
+use rkube_store::{Event, EventKind, RangeRequest, Revision, Store, StoreError};
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::objects::set_resource_version;
+use crate::watch::SharedEvents;
 
 /// The root of every key the API server writes.
 pub const ROOT: &str = "/registry/";
@@ -92,6 +93,8 @@ fn resource_prefix(key: &str) -> Option<&str> {
 /// The cache of all objects.
 pub struct Cacher {
     store: Arc<dyn Store>,
+    /// The recent writes, decoded once for the cache and the watchers alike.
+    shared: Arc<SharedEvents>,
     resources: RwLock<HashMap<String, BTreeMap<String, Arc<Cached>>>>,
     revision: watch::Sender<Revision>,
 }
@@ -109,10 +112,15 @@ pub struct Page {
 }
 
 impl Cacher {
-    /// Loads every object and starts following the store.
-    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+    /// Loads every object and starts following the store; each write it applies is
+    /// decoded once, in `shared`, for the watchers too.
+    pub(crate) async fn start(
+        store: Arc<dyn Store>,
+        shared: Arc<SharedEvents>,
+    ) -> Result<Arc<Self>, StoreError> {
         let cacher = Arc::new(Self {
             store,
+            shared,
             resources: RwLock::new(HashMap::new()),
             revision: watch::channel(0).0,
         });
@@ -163,22 +171,28 @@ impl Cacher {
         Ok(revision)
     }
 
-    fn apply(&self, kind: EventKind, key: &str, value: &[u8], revision: Revision) {
+    fn apply(&self, event: &Event) {
+        let (key, revision) = (event.kv.key.as_str(), event.revision());
         let Some(prefix) = resource_prefix(key) else {
             self.revision.send_replace(revision);
             return;
         };
+        // Decoded (or found decoded by a watcher) before the lock is taken.
+        let put = match event.kind {
+            EventKind::Put => self.shared.get(event),
+            EventKind::Delete => None,
+        };
         if let Ok(mut resources) = self.resources.write() {
             let objects = resources.entry(prefix.to_owned()).or_default();
-            match kind {
-                EventKind::Delete => {
+            match (event.kind, put) {
+                (EventKind::Delete, _) => {
                     objects.remove(key);
                 }
-                EventKind::Put => {
-                    if let Ok(v) = serde_json::from_slice::<Value>(value) {
-                        objects.insert(key.to_owned(), Arc::new(Cached::new(v, revision)));
-                    }
+                (EventKind::Put, Some(shared)) => {
+                    objects.insert(key.to_owned(), shared.cached().clone());
                 }
+                // Not JSON: nothing an API reader could be given.
+                (EventKind::Put, None) => {}
             }
         }
         self.revision.send_replace(revision);
@@ -285,7 +299,7 @@ async fn follow(cacher: std::sync::Weak<Cacher>, mut revision: Revision) {
             match event {
                 Ok(event) => {
                     revision = event.revision();
-                    c.apply(event.kind, &event.kv.key, &event.kv.value, revision);
+                    c.apply(&event);
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "watch cache lost the store watch; reloading");
@@ -311,7 +325,9 @@ mod tests {
     async fn get_answers_what_the_store_holds_once_the_cache_follows() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let cacher = super::Cacher::start(store.clone()).await.expect("cache");
+        let cacher = super::Cacher::start(store.clone(), Arc::default())
+            .await
+            .expect("cache");
         let key = "/registry/core/namespaces/team";
         assert!(cacher.get(key).is_none());
         let body = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}"#;
@@ -332,6 +348,39 @@ mod tests {
         );
         assert!(cacher.get("/registry/core/namespaces/other").is_none());
         assert!(cacher.get("not-a-key").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_cache_and_the_watchers_share_one_decoded_object_per_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let shared = Arc::new(crate::watch::SharedEvents::default());
+        let cacher = super::Cacher::start(store.clone(), shared.clone())
+            .await
+            .expect("cache");
+        let key = "/registry/core/configmaps/default/a";
+        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#;
+        let kv = store
+            .create(key, Bytes::from_static(body))
+            .await
+            .expect("created");
+        assert!(
+            cacher
+                .wait_for(kv.mod_revision, Duration::from_secs(5))
+                .await
+        );
+        // A watcher of the write finds the object the cache decoded.
+        let event = rkube_store::Event {
+            kind: rkube_store::EventKind::Put,
+            kv,
+        };
+        let watched = shared.get(&event).expect("decoded");
+        let cached = cacher.get(key).expect("cached");
+        assert!(Arc::ptr_eq(watched.cached(), &cached));
+        assert_eq!(
+            watched.object()["metadata"]["resourceVersion"],
+            event.revision().to_string()
+        );
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl ApiServer {
             inner: config.store,
             metrics: metrics.clone(),
         });
-        let cacher = cache::Cacher::start(store.clone())
+        let shared_events = Arc::new(watch::SharedEvents::default());
+        let cacher = cache::Cacher::start(store.clone(), shared_events.clone())
             .await
             .map_err(|e| anyhow::anyhow!("loading the watch cache: {e}"))?;
         let signer = Arc::new(sa_token::TokenSigner::load_or_create(&config.data_dir)?);
@@ -204,7 +205,7 @@ impl ApiServer {
             metrics,
             resources: std::sync::RwLock::new(Arc::new(builtin_resources())),
             hubs: tokio::sync::Mutex::new(HashMap::new()),
-            shared_events: Arc::default(),
+            shared_events,
             node_token: pki.node_token.clone(),
             ready: AtomicBool::new(false),
             server_address: local_addr.to_string(),

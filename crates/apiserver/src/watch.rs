@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::State;
+use crate::cache::Cached;
 use crate::errors::ApiError;
 use crate::http_util::Body;
 use crate::metrics::RequestLabels;
@@ -46,13 +47,15 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// How many recent events [`SharedEvents`] keeps.
-const SHARED_EVENTS: usize = 128;
+/// How many recent events [`SharedEvents`] keeps: the watch cache puts every write in, so
+/// it covers the writes of every resource, watched or not.
+const SHARED_EVENTS: usize = 256;
 
-/// The recent events as the watchers of every resource share them: each event's object is
-/// decoded once, and its line written once for each API version asked for, rather than once
-/// for each watcher (kube-apiserver's watch cache serializes an event once per format the
-/// same way). A watcher that falls further behind decodes for itself.
+/// The recent events as the watch cache and the watchers of every resource share them:
+/// each event's object is decoded once, for the cache and all watchers (the cache keeps
+/// the same object), and its line written once for each API version asked for, rather
+/// than once for each watcher (kube-apiserver's watch cache serializes an event once per
+/// format the same way). A watcher that falls further behind decodes for itself.
 #[derive(Default)]
 pub(crate) struct SharedEvents {
     window: Mutex<SharedWindow>,
@@ -78,13 +81,13 @@ impl SharedWindow {
 }
 
 /// One event as its watchers see it.
-struct SharedEvent {
+pub(crate) struct SharedEvent {
     revision: Revision,
     key: String,
     /// ADDED, MODIFIED or DELETED.
     kind: &'static str,
-    /// The object as stored, its resourceVersion set.
-    object: Value,
+    /// The object as stored, its resourceVersion set: the one the watch cache keeps.
+    cached: Arc<Cached>,
     /// Its lines so far, by apiVersion.
     lines: Mutex<Vec<(String, Bytes)>>,
 }
@@ -98,20 +101,21 @@ fn event_kind(event: &Event) -> &'static str {
 }
 
 impl SharedEvents {
-    /// The event as shared by its watchers; `None` if its stored object is not JSON.
-    fn get(&self, event: &Event) -> Option<Arc<SharedEvent>> {
+    /// The event as shared by the watch cache and the watchers; `None` if its stored object
+    /// is not JSON.
+    pub(crate) fn get(&self, event: &Event) -> Option<Arc<SharedEvent>> {
         let (revision, key, kind) = (event.revision(), event.kv.key.as_str(), event_kind(event));
         let window = || self.window.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = window().find(revision, key, kind) {
             return Some(found);
         }
         // Decoded outside the lock; a watcher that decoded it meanwhile wins.
-        let object = from_kv(&event.kv).ok()?;
+        let object = serde_json::from_slice(&event.kv.value).ok()?;
         let decoded = Arc::new(SharedEvent {
             revision,
             key: key.to_owned(),
             kind,
-            object,
+            cached: Arc::new(Cached::new(object, revision)),
             lines: Mutex::default(),
         });
         let mut window = window();
@@ -140,6 +144,16 @@ impl SharedEvents {
 }
 
 impl SharedEvent {
+    /// The object as stored, its resourceVersion set.
+    pub(crate) fn object(&self) -> &Value {
+        &self.cached.value
+    }
+
+    /// The object as the watch cache keeps it.
+    pub(crate) fn cached(&self) -> &Arc<Cached> {
+        &self.cached
+    }
+
     /// The event's line for watchers of `resource` (the object in its version).
     fn line(&self, resource: &Resource) -> Bytes {
         let version = resource.api_version();
@@ -147,10 +161,11 @@ impl SharedEvent {
         if let Some((_, line)) = lines().iter().find(|(v, _)| *v == version) {
             return line.clone();
         }
-        let written = if self.object["apiVersion"].as_str() == Some(version.as_str()) {
-            line(self.kind, &self.object)
+        let object = self.object();
+        let written = if object["apiVersion"].as_str() == Some(version.as_str()) {
+            line(self.kind, object)
         } else {
-            line(self.kind, &to_version(resource, self.object.clone()))
+            line(self.kind, &to_version(resource, object.clone()))
         };
         let mut lines = lines();
         // Another watcher may have written it meanwhile: one line a version is kept.
@@ -326,10 +341,10 @@ pub async fn serve(
                     };
                     last = event.revision();
                     let Some(shared) = shared_events.get(&event) else { continue };
-                    if !filter.matches(&storage, &shared.object) {
+                    if !filter.matches(&storage, shared.object()) {
                         continue;
                     }
-                    let next = match reshape(&shared.object) {
+                    let next = match reshape(shared.object()) {
                         Some(object) => line(shared.kind, &object),
                         None => shared.line(&resource),
                     };
@@ -390,7 +405,7 @@ mod tests {
             Arc::ptr_eq(&first, &second),
             "the second watcher shares the first's"
         );
-        assert_eq!(first.object["metadata"]["resourceVersion"], "5");
+        assert_eq!(first.object()["metadata"]["resourceVersion"], "5");
         let line = first.line(&pods());
         assert!(
             line.starts_with(b"{\"type\":\"ADDED\""),
@@ -402,13 +417,13 @@ mod tests {
         let updated = put("/registry/pods/default/a", &pod, 5, 6);
         let modified = events.get(&updated).expect("decoded");
         assert_eq!(parse(&modified.line(&pods()))["type"], "MODIFIED");
-        assert_eq!(modified.object["metadata"]["resourceVersion"], "6");
+        assert_eq!(modified.object()["metadata"]["resourceVersion"], "6");
         // One revision can change several keys (etcd revokes a lease's keys at once).
         let other = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"}});
         let beside = events
             .get(&put("/registry/pods/default/b", &other, 6, 6))
             .expect("decoded");
-        assert_eq!(beside.object["metadata"]["name"], "b");
+        assert_eq!(beside.object()["metadata"]["name"], "b");
         assert!(Arc::ptr_eq(
             &events.get(&updated).expect("decoded"),
             &modified
