@@ -99,6 +99,9 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
     if !claims.uid.is_empty() && account["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
         return None;
     }
+    if deleted_past_leeway(&account) || !bound_objects_live(state, &claims).await {
+        return None;
+    }
     Some(User::new(
         format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
         vec![
@@ -106,6 +109,66 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
             format!("system:serviceaccounts:{}", claims.namespace),
         ],
     ))
+}
+
+/// kube's leeway: an object marked for deletion longer ago than this no longer backs a
+/// token.
+const DELETION_LEEWAY_SECONDS: i64 = 60;
+
+/// Whether `object` was marked for deletion more than the leeway ago.
+fn deleted_past_leeway(object: &serde_json::Value) -> bool {
+    object["metadata"]["deletionTimestamp"]
+        .as_str()
+        .and_then(crate::time_util::parse)
+        .is_some_and(|at| {
+            at.unix_timestamp() + DELETION_LEEWAY_SECONDS
+                < time::OffsetDateTime::now_utc().unix_timestamp()
+        })
+}
+
+/// Whether the objects a token is bound to are still the ones it names (kube's validator):
+/// its pod, its secret, or (for a token bound to a node itself) its node exists with the
+/// uid in the token and was not deleted past the leeway. A pod's node is only named.
+async fn bound_objects_live(state: &crate::State, claims: &crate::sa_token::TokenClaims) -> bool {
+    let namespace = &claims.namespace;
+    let bound = &claims.bound;
+    let mut checks = Vec::new();
+    if let Some(pod) = &bound.pod {
+        checks.push((format!("/registry/core/pods/{namespace}/{}", pod.name), pod));
+    }
+    if let Some(secret) = &bound.secret {
+        checks.push((
+            format!("/registry/core/secrets/{namespace}/{}", secret.name),
+            secret,
+        ));
+    }
+    if let (None, Some(node)) = (&bound.pod, &bound.node) {
+        checks.push((format!("/registry/core/nodes/{}", node.name), node));
+    }
+    for (key, object) in checks {
+        if !still_there(state, &key, &object.uid).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether the object at `key` has `uid` and was not deleted past the leeway. The watch
+/// cache answers for an object it has; one it lacks or has another version of (it may
+/// trail a write) is read from the store.
+async fn still_there(state: &crate::State, key: &str, uid: &str) -> bool {
+    let live = |found: &serde_json::Value| {
+        found["metadata"]["uid"].as_str().unwrap_or("") == uid && !deleted_past_leeway(found)
+    };
+    if let Some(cached) = state.cacher.get(key)
+        && cached.value["metadata"]["uid"].as_str().unwrap_or("") == uid
+    {
+        return live(&cached.value);
+    }
+    match state.store.get(key).await {
+        Ok(Some(kv)) => serde_json::from_slice(&kv.value).is_ok_and(|found| live(&found)),
+        _ => false,
+    }
 }
 
 /// The user of the node join token.

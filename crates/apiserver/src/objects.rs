@@ -24,6 +24,7 @@ use crate::deletion::{self, DeleteOptions, Plan};
 use crate::errors::ApiError;
 use crate::http_util::{self, Body};
 use crate::routes::ResourcePath;
+use crate::sa_token::{BoundObject, BoundObjects};
 use crate::typed::{self, FieldValidation};
 use crate::{services, table, time_util, watch};
 
@@ -2389,10 +2390,13 @@ async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<B
             .collect(),
         _ => vec![crate::sa_token::ISSUER.to_owned()],
     };
-    let bound = request["spec"]
+    let bound = match request["spec"]
         .get("boundObjectRef")
         .filter(|b| b.is_object())
-        .cloned();
+    {
+        Some(reference) => bound_objects(call, &name, reference).await?,
+        None => BoundObjects::default(),
+    };
     let (token, expires) = call
         .state
         .signer
@@ -2402,7 +2406,7 @@ async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<B
             account["metadata"]["uid"].as_str().unwrap_or(""),
             &audiences,
             expiration,
-            bound.as_ref(),
+            &bound,
         )
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let expires = time::OffsetDateTime::from_unix_timestamp(expires)
@@ -2416,6 +2420,83 @@ async fn token_request(call: &Call<'_>, mut request: Value) -> Result<Response<B
     request["spec"]["expirationSeconds"] = json!(expiration);
     request["status"] = json!({"token": token, "expirationTimestamp": expires});
     Ok(http_util::json(201, &request))
+}
+
+/// What a token for the service account `account` bound to `reference` names, as
+/// kube-apiserver's TokenREST checks it: a Pod running as that account, a Secret or a Node,
+/// which must exist (404) and, when the reference gives a uid, be that object still (409);
+/// a pod's node comes along. Any other kind is 400.
+async fn bound_objects(
+    call: &Call<'_>,
+    account: &str,
+    reference: &Value,
+) -> Result<BoundObjects, ApiError> {
+    let api_version = reference["apiVersion"].as_str().unwrap_or("");
+    let kind = reference["kind"].as_str().unwrap_or("");
+    let name = reference["name"].as_str().unwrap_or("");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let read = |plural: &'static str, namespace: Option<&str>| {
+        let call = internal_call(call.state, "", "v1", plural, namespace, Some(name));
+        async move { get(&call?).await }
+    };
+    let object = |found: &Value| BoundObject {
+        name: name.to_owned(),
+        uid: found["metadata"]["uid"].as_str().unwrap_or("").to_owned(),
+    };
+    let mut bound = BoundObjects::default();
+    let uid = match (group, kind) {
+        ("", "Pod") => {
+            let pod = read("pods", call.namespace()).await?;
+            if pod["spec"]["serviceAccountName"].as_str().unwrap_or("") != account {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token for serviceaccount {account:?} to pod running with different serviceaccount name."
+                )));
+            }
+            if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                // A node that is gone is still named, without a uid, as kube does.
+                let uid = get_internal(call.state, "nodes", None, node)
+                    .await?
+                    .and_then(|n| n["metadata"]["uid"].as_str().map(str::to_owned));
+                bound.node = Some(BoundObject {
+                    name: node.to_owned(),
+                    uid: uid.unwrap_or_default(),
+                });
+            }
+            let pod = object(&pod);
+            let uid = pod.uid.clone();
+            bound.pod = Some(pod);
+            uid
+        }
+        ("", "Secret") => {
+            let secret = object(&read("secrets", call.namespace()).await?);
+            let uid = secret.uid.clone();
+            bound.secret = Some(secret);
+            uid
+        }
+        ("", "Node") => {
+            let node = object(&read("nodes", None).await?);
+            let uid = node.uid.clone();
+            bound.node = Some(node);
+            uid
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token to object of type {group}/{version}, Kind={kind}"
+            )));
+        }
+    };
+    let wanted = reference["uid"].as_str().unwrap_or("");
+    if !wanted.is_empty() && wanted != uid {
+        return Err(ApiError::conflict(
+            group,
+            kind,
+            name,
+            &format!(
+                "the UID in the bound object reference ({wanted}) does not match the UID in record. The object might have been deleted and then recreated"
+            ),
+        ));
+    }
+    Ok(bound)
 }
 
 /// Reviews: answered from the request, never stored.

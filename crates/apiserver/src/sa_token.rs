@@ -12,7 +12,7 @@ use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
     UnparsedPublicKey,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// The issuer and default audience, as kube-apiserver's defaults in a cluster.local cluster.
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -37,6 +37,41 @@ pub struct TokenClaims {
     pub audiences: Vec<String>,
     /// Expiry, seconds since the epoch.
     pub expires: i64,
+    /// The objects the token is bound to (a TokenRequest's `boundObjectRef`, and a bound
+    /// pod's node): the token is good only while they exist with these uids.
+    pub bound: BoundObjects,
+}
+
+/// The `pod`, `secret` and `node` claims of a bound token: each a name and a uid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoundObjects {
+    pub pod: Option<BoundObject>,
+    pub secret: Option<BoundObject>,
+    pub node: Option<BoundObject>,
+}
+
+/// One bound object: its name and, when known, its uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    pub name: String,
+    pub uid: String,
+}
+
+impl BoundObject {
+    fn claim(&self) -> Value {
+        let mut claim = json!({"name": self.name});
+        if !self.uid.is_empty() {
+            claim["uid"] = json!(self.uid);
+        }
+        claim
+    }
+
+    fn from_claim(claim: &Value) -> Option<Self> {
+        Some(Self {
+            name: claim["name"].as_str()?.to_owned(),
+            uid: claim["uid"].as_str().unwrap_or("").to_owned(),
+        })
+    }
 }
 
 fn now() -> i64 {
@@ -73,15 +108,21 @@ impl TokenSigner {
         uid: &str,
         audiences: &[String],
         expiration_seconds: i64,
-        bound: Option<&Value>,
+        bound: &BoundObjects,
     ) -> anyhow::Result<(String, i64)> {
         let issued = now();
         let expires = issued + expiration_seconds;
-        let mut k8s = json!({"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}});
-        if let Some(bound) = bound
-            && let Some(kind) = bound["kind"].as_str()
-        {
-            k8s[kind.to_ascii_lowercase()] = json!({"name": bound["name"], "uid": bound["uid"]});
+        let mut k8s = Map::new();
+        k8s.insert("namespace".into(), json!(namespace));
+        k8s.insert("serviceaccount".into(), json!({"name": name, "uid": uid}));
+        for (kind, object) in [
+            ("pod", &bound.pod),
+            ("secret", &bound.secret),
+            ("node", &bound.node),
+        ] {
+            if let Some(object) = object {
+                k8s.insert(kind.into(), object.claim());
+            }
         }
         let claims = json!({
             "aud": audiences,
@@ -154,6 +195,11 @@ impl TokenSigner {
                 .to_owned(),
             audiences,
             expires: claims["exp"].as_i64()?,
+            bound: BoundObjects {
+                pod: BoundObject::from_claim(&k8s["pod"]),
+                secret: BoundObject::from_claim(&k8s["secret"]),
+                node: BoundObject::from_claim(&k8s["node"]),
+            },
         })
     }
 }
@@ -192,7 +238,17 @@ mod tests {
                 "uid-1",
                 &[ISSUER.to_owned()],
                 3600,
-                None,
+                &BoundObjects {
+                    pod: Some(BoundObject {
+                        name: "web-0".into(),
+                        uid: "pod-uid".into(),
+                    }),
+                    node: Some(BoundObject {
+                        name: "n1".into(),
+                        uid: String::new(),
+                    }),
+                    secret: None,
+                },
             )
             .unwrap();
         let claims = signer.verify(&token).unwrap();
@@ -215,7 +271,26 @@ mod tests {
                 .verify(std::str::from_utf8(&tampered).unwrap())
                 .is_none()
         );
-        let (expired, _) = signer.issue("default", "b", "u", &[], -10, None).unwrap();
+        assert_eq!(
+            claims.bound.pod,
+            Some(BoundObject {
+                name: "web-0".into(),
+                uid: "pod-uid".into()
+            })
+        );
+        assert_eq!(
+            claims
+                .bound
+                .node
+                .as_ref()
+                .map(|n| (n.name.as_str(), n.uid.as_str())),
+            Some(("n1", "")),
+            "a node without a uid is named alone"
+        );
+        assert_eq!(claims.bound.secret, None);
+        let (expired, _) = signer
+            .issue("default", "b", "u", &[], -10, &BoundObjects::default())
+            .unwrap();
         assert!(signer.verify(&expired).is_none());
         assert!(signer.verify("not.a.token").is_none());
         let _ = std::fs::remove_dir_all(dir);

@@ -546,17 +546,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
             .ends_with('Z')
     );
 
-    let ca = c.data_dir().join("tls/ca.crt");
-    let as_account = |args: &[&str]| {
-        let mut all = vec![
-            "--kubeconfig=/dev/null".to_owned(),
-            format!("--server={}", c.server_url()),
-            format!("--certificate-authority={}", ca.display()),
-            format!("--token={token}"),
-        ];
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
-    };
+    let as_account = |args: &[&str]| kubectl_as(&c, &token, args);
     let out = as_account(&["get", "ns", "-o", "name"]);
     assert!(
         out.status.success(),
@@ -604,6 +594,159 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
     let out = as_account(&["get", "ns"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+}
+
+/// kubectl with `token` as its only credential.
+fn kubectl_as(c: &common::Cluster, token: &str, args: &[&str]) -> std::process::Output {
+    let ca = c.data_dir().join("tls/ca.crt");
+    let mut all = vec![
+        "--kubeconfig=/dev/null".to_owned(),
+        format!("--server={}", c.server_url()),
+        format!("--certificate-authority={}", ca.display()),
+        format!("--token={token}"),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
+}
+
+/// The `kubernetes.io` claims of a JWT.
+fn token_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice::<Value>(&bytes).expect("JSON claims")["kubernetes.io"].clone()
+}
+
+#[test]
+fn bound_tokens_name_their_object_and_end_with_it() {
+    let Some(c) = common::start() else { return };
+    let account = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"builder"}}"#;
+    c.kubectl_stdin(&["create", "-f", "-"], Some(account));
+    let pod = |name: &str, account: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{"serviceAccountName":"{account}","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+        )
+    };
+    c.kubectl_stdin(&["create", "-f", "-"], Some(&pod("web", "builder")));
+    c.kubectl_stdin(&["create", "-f", "-"], Some(&pod("other", "default")));
+    c.kubectl(&["create", "secret", "generic", "key", "--from-literal=k=v"]);
+    let uid =
+        |kind: &str, name: &str| c.kubectl(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"]);
+    let web_uid = uid("pod", "web");
+
+    // kubectl create token --bound-object-*: the token names the pod as it is on record.
+    let token = c
+        .kubectl(&[
+            "create",
+            "token",
+            "builder",
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            "web",
+        ])
+        .trim()
+        .to_owned();
+    let claims = token_claims(&token);
+    assert_eq!(claims["pod"]["name"], "web");
+    assert_eq!(claims["pod"]["uid"], web_uid.as_str());
+    assert!(
+        claims.get("node").is_none(),
+        "the pod has no node yet: {claims}"
+    );
+    let out = kubectl_as(&c, &token, &["get", "ns", "-o", "name"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Refused as kube-apiserver refuses them.
+    let bind = |kind: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "create",
+            "token",
+            "builder",
+            "--bound-object-kind",
+            kind,
+            "--bound-object-name",
+            name,
+        ];
+        args.extend(extra);
+        c.kubectl_fails(&args, None)
+    };
+    let err = bind("Pod", "web", &["--bound-object-uid", "0000"]);
+    assert!(
+        err.contains(
+            "the UID in the bound object reference (0000) does not match the UID in record"
+        ),
+        "{err}"
+    );
+    let err = bind("Pod", "other", &[]);
+    assert!(
+        err.contains(r#"cannot bind token for serviceaccount "builder" to pod running with different serviceaccount name"#),
+        "{err}"
+    );
+    let err = bind("Pod", "missing", &[]);
+    assert!(err.contains(r#"pods "missing" not found"#), "{err}");
+    let configmap = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"boundObjectRef":{"apiVersion":"v1","kind":"ConfigMap","name":"kube-root-ca.crt"}}}"#;
+    let err = c.kubectl_fails(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/builder/token",
+            "-f",
+            "-",
+        ],
+        Some(configmap),
+    );
+    assert!(
+        err.contains("cannot bind token to object of type /v1, Kind=ConfigMap"),
+        "{err}"
+    );
+
+    // A token bound to a secret ends with the secret, one bound to a pod with the pod.
+    let secret_token = c
+        .kubectl(&[
+            "create",
+            "token",
+            "builder",
+            "--bound-object-kind",
+            "Secret",
+            "--bound-object-name",
+            "key",
+            "--bound-object-uid",
+            &uid("secret", "key"),
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(token_claims(&secret_token)["secret"]["name"], "key");
+    assert!(
+        kubectl_as(&c, &secret_token, &["get", "ns"])
+            .status
+            .success()
+    );
+    c.kubectl(&["delete", "secret", "key"]);
+    let out = kubectl_as(&c, &secret_token, &["get", "ns"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
+        "{out:?}"
+    );
+
+    // An unscheduled pod goes at once; so does the token's validity.
+    c.kubectl(&["delete", "pod", "web"]);
+    let out = kubectl_as(&c, &token, &["get", "ns"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+    // Another pod of the same name is not the one the token names.
+    c.kubectl_stdin(&["create", "-f", "-"], Some(&pod("web", "builder")));
+    let out = kubectl_as(&c, &token, &["get", "ns"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
+        "{out:?}"
+    );
 }
 
 #[test]
