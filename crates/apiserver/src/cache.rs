@@ -321,16 +321,19 @@ mod tests {
     use bytes::Bytes;
     use rkube_store::{EmbeddedStore, Store};
 
-    #[tokio::test]
-    async fn get_answers_what_the_store_holds_once_the_cache_follows() {
+    /// A watch cache over a new store (sharing its decodes through `shared`) that has
+    /// applied `body` written at `key`.
+    async fn cache_with(
+        shared: Arc<crate::watch::SharedEvents>,
+        key: &str,
+        body: &'static [u8],
+    ) -> (tempfile::TempDir, Arc<super::Cacher>, rkube_store::KeyValue) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let cacher = super::Cacher::start(store.clone(), Arc::default())
+        let cacher = super::Cacher::start(store.clone(), shared)
             .await
             .expect("cache");
-        let key = "/registry/core/namespaces/team";
         assert!(cacher.get(key).is_none());
-        let body = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}"#;
         let kv = store
             .create(key, Bytes::from_static(body))
             .await
@@ -340,6 +343,14 @@ mod tests {
                 .wait_for(kv.mod_revision, Duration::from_secs(5))
                 .await
         );
+        (dir, cacher, kv)
+    }
+
+    #[tokio::test]
+    async fn get_answers_what_the_store_holds_once_the_cache_follows() {
+        let key = "/registry/core/namespaces/team";
+        let body = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}"#;
+        let (_dir, cacher, kv) = cache_with(Arc::default(), key, body).await;
         let cached = cacher.get(key).expect("cached");
         assert_eq!(cached.value["metadata"]["name"], "team");
         assert_eq!(
@@ -352,23 +363,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_and_the_watchers_share_one_decoded_object_per_write() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let shared = Arc::new(crate::watch::SharedEvents::default());
-        let cacher = super::Cacher::start(store.clone(), shared.clone())
-            .await
-            .expect("cache");
         let key = "/registry/core/configmaps/default/a";
         let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#;
-        let kv = store
-            .create(key, Bytes::from_static(body))
-            .await
-            .expect("created");
-        assert!(
-            cacher
-                .wait_for(kv.mod_revision, Duration::from_secs(5))
-                .await
-        );
+        let (_dir, cacher, kv) = cache_with(shared.clone(), key, body).await;
         // A watcher of the write finds the object the cache decoded.
         let event = rkube_store::Event {
             kind: rkube_store::EventKind::Put,

@@ -575,16 +575,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
 
     // Too short a lifetime is refused as kube-apiserver does.
     let short = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":60}}"#;
-    let err = c.kubectl_fails(
-        &[
-            "create",
-            "--raw",
-            "/api/v1/namespaces/default/serviceaccounts/builder/token",
-            "-f",
-            "-",
-        ],
-        Some(short),
-    );
+    let err = refused_token_request(&c, short);
     assert!(
         err.contains("may not specify a duration less than 10 minutes"),
         "{err}"
@@ -594,6 +585,20 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
     let out = as_account(&["get", "ns"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+}
+
+/// The error of a TokenRequest for the `builder` service account that must be refused.
+fn refused_token_request(c: &common::Cluster, request: &str) -> String {
+    c.kubectl_fails(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/builder/token",
+            "-f",
+            "-",
+        ],
+        Some(request),
+    )
 }
 
 /// kubectl with `token` as its only credential.
@@ -692,16 +697,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     let err = bind("Pod", "missing", &[]);
     assert!(err.contains(r#"pods "missing" not found"#), "{err}");
     let configmap = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"boundObjectRef":{"apiVersion":"v1","kind":"ConfigMap","name":"kube-root-ca.crt"}}}"#;
-    let err = c.kubectl_fails(
-        &[
-            "create",
-            "--raw",
-            "/api/v1/namespaces/default/serviceaccounts/builder/token",
-            "-f",
-            "-",
-        ],
-        Some(configmap),
-    );
+    let err = refused_token_request(&c, configmap);
     assert!(
         err.contains("cannot bind token to object of type /v1, Kind=ConfigMap"),
         "{err}"
