@@ -188,6 +188,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_object_backs_a_token_until_a_minute_after_its_deletion_time() {
+        let marked = |seconds_from_now: i64| {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds_from_now);
+            serde_json::json!({"metadata": {"deletionTimestamp": crate::time_util::format(at)}})
+        };
+        assert!(deleted_past_leeway(&marked(-120)));
+        assert!(!deleted_past_leeway(&marked(-30)), "within the leeway");
+        // A pod deleted gracefully is marked for the end of its grace period.
+        assert!(!deleted_past_leeway(&marked(30)));
+        assert!(!deleted_past_leeway(&serde_json::json!({"metadata": {}})));
+    }
+
+    #[test]
     fn only_the_node_token_authenticates() {
         assert!(user_from_token("secret", "secret").is_some());
         assert!(user_from_token("secreT", "secret").is_none());

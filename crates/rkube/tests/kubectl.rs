@@ -582,9 +582,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
     );
 
     c.kubectl(&["delete", "serviceaccount", "builder"]);
-    let out = as_account(&["get", "ns"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+    assert_unauthorized(&c, &token);
 }
 
 /// The error of a TokenRequest for the `builder` service account that must be refused.
@@ -642,18 +640,12 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     let web_uid = uid("pod", "web");
 
     // kubectl create token --bound-object-*: the token names the pod as it is on record.
-    let token = c
-        .kubectl(&[
-            "create",
-            "token",
-            "builder",
-            "--bound-object-kind",
-            "Pod",
-            "--bound-object-name",
-            "web",
-        ])
-        .trim()
-        .to_owned();
+    let token_for = |kind: &str, name: &str, extra: &[&str]| {
+        c.kubectl(&bound_token_args(kind, name, extra))
+            .trim()
+            .to_owned()
+    };
+    let token = token_for("Pod", "web", &[]);
     let claims = token_claims(&token);
     assert_eq!(claims["pod"]["name"], "web");
     assert_eq!(claims["pod"]["uid"], web_uid.as_str());
@@ -670,17 +662,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
 
     // Refused as kube-apiserver refuses them.
     let bind = |kind: &str, name: &str, extra: &[&str]| {
-        let mut args = vec![
-            "create",
-            "token",
-            "builder",
-            "--bound-object-kind",
-            kind,
-            "--bound-object-name",
-            name,
-        ];
-        args.extend(extra);
-        c.kubectl_fails(&args, None)
+        c.kubectl_fails(&bound_token_args(kind, name, extra), None)
     };
     let err = bind("Pod", "web", &["--bound-object-uid", "0000"]);
     assert!(
@@ -704,20 +686,11 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     );
 
     // A token bound to a secret ends with the secret, one bound to a pod with the pod.
-    let secret_token = c
-        .kubectl(&[
-            "create",
-            "token",
-            "builder",
-            "--bound-object-kind",
-            "Secret",
-            "--bound-object-name",
-            "key",
-            "--bound-object-uid",
-            &uid("secret", "key"),
-        ])
-        .trim()
-        .to_owned();
+    let secret_token = token_for(
+        "Secret",
+        "key",
+        &["--bound-object-uid", &uid("secret", "key")],
+    );
     assert_eq!(token_claims(&secret_token)["secret"]["name"], "key");
     assert!(
         kubectl_as(&c, &secret_token, &["get", "ns"])
@@ -725,20 +698,52 @@ fn bound_tokens_name_their_object_and_end_with_it() {
             .success()
     );
     c.kubectl(&["delete", "secret", "key"]);
-    let out = kubectl_as(&c, &secret_token, &["get", "ns"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
-        "{out:?}"
-    );
+    assert_unauthorized(&c, &secret_token);
+
+    // A pod on a node: its token names the node too. A token bound to the node itself ends
+    // with the node.
+    let node = r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}}"#;
+    c.kubectl_stdin(&["create", "-f", "-"], Some(node));
+    let placed = pod("placed", "builder").replace(r#""spec":{"#, r#""spec":{"nodeName":"n1","#);
+    c.kubectl_stdin(&["create", "-f", "-"], Some(&placed));
+    let node_uid = uid("node", "n1");
+    let claims = token_claims(&token_for("Pod", "placed", &[]));
+    assert_eq!(claims["pod"]["name"], "placed");
+    assert_eq!(claims["node"]["name"], "n1");
+    assert_eq!(claims["node"]["uid"], node_uid.as_str());
+    let node_token = token_for("Node", "n1", &[]);
+    assert_eq!(token_claims(&node_token)["node"]["uid"], node_uid.as_str());
+    assert!(kubectl_as(&c, &node_token, &["get", "ns"]).status.success());
+    c.kubectl(&["delete", "node", "n1"]);
+    assert_unauthorized(&c, &node_token);
 
     // An unscheduled pod goes at once; so does the token's validity.
     c.kubectl(&["delete", "pod", "web"]);
-    let out = kubectl_as(&c, &token, &["get", "ns"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+    assert_unauthorized(&c, &token);
     // Another pod of the same name is not the one the token names.
     c.kubectl_stdin(&["create", "-f", "-"], Some(&pod("web", "builder")));
-    let out = kubectl_as(&c, &token, &["get", "ns"]);
+    assert_unauthorized(&c, &token);
+}
+
+/// `kubectl create token builder` bound to the object `kind` `name`, with `extra` flags.
+fn bound_token_args<'a>(kind: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "create",
+        "token",
+        "builder",
+        "--bound-object-kind",
+        kind,
+        "--bound-object-name",
+        name,
+    ];
+    args.extend(extra);
+    args
+}
+
+/// `token` no longer authenticates.
+fn assert_unauthorized(c: &common::Cluster, token: &str) {
+    let out = kubectl_as(c, token, &["get", "ns"]);
+    assert!(!out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
         "{out:?}"
