@@ -119,8 +119,8 @@ pub(crate) struct PodWorker {
     /// Images the runtime had when the sandbox was made, each kept for the first container
     /// start that needs it (later starts ask again).
     present_images: HashSet<String>,
-    /// The pod's turn to start, from its new sandbox until the pass that starts its
-    /// containers ends (`start_gate`).
+    /// The pod's turn to start, from its new sandbox until its last container started,
+    /// or the pass ends (`start_gate`).
     turn: Option<Turn>,
     /// The pod as last seen.
     pod: Arc<Pod>,
@@ -772,6 +772,11 @@ impl PodWorker {
         {
             Ok(id) => {
                 crate::stage(&self.uid, "started");
+                // What follows (its status, the events) costs the node little: the next
+                // pod may start, unless another container of this pod starts next.
+                if matches!(kind, Kind::Init) || i + 1 == self.containers.len() {
+                    self.turn = None;
+                }
                 runtime.container_status(&id).await
             }
             Err(err) => Err(err),
