@@ -3,6 +3,7 @@
 //! refused, except for the health and version endpoints that kube-apiserver also opens to
 //! everyone (`system:public-info-viewer`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -12,12 +13,17 @@ use rustls::server::WebPkiClientVerifier;
 use crate::pki::Pki;
 
 /// An authenticated user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
     /// The user name.
     pub name: String,
     /// The groups, always including `system:authenticated`.
     pub groups: Vec<String>,
+    /// The identity's uid where it has one (a service account's), or empty.
+    pub uid: String,
+    /// What else the authenticator knows (kube's `extra`): for a service-account token,
+    /// its credential id and the pod and node it is bound to.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -37,7 +43,24 @@ impl User {
 
     fn new(name: String, mut groups: Vec<String>) -> Self {
         groups.push("system:authenticated".into());
-        Self { name, groups }
+        Self {
+            name,
+            groups,
+            ..Self::default()
+        }
+    }
+
+    /// The user as `UserInfo` (SelfSubjectReview, TokenReview): the uid and extra only
+    /// where there are some.
+    pub fn info(&self) -> serde_json::Value {
+        let mut info = serde_json::json!({"username": self.name, "groups": self.groups});
+        if !self.uid.is_empty() {
+            info["uid"] = self.uid.clone().into();
+        }
+        if !self.extra.is_empty() {
+            info["extra"] = serde_json::json!(self.extra);
+        }
+        info
     }
 }
 
@@ -102,13 +125,40 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
     if deleted_past_leeway(&account) || !bound_objects_live(state, &claims).await {
         return None;
     }
-    Some(User::new(
+    let mut user = User::new(
         format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
         vec![
             "system:serviceaccounts".into(),
             format!("system:serviceaccounts:{}", claims.namespace),
         ],
-    ))
+    );
+    user.uid = claims.uid.clone();
+    user.extra = service_account_extra(&claims);
+    Some(user)
+}
+
+/// kube's `extra` of a service-account token's user: its credential id (`JTI=` the token's
+/// id), the pod it is bound to, and the node (the pod's, or the one it is bound to).
+fn service_account_extra(claims: &crate::sa_token::TokenClaims) -> BTreeMap<String, Vec<String>> {
+    const PREFIX: &str = "authentication.kubernetes.io/";
+    let mut extra = BTreeMap::new();
+    let mut put = |key: &str, value: &str| {
+        extra.insert(format!("{PREFIX}{key}"), vec![value.to_owned()]);
+    };
+    if !claims.id.is_empty() {
+        put("credential-id", &format!("JTI={}", claims.id));
+    }
+    if let Some(pod) = claims.bound.pod.as_ref().filter(|p| !p.uid.is_empty()) {
+        put("pod-name", &pod.name);
+        put("pod-uid", &pod.uid);
+    }
+    if let Some(node) = &claims.bound.node {
+        put("node-name", &node.name);
+        if !node.uid.is_empty() {
+            put("node-uid", &node.uid);
+        }
+    }
+    extra
 }
 
 /// kube's leeway: an object marked for deletion longer ago than this no longer backs a

@@ -933,11 +933,14 @@ async fn create(call: &Call<'_>, mut object: Value) -> Result<Value, ApiError> {
         // kube's CSR strategy: who asked is the authenticated user, whatever the body says.
         let spec = &mut object["spec"];
         if spec.is_object() {
-            spec["username"] = json!(call.user.name);
-            spec["groups"] = json!(call.user.groups);
+            let info = call.user.info();
             if let Some(spec) = spec.as_object_mut() {
                 spec.remove("uid");
                 spec.remove("extra");
+                // UserInfo's fields are the spec's: username, uid, groups, extra.
+                for (field, value) in info.as_object().into_iter().flatten() {
+                    spec.insert(field.clone(), value.clone());
+                }
             }
         }
     }
@@ -1023,6 +1026,7 @@ fn internal_call<'a>(
                 "system:masters".to_owned(),
                 "system:authenticated".to_owned(),
             ],
+            ..User::default()
         },
         validation: FieldValidation::Strict,
         warnings: std::sync::Mutex::new(Vec::new()),
@@ -2521,14 +2525,12 @@ async fn review(
             });
         }
         "SelfSubjectReview" => {
-            object["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+            object["status"] = json!({"userInfo": user.info()});
         }
         "TokenReview" => {
             let token = object["spec"]["token"].as_str().unwrap_or("");
             object["status"] = match crate::auth::authenticate_token(call.state, token).await {
-                Some(u) => {
-                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
-                }
+                Some(u) => json!({"authenticated": true, "user": u.info()}),
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };
         }

@@ -33,6 +33,8 @@ pub struct TokenClaims {
     pub name: String,
     /// The service account's uid when the token was issued.
     pub uid: String,
+    /// The token's id (`jti`), empty in a token without one.
+    pub id: String,
     /// The audiences.
     pub audiences: Vec<String>,
     /// Expiry, seconds since the epoch.
@@ -193,6 +195,7 @@ impl TokenSigner {
                 .as_str()
                 .unwrap_or("")
                 .to_owned(),
+            id: claims["jti"].as_str().unwrap_or("").to_owned(),
             audiences,
             expires: claims["exp"].as_i64()?,
             bound: BoundObjects {

@@ -612,14 +612,19 @@ fn kubectl_as(c: &common::Cluster, token: &str, args: &[&str]) -> std::process::
     c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
 }
 
-/// The `kubernetes.io` claims of a JWT.
-fn token_claims(token: &str) -> Value {
+/// The claims of a JWT.
+fn jwt_payload(token: &str) -> Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .expect("base64url");
-    serde_json::from_slice::<Value>(&bytes).expect("JSON claims")["kubernetes.io"].clone()
+    serde_json::from_slice::<Value>(&bytes).expect("JSON claims")
+}
+
+/// The `kubernetes.io` claims of a JWT.
+fn token_claims(token: &str) -> Value {
+    jwt_payload(token)["kubernetes.io"].clone()
 }
 
 #[test]
@@ -707,10 +712,30 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     let placed = pod("placed", "builder").replace(r#""spec":{"#, r#""spec":{"nodeName":"n1","#);
     c.kubectl_stdin(&["create", "-f", "-"], Some(&placed));
     let node_uid = uid("node", "n1");
-    let claims = token_claims(&token_for("Pod", "placed", &[]));
+    let placed_token = token_for("Pod", "placed", &[]);
+    let claims = token_claims(&placed_token);
     assert_eq!(claims["pod"]["name"], "placed");
     assert_eq!(claims["node"]["name"], "n1");
     assert_eq!(claims["node"]["uid"], node_uid.as_str());
+    // Its user carries them as kube-apiserver's does: `kubectl auth whoami` shows them.
+    let whoami = kubectl_as(&c, &placed_token, &["auth", "whoami", "-o", "json"]);
+    assert!(whoami.status.success(), "{whoami:?}");
+    let info = json(&String::from_utf8_lossy(&whoami.stdout))["status"]["userInfo"].clone();
+    assert_eq!(info["username"], "system:serviceaccount:default:builder");
+    assert_eq!(info["uid"], uid("serviceaccount", "builder").as_str());
+    let jti = jwt_payload(&placed_token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let extra = |key: &str| info["extra"][format!("authentication.kubernetes.io/{key}")].clone();
+    assert_eq!(
+        extra("credential-id"),
+        serde_json::json!([format!("JTI={jti}")])
+    );
+    assert_eq!(extra("pod-name"), serde_json::json!(["placed"]));
+    assert_eq!(extra("pod-uid"), serde_json::json!([uid("pod", "placed")]));
+    assert_eq!(extra("node-name"), serde_json::json!(["n1"]));
+    assert_eq!(extra("node-uid"), serde_json::json!([node_uid]));
     let node_token = token_for("Node", "n1", &[]);
     assert_eq!(token_claims(&node_token)["node"]["uid"], node_uid.as_str());
     assert!(kubectl_as(&c, &node_token, &["get", "ns"]).status.success());
