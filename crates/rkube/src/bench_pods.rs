@@ -45,6 +45,10 @@
 //!   agent's), per pod, from the server's `apiserver_request_total`;
 //! - `pods.hollow_rss_per_node`: `rkube agent --simulate N` once its N nodes registered,
 //!   divided by N.
+//!
+//! The scratch directory (the server's store, the node's containerd, its pods' directories
+//! and the floor's) is made under `TMPDIR`: pointed at a tmpfs or another filesystem, the
+//! bench shows what the disk costs the kubelet and the floor.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
