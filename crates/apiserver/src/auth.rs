@@ -117,12 +117,7 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
         "/registry/core/serviceaccounts/{}/{}",
         claims.namespace, claims.name
     );
-    let kv = state.store.get(&key).await.ok()??;
-    let account: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
-    if !claims.uid.is_empty() && account["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
-        return None;
-    }
-    if deleted_past_leeway(&account) || !bound_objects_live(state, &claims).await {
+    if !still_there(state, &key, &claims.uid).await || !bound_objects_live(state, &claims).await {
         return None;
     }
     let mut user = User::new(
@@ -203,15 +198,17 @@ async fn bound_objects_live(state: &crate::State, claims: &crate::sa_token::Toke
     true
 }
 
-/// Whether the object at `key` has `uid` and was not deleted past the leeway. The watch
-/// cache answers for an object it has; one it lacks or has another version of (it may
-/// trail a write) is read from the store.
+/// Whether the object at `key` has `uid` (any uid when it is empty: a token issued
+/// without one) and was not deleted past the leeway. The watch cache answers for an object
+/// it has, as kube's token getters read informers; one it lacks or has another version of
+/// (it may trail a write) is read from the store.
 async fn still_there(state: &crate::State, key: &str, uid: &str) -> bool {
-    let live = |found: &serde_json::Value| {
-        found["metadata"]["uid"].as_str().unwrap_or("") == uid && !deleted_past_leeway(found)
+    let same = |found: &serde_json::Value| {
+        uid.is_empty() || found["metadata"]["uid"].as_str().unwrap_or("") == uid
     };
+    let live = |found: &serde_json::Value| same(found) && !deleted_past_leeway(found);
     if let Some(cached) = state.cacher.get(key)
-        && cached.value["metadata"]["uid"].as_str().unwrap_or("") == uid
+        && same(&cached.value)
     {
         return live(&cached.value);
     }

@@ -2443,12 +2443,8 @@ async fn bound_objects(
         let call = internal_call(call.state, "", "v1", plural, namespace, Some(name));
         async move { get(&call?).await }
     };
-    let object = |found: &Value| BoundObject {
-        name: name.to_owned(),
-        uid: found["metadata"]["uid"].as_str().unwrap_or("").to_owned(),
-    };
     let mut bound = BoundObjects::default();
-    let uid = match (group, kind) {
+    let (slot, found) = match (group, kind) {
         ("", "Pod") => {
             let pod = read("pods", call.namespace()).await?;
             if pod["spec"]["serviceAccountName"].as_str().unwrap_or("") != account {
@@ -2466,31 +2462,22 @@ async fn bound_objects(
                     uid: uid.unwrap_or_default(),
                 });
             }
-            let pod = object(&pod);
-            let uid = pod.uid.clone();
-            bound.pod = Some(pod);
-            uid
+            (&mut bound.pod, pod)
         }
-        ("", "Secret") => {
-            let secret = object(&read("secrets", call.namespace()).await?);
-            let uid = secret.uid.clone();
-            bound.secret = Some(secret);
-            uid
-        }
-        ("", "Node") => {
-            let node = object(&read("nodes", None).await?);
-            let uid = node.uid.clone();
-            bound.node = Some(node);
-            uid
-        }
+        ("", "Secret") => (&mut bound.secret, read("secrets", call.namespace()).await?),
+        ("", "Node") => (&mut bound.node, read("nodes", None).await?),
         _ => {
             return Err(ApiError::bad_request(format!(
                 "cannot bind token to object of type {group}/{version}, Kind={kind}"
             )));
         }
     };
+    let object = BoundObject {
+        name: name.to_owned(),
+        uid: found["metadata"]["uid"].as_str().unwrap_or("").to_owned(),
+    };
     let wanted = reference["uid"].as_str().unwrap_or("");
-    if !wanted.is_empty() && wanted != uid {
+    if !wanted.is_empty() && wanted != object.uid {
         return Err(ApiError::conflict(
             group,
             kind,
@@ -2500,6 +2487,7 @@ async fn bound_objects(
             ),
         ));
     }
+    *slot = Some(object);
     Ok(bound)
 }
 
