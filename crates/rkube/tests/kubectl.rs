@@ -601,6 +601,16 @@ fn refused_token_request(c: &common::Cluster, request: &str) -> String {
 
 /// kubectl with `token` as its only credential.
 fn kubectl_as(c: &common::Cluster, token: &str, args: &[&str]) -> std::process::Output {
+    kubectl_as_with(c, token, args, None)
+}
+
+/// kubectl with `token` as its only credential, `stdin` on its standard input.
+fn kubectl_as_with(
+    c: &common::Cluster,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
     let ca = c.data_dir().join("tls/ca.crt");
     let mut all = vec![
         "--kubeconfig=/dev/null".to_owned(),
@@ -609,7 +619,7 @@ fn kubectl_as(c: &common::Cluster, token: &str, args: &[&str]) -> std::process::
         format!("--token={token}"),
     ];
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    c.kubectl_raw(&all.iter().map(String::as_str).collect::<Vec<_>>(), stdin)
 }
 
 /// The claims of a JWT.
@@ -736,6 +746,31 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     assert_eq!(extra("pod-uid"), serde_json::json!([uid("pod", "placed")]));
     assert_eq!(extra("node-name"), serde_json::json!(["n1"]));
     assert_eq!(extra("node-uid"), serde_json::json!([node_uid]));
+    // A TokenReview of the token says the same; a CSR the token's user makes records it.
+    let review = format!(
+        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{placed_token}"}}}}"#
+    );
+    let reviewed = json(&c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "-f",
+            "-",
+        ],
+        Some(&review),
+    ));
+    assert_eq!(reviewed["status"]["user"], info);
+    let csr = format!(
+        r#"{{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{{"name":"from-placed"}},"spec":{{"request":"{}","signerName":"example.com/any","usages":["digital signature"],"uid":"forged","extra":{{"forged":["yes"]}}}}}}"#,
+        csr_request("builder", &[]).1
+    );
+    let made = kubectl_as_with(&c, &placed_token, &["create", "-f", "-"], Some(&csr));
+    assert!(made.status.success(), "{made:?}");
+    let spec = json(&c.kubectl(&["get", "csr", "from-placed", "-o", "jsonpath={.spec}"]));
+    assert_eq!(spec["username"], info["username"], "{spec}");
+    assert_eq!(spec["uid"], info["uid"], "{spec}");
+    assert_eq!(spec["extra"], info["extra"], "{spec}");
     let node_token = token_for("Node", "n1", &[]);
     assert_eq!(token_claims(&node_token)["node"]["uid"], node_uid.as_str());
     assert!(kubectl_as(&c, &node_token, &["get", "ns"]).status.success());
@@ -748,6 +783,27 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     // Another pod of the same name is not the one the token names.
     c.kubectl_stdin(&["create", "-f", "-"], Some(&pod("web", "builder")));
     assert_unauthorized(&c, &token);
+}
+
+/// A new key and a PEM certificate request for `name` in `groups`, base64-encoded as a
+/// CSR's `spec.request`.
+fn csr_request(name: &str, groups: &[&str]) -> (rcgen::KeyPair, String) {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    for group in groups {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, *group);
+    }
+    let request = params.serialize_request(&key).unwrap().pem().unwrap();
+    (
+        key,
+        base64::engine::general_purpose::STANDARD.encode(request),
+    )
 }
 
 /// `kubectl create token builder` bound to the object `kind` `name`, with `extra` flags.
@@ -1554,17 +1610,7 @@ fn emptied_metadata_lists_are_dropped() {
 #[test]
 fn an_approved_client_certificate_request_is_signed_and_authenticates() {
     let Some(c) = common::start() else { return };
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "jane");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "developers");
-    let request = params.serialize_request(&key).unwrap().pem().unwrap();
-    use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(request);
+    let (key, encoded) = csr_request("jane", &["developers"]);
     c.kubectl_stdin(
         &["apply", "-f", "-"],
         Some(&format!(
@@ -1594,6 +1640,7 @@ spec:
     });
     let table = c.kubectl(&["get", "csr", "jane"]);
     assert!(table.contains("Approved,Issued"), "{table}");
+    use base64::Engine as _;
     let pem = base64::engine::general_purpose::STANDARD
         .decode(cert.trim())
         .unwrap();
