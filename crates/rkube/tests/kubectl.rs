@@ -554,19 +554,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let review = format!(
-        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#
-    );
-    let reviewed = json(&c.kubectl_stdin(
-        &[
-            "create",
-            "--raw",
-            "/apis/authentication.k8s.io/v1/tokenreviews",
-            "-f",
-            "-",
-        ],
-        Some(&review),
-    ));
+    let reviewed = token_review(&c, &token);
     assert_eq!(reviewed["status"]["authenticated"], true);
     assert_eq!(
         reviewed["status"]["user"]["username"],
@@ -583,6 +571,23 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
 
     c.kubectl(&["delete", "serviceaccount", "builder"]);
     assert_unauthorized(&c, &token);
+}
+
+/// The answer to a TokenReview of `token`.
+fn token_review(c: &common::Cluster, token: &str) -> Value {
+    let review = format!(
+        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#
+    );
+    json(&c.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "-f",
+            "-",
+        ],
+        Some(&review),
+    ))
 }
 
 /// The error of a TokenRequest for the `builder` service account that must be refused.
@@ -747,19 +752,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     assert_eq!(extra("node-name"), serde_json::json!(["n1"]));
     assert_eq!(extra("node-uid"), serde_json::json!([node_uid]));
     // A TokenReview of the token says the same; a CSR the token's user makes records it.
-    let review = format!(
-        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{placed_token}"}}}}"#
-    );
-    let reviewed = json(&c.kubectl_stdin(
-        &[
-            "create",
-            "--raw",
-            "/apis/authentication.k8s.io/v1/tokenreviews",
-            "-f",
-            "-",
-        ],
-        Some(&review),
-    ));
+    let reviewed = token_review(&c, &placed_token);
     assert_eq!(reviewed["status"]["user"], info);
     let csr = format!(
         r#"{{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{{"name":"from-placed"}},"spec":{{"request":"{}","signerName":"example.com/any","usages":["digital signature"],"uid":"forged","extra":{{"forged":["yes"]}}}}}}"#,
