@@ -96,7 +96,21 @@ pub fn user_from_connection(conn: &rustls::ServerConnection) -> Option<User> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_owned))
         .collect();
-    Some(User::new(name, groups))
+    let mut user = User::new(name, groups);
+    user.extra = certificate_extra(cert.as_ref());
+    Some(user)
+}
+
+/// kube's `extra` of a client certificate's user: its credential id, `X509SHA256=` the
+/// SHA-256 of the certificate (DER) in hex, so an audit or a CSR tells which of a user's
+/// certificates was used.
+fn certificate_extra(der: &[u8]) -> BTreeMap<String, Vec<String>> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    BTreeMap::from([(
+        "authentication.kubernetes.io/credential-id".to_owned(),
+        vec![format!("X509SHA256={hex}")],
+    )])
 }
 
 /// The user of a bearer token: the node join token, or a service-account token whose

@@ -1621,8 +1621,25 @@ spec:
     let table = c.kubectl(&["get", "csr", "jane"]);
     assert!(table.contains("Pending"), "{table}");
     let spec = json(&c.kubectl(&["get", "csr", "jane", "-o", "jsonpath={.spec}"]));
-    // Who asked is who the API server authenticated, not what the body said.
+    // Who asked is who the API server authenticated, not what the body said: the admin,
+    // with the credential id of the certificate it connected with, as whoami shows it.
     assert_eq!(spec["username"], "admin", "{spec}");
+    let admin = json(&c.kubectl(&["auth", "whoami", "-o", "json"]))["status"]["userInfo"].clone();
+    let credential = |extra: &serde_json::Value| {
+        extra["authentication.kubernetes.io/credential-id"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        credential(&admin["extra"]).starts_with("X509SHA256="),
+        "{admin}"
+    );
+    assert_eq!(
+        credential(&spec["extra"]),
+        credential(&admin["extra"]),
+        "{spec}"
+    );
     c.kubectl(&["certificate", "approve", "jane"]);
     let mut cert = String::new();
     c.eventually("the request is signed", Duration::from_secs(20), || {
@@ -1637,9 +1654,10 @@ spec:
     let pem = base64::engine::general_purpose::STANDARD
         .decode(cert.trim())
         .unwrap();
+    let pem = String::from_utf8(pem).unwrap();
     let dir = c.data_dir().join("jane");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("jane.crt"), pem).unwrap();
+    std::fs::write(dir.join("jane.crt"), &pem).unwrap();
     std::fs::write(dir.join("jane.key"), key.serialize_pem()).unwrap();
     // A kubeconfig of her own: the cluster's CA and her certificate.
     let kubeconfig = dir.join("kubeconfig");
@@ -1674,6 +1692,21 @@ current-context: jane
     );
     let info = &json(&who)["status"]["userInfo"];
     assert_eq!(info["username"], "jane", "{who}");
+    // Her credential id is her certificate's SHA-256, as kube-apiserver's.
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        credential(&info["extra"]),
+        format!("X509SHA256={hex}"),
+        "{who}"
+    );
     assert!(
         info["groups"]
             .as_array()
