@@ -17,7 +17,9 @@
 //!   first are up while the last wait: what the kubelet's pacing alone gains;
 //! - `pods.overhead.bN.p50`: the startup p50 minus the floor's p50, the median over
 //!   `--rounds` runs of both; `pods.overhead.paced.bN.p50` the same over the paced floor,
-//!   what the kubelet and the control plane cost a pod beyond its sandbox and container;
+//!   what the kubelet and the control plane cost a pod beyond its sandbox and container.
+//!   A round runs the floor, then the paced floor and the kubelet, those two going first in
+//!   turn (ABBA), so what a run leaves the next weighs on both alike;
 //! - `pods.cpu.bN.*`, `pods.cpu.floor.bN.*` and `pods.cpu.floor.paced.bN.*`: CPU seconds
 //!   the server, the agent, its containerd and the whole machine (shims, runc, CNI plugins
 //!   and the kernel too) used during each burst (the floor's requests come from the bench
@@ -236,10 +238,15 @@ fn machine_busy_seconds() -> anyhow::Result<f64> {
     Ok((ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0)
 }
 
-/// Waits, at most [`SETTLE_LIMIT`], until the machine was nearly idle over half a second:
-/// what the last run left for the background (shims exiting, network namespaces the
-/// kernel frees later) is done, and the next run does not pay for it.
+/// Writes back what the last run left in the page cache, then waits, at most
+/// [`SETTLE_LIMIT`], until the machine was nearly idle over half a second: what the last
+/// run left for the background (shims exiting, network namespaces the kernel frees later,
+/// the disk writing back its files) is done, and the next run does not pay for it. (On an
+/// ext4 without a journal, each new inode passes over the inodes deleted while their table
+/// block waits to be written back: without the sync, whichever of the paced floor and the
+/// kubelet ran second was ~100 ms slower at the p50.)
 async fn machine_settled() -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(rustix::fs::sync).await?;
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
         let before = machine_busy_seconds()?;
@@ -490,6 +497,11 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
         dir: &floor_dir,
         processes: &processes,
     };
+    let kubelet = Kubelet {
+        client: &client,
+        cri: &cri,
+        processes: &processes,
+    };
     for &burst in &args.bursts {
         let (mut overheads, mut paced_overheads) = (Vec::new(), Vec::new());
         let mut pod_times = Vec::new();
@@ -500,23 +512,32 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
             let (all_at_once, _) = floor.run(burst, round, None, &mut floor_stages).await?;
+            // The paced floor and the kubelet take turns going first (ABBA over the
+            // rounds): what one run leaves the next (the disk writing back its files, the
+            // kernel freeing its network namespaces) counts against both alike.
             let gate = Arc::new(StartGate::for_this_machine());
-            let (paced, paced_in_turn) = floor
-                .run(burst, round, Some(&gate), &mut paced_stages)
+            let kubelet_first = round % 2 == 0;
+            let paced_before = if kubelet_first {
+                None
+            } else {
+                Some(
+                    floor
+                        .run(burst, round, Some(&gate), &mut paced_stages)
+                        .await?,
+                )
+            };
+            let rss_after = burst == largest && round == rounds;
+            let (latencies, times) = kubelet
+                .run(burst, &mut requests, rss_after.then_some(agent.pid()))
                 .await?;
-
-            machine_settled().await?;
-            let before = request_counts(&client).await?;
-            let (latencies, times) = cpu_during(
-                &format!("pods.cpu.b{burst}"),
-                &processes,
-                burst_of_pods(&client, burst),
-            )
-            .await?;
-            for (kind, n) in request_counts(&client).await? {
-                *requests.entry(kind.clone()).or_default() +=
-                    n - before.get(&kind).copied().unwrap_or(0.0);
-            }
+            let (paced, paced_in_turn) = match paced_before {
+                Some(run) => run,
+                None => {
+                    floor
+                        .run(burst, round, Some(&gate), &mut paced_stages)
+                        .await?
+                }
+            };
             // Each run's steps on one line: what made a run slow is seen there.
             let marks = read_stage_marks(&logs)?;
             let steps: Vec<String> = stage_p50s(&times, &marks)?
@@ -525,25 +546,22 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 .collect();
             let held = in_turn(&times, &marks);
             println!(
-                "# steps of this run, p50 ms: {}, in turn {:.0}; floor: started {:.0}; paced floor: started {:.0}, in turn {:.0}",
+                "# steps of this run, p50 ms: {}, in turn {:.0}; floor: started {:.0}; paced floor: started {:.0}, in turn {:.0}{}",
                 steps.join(", "),
                 ms(p50(&held)),
                 ms(all_at_once),
                 ms(paced),
                 ms(paced_in_turn.unwrap_or_default()),
+                if kubelet_first {
+                    " (the kubelet first)"
+                } else {
+                    ""
+                },
             );
             pod_times.extend(times);
             overheads.push(ms(p50(&latencies)) - ms(all_at_once));
             paced_overheads.push(ms(p50(&latencies)) - ms(paced));
             print_latencies(&format!("pods.startup.b{burst}"), latencies);
-            if burst == largest && round == rounds {
-                print_agent_rss(&format!("with_{burst}_pods"), agent.pid())?;
-                // As a node runs them: past the burst, once the agent trimmed its heap.
-                tokio::time::sleep(Duration::from_secs(15)).await;
-                print_agent_rss(&format!("with_{burst}_pods_settled"), agent.pid())?;
-            }
-            delete_pods(&client, burst).await?;
-            no_sandboxes_left(&cri).await?;
         }
         print_overheads(&format!("b{burst}"), "floor's", overheads);
         print_overheads(&format!("paced.b{burst}"), "paced floor's", paced_overheads);
@@ -574,9 +592,8 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
 fn print_overheads(name: &str, floor: &str, mut overheads: Vec<f64>) {
     let runs: Vec<String> = overheads.iter().map(|ms| format!("{ms:+.0}")).collect();
     println!("# overhead of each run, {name}: {} ms", runs.join(", "));
-    overheads.sort_by(f64::total_cmp);
     let rounds = overheads.len();
-    if let Some(median) = overheads.get(rounds / 2) {
+    if let Some(median) = median(&mut overheads) {
         println!(
             "pods.overhead.{name}.p50: {median:.1} ms (median of {rounds} run(s); each the kubelet's p50 minus the {floor})"
         );
@@ -586,6 +603,16 @@ fn print_overheads(name: &str, floor: &str, mut overheads: Vec<f64>) {
             "pods.overhead.{name}.mean: {mean:.1} ms (95% interval ±{half:.1} ms over {rounds} runs: how far the figures can be trusted)"
         );
     }
+}
+
+/// The median of `runs`: the middle one, or the mean of the middle two of an even number.
+fn median(runs: &mut [f64]) -> Option<f64> {
+    runs.sort_by(f64::total_cmp);
+    let upper = *runs.get(runs.len() / 2)?;
+    Some(match runs.len() % 2 {
+        0 => (runs[runs.len() / 2 - 1] + upper) / 2.0,
+        _ => upper,
+    })
 }
 
 /// The mean of `runs` and the half-width of its 95% confidence interval (Student's t), for
@@ -1091,6 +1118,47 @@ struct Floor<'a> {
     processes: &'a [(&'static str, u32)],
 }
 
+/// What the kubelet's runs need.
+struct Kubelet<'a> {
+    client: &'a Client,
+    cri: &'a CriClient,
+    processes: &'a [(&'static str, u32)],
+}
+
+impl Kubelet<'_> {
+    /// One burst of `burst` pods through the API on an idle machine, its CPU printed and its
+    /// API requests added to `requests`; each pod's latency and times. The agent's memory
+    /// with the pods running is printed when `rss_of` names it. The pods are gone after.
+    async fn run(
+        &self,
+        burst: usize,
+        requests: &mut HashMap<String, f64>,
+        rss_of: Option<u32>,
+    ) -> anyhow::Result<(Vec<Duration>, Vec<PodTimes>)> {
+        machine_settled().await?;
+        let before = request_counts(self.client).await?;
+        let run = cpu_during(
+            &format!("pods.cpu.b{burst}"),
+            self.processes,
+            burst_of_pods(self.client, burst),
+        )
+        .await?;
+        for (kind, n) in request_counts(self.client).await? {
+            *requests.entry(kind.clone()).or_default() +=
+                n - before.get(&kind).copied().unwrap_or(0.0);
+        }
+        if let Some(agent) = rss_of {
+            print_agent_rss(&format!("with_{burst}_pods"), agent)?;
+            // As a node runs them: past the burst, once the agent trimmed its heap.
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            print_agent_rss(&format!("with_{burst}_pods_settled"), agent)?;
+        }
+        delete_pods(self.client, burst).await?;
+        no_sandboxes_left(self.cri).await?;
+        Ok(run)
+    }
+}
+
 /// When the floor's sandboxes were made and their containers started, and, paced, how long
 /// the pods had their turns, over all rounds.
 #[derive(Default)]
@@ -1233,6 +1301,16 @@ async fn hollow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_even_number_of_runs_is_between_the_middle_two() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [144.0, -88.0, 90.0]), Some(90.0));
+        assert_eq!(
+            median(&mut [188.0, 171.0, -88.0, 88.0, 90.0, 144.0]),
+            Some(117.0)
+        );
+    }
 
     #[test]
     fn the_interval_of_the_mean_narrows_with_more_runs() {
