@@ -82,8 +82,9 @@ pub struct PodsBenchArgs {
     /// Burst sizes: that many pods created at once.
     #[arg(long, value_delimiter = ',', default_value = "30,100")]
     pub bursts: Vec<usize>,
-    /// Runs of each burst (floor, then kubelet): the overhead figure is their median, as
-    /// runs on a busy two-core machine differ by far more than the target.
+    /// Runs of each burst (the floor, then the paced floor and the kubelet, taking turns to
+    /// go first): the overhead figure is their median, as runs on a busy two-core machine
+    /// differ by far more than the target. An even number balances the order.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
     /// Hollow nodes for the memory-per-node figure (0: skip).
