@@ -21,8 +21,9 @@ pub struct User {
     pub groups: Vec<String>,
     /// The identity's uid where it has one (a service account's), or empty.
     pub uid: String,
-    /// What else the authenticator knows (kube's `extra`): for a service-account token,
-    /// its credential id and the pod and node it is bound to.
+    /// What else the authenticator knows (kube's `extra`): the credential id (a client
+    /// certificate's SHA-256, a service-account token's id) and, for a bound token, the pod
+    /// and node it is bound to.
     pub extra: BTreeMap<String, Vec<String>>,
 }
 
@@ -106,10 +107,9 @@ pub fn user_from_connection(conn: &rustls::ServerConnection) -> Option<User> {
 /// certificates was used.
 fn certificate_extra(der: &[u8]) -> BTreeMap<String, Vec<String>> {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     BTreeMap::from([(
         "authentication.kubernetes.io/credential-id".to_owned(),
-        vec![format!("X509SHA256={hex}")],
+        vec![format!("X509SHA256={}", crate::pki::hex(digest.as_ref()))],
     )])
 }
 

@@ -28,11 +28,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 /// The store key of the bootstrap data for this token.
 fn key_for(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{PREFIX}{hex}")
+    format!("{PREFIX}{}", crate::pki::hex(&digest.as_ref()[..8]))
 }
 
 fn derive_key(token: &str, salt: &[u8]) -> anyhow::Result<LessSafeKey> {

@@ -544,22 +544,6 @@ pub(crate) fn random_suffix(n: usize) -> String {
         .collect()
 }
 
-fn new_uid() -> String {
-    use rand::Rng;
-    let mut b: [u8; 16] = rand::rng().random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Whether objects of this resource carry `metadata.generation`.
 fn has_generation(resource: &Resource, object: &Value) -> bool {
     if resource.custom.is_some() {
@@ -581,7 +565,7 @@ fn has_generation(resource: &Resource, object: &Value) -> bool {
 pub(crate) fn prepare_new(resource: &Resource, object: &mut Value) {
     let generation = has_generation(resource, object);
     let meta = meta_mut(object);
-    meta.insert("uid".into(), json!(new_uid()));
+    meta.insert("uid".into(), json!(crate::pki::new_uuid()));
     meta.insert("creationTimestamp".into(), json!(time_util::now()));
     meta.remove("resourceVersion");
     meta.remove("deletionTimestamp");

@@ -277,7 +277,29 @@ impl Pki {
 fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 24] = rand::rng().random();
+    hex(&bytes)
+}
+
+/// `bytes` in lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random (version 4) UUID, as kube gives objects and tokens.
+pub(crate) fn new_uuid() -> String {
+    use rand::Rng;
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A kubeconfig with one cluster, one user (client certificate) and one context.

@@ -132,7 +132,7 @@ impl TokenSigner {
             "iat": issued,
             "nbf": issued,
             "iss": ISSUER,
-            "jti": uuid_like(),
+            "jti": crate::pki::new_uuid(),
             "kubernetes.io": k8s,
             "sub": format!("system:serviceaccount:{namespace}:{name}"),
         });
@@ -212,20 +212,6 @@ fn parts_len_tail(token: &str) -> Option<usize> {
     token.rfind('.').map(|i| token.len() - i)
 }
 
-fn uuid_like() -> String {
-    use rand::Rng;
-    let b: [u8; 16] = rand::rng().random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,7 +286,7 @@ mod tests {
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("rkube-sa-{}", uuid_like()));
+        let dir = std::env::temp_dir().join(format!("rkube-sa-{}", crate::pki::new_uuid()));
         std::fs::create_dir_all(dir.join("tls")).unwrap();
         dir
     }
