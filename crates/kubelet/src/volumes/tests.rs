@@ -578,3 +578,82 @@ fn tmpfs_size_is_the_smallest_limit() {
     assert_eq!(memory_size(&p, &alloc, None), Some(128 << 20));
     assert_eq!(memory_size(&p, &alloc, Some(&q("256Mi"))), Some(128 << 20));
 }
+
+/// The directories under `root`, down to the volumes' own (`UID/volumes/PLUGIN/NAME`), with
+/// their modes.
+fn dir_tree(root: &Path) -> std::io::Result<BTreeMap<PathBuf, u32>> {
+    let mut found = BTreeMap::new();
+    let mut next = vec![(root.to_owned(), 0)];
+    while let Some((dir, depth)) = next.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() && depth < 4 {
+                let path = entry.path();
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_owned();
+                found.insert(relative, meta.permissions().mode() & 0o7777);
+                next.push((path, depth + 1));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[tokio::test]
+async fn the_directories_made_ahead_of_a_pods_turn_are_those_its_volumes_make() -> TestResult {
+    let (ahead, set_up, host) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let objects = MemoryObjects {
+        config_maps: vec![config_map(&[("k", "v")])],
+        ..Default::default()
+    };
+    let alloc = allocatable();
+    let ctx = VolumeContext {
+        objects: &objects,
+        pods_dir: set_up.path(),
+        allocatable: &alloc,
+    };
+    let p = pod(vec![
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        Volume {
+            name: "cfg".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "cfg".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "info".into(),
+            downward_api: Some(DownwardAPIVolumeSource::default()),
+            ..Default::default()
+        },
+        Volume {
+            name: "data".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: host.path().join("data").to_string_lossy().into_owned(),
+                type_: Some("DirectoryOrCreate".into()),
+            }),
+            ..Default::default()
+        },
+    ]);
+    prepare(&ctx, &p).await?;
+    make_dirs(&dirs(ahead.path(), &p))?;
+    let made_ahead = dir_tree(ahead.path())?;
+    assert_eq!(made_ahead, dir_tree(set_up.path())?);
+    // The hostPath volume's directory is the host's, made in the turn.
+    assert!(host.path().join("data").is_dir());
+    assert_eq!(
+        made_ahead.get(Path::new("uid-web/volumes/kubernetes.io~configmap/cfg")),
+        Some(&0o777)
+    );
+    assert_eq!(made_ahead.get(Path::new("uid-web")), Some(&0o750));
+    Ok(())
+}
