@@ -460,10 +460,6 @@ impl Runtime for CriRuntime {
         self.network.load(Ordering::Acquire)
     }
 
-    fn pod_dirs(&self, config: &SandboxConfig) -> Vec<PathBuf> {
-        vec![self.pod_log_dir(&config.namespace, &config.name, &config.uid)]
-    }
-
     async fn run_pod_sandbox(&self, config: &SandboxConfig) -> Result<Sandbox, RuntimeError> {
         if !config.host_network && !self.network_ready() {
             return Err(RuntimeError::NetworkNotReady);

@@ -425,17 +425,14 @@ impl PodWorker {
         let (volumes, made) = match &new_sandbox {
             Some(config) => {
                 let images = first_images(&spec);
-                self.make_dirs(pod, config).await;
                 // The volumes are set up in the pod's turn too: each one mounted lengthens
                 // the node's mount table, which every runc call of every start reads.
                 self.turn = Some(self.node.starts.turn().await);
                 crate::stage(&self.uid, "turn");
                 let now = Utc::now();
-                // The sandbox's request goes first: what the volumes do before their first
-                // wait (a mount, their files) runs on this task.
-                let (made, volumes, present) = tokio::join!(
-                    runtime.run_pod_sandbox(config),
+                let (volumes, made, present) = tokio::join!(
                     self.sync_volumes(pod, now),
+                    runtime.run_pod_sandbox(config),
                     images_present(&*runtime, images),
                 );
                 if made.is_ok() {
@@ -531,35 +528,6 @@ impl PodWorker {
             return None;
         }
         later(wake, volumes_due)
-    }
-
-    /// Makes a new sandbox's directories before the pod's turn, on a blocking thread: the
-    /// runtime's, the volumes' (`volumes::dirs`) and the empty hosts file, so no inode is
-    /// made in the turn. A failure is left to the steps in the turn, which report theirs.
-    async fn make_dirs(&self, pod: &Pod, config: &SandboxConfig) {
-        let Some(pods_dir) = self.shared.options.pods_dir.as_deref() else {
-            return;
-        };
-        let dirs = self.node.runtime.pod_dirs(config);
-        let volume_dirs = volumes::dirs(pods_dir, pod);
-        let hosts = pods_dir.join(&self.uid).join(crate::hosts::FILE);
-        let made = tokio::task::spawn_blocking(move || {
-            for dir in &dirs {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-            }
-            volumes::make_dirs(&volume_dirs).map_err(|e| e.to_string())?;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&hosts)
-                .map(drop)
-                .map_err(|e| format!("create {}: {e}", hosts.display()))
-        })
-        .await;
-        if let Ok(Err(err)) = made {
-            tracing::debug!(pod = %self.key(), "making the pod's directories: {err}");
-        }
     }
 
     /// Sets up the pod's volumes (real nodes), or brings them up to date when that is due:
@@ -1351,8 +1319,7 @@ impl PodWorker {
     /// The pod's managed /etc/hosts, written the first time a container needs it.
     fn hosts_file(&self, pod_dir: &std::path::Path, pod_ips: &[IpAddr]) -> Result<String, String> {
         let path = pod_dir.join(crate::hosts::FILE);
-        // Made empty before the pod's turn (`make_dirs`).
-        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        if !path.exists() {
             let domain = self
                 .shared
                 .options

@@ -243,13 +243,6 @@ pub trait Runtime: Send + Sync + 'static {
     /// CRI `Status`' `NetworkReady`: pods that need the pod network can start.
     fn network_ready(&self) -> bool;
 
-    /// The directories the runtime keeps on the node for a pod (its log directory), for
-    /// the kubelet to make before the pod's turn to start; `run_pod_sandbox` makes any
-    /// still missing.
-    fn pod_dirs(&self, _sandbox: &SandboxConfig) -> Vec<std::path::PathBuf> {
-        Vec::new()
-    }
-
     /// CRI `RunPodSandbox` (the CNI plugin gives the address).
     async fn run_pod_sandbox(&self, config: &SandboxConfig) -> Result<Sandbox, RuntimeError>;
 

@@ -375,7 +375,11 @@ pub async fn prepare(ctx: &VolumeContext<'_>, pod: &Pod) -> Result<PodVolumes, V
         pod_dir: pod_dir.clone(),
         ..Default::default()
     };
-    for dir in pod_dirs(&pod_dir) {
+    for dir in [
+        pod_dir.clone(),
+        pod_dir.join("volumes"),
+        pod_dir.join("plugins"),
+    ] {
         make_dir(&dir, 0o750).map_err(|source| VolumeError::SetUp {
             volume: String::new(),
             source,
@@ -386,51 +390,6 @@ pub async fn prepare(ctx: &VolumeContext<'_>, pod: &Pod) -> Result<PodVolumes, V
         volumes.volumes.insert(volume.name.clone(), prepared);
     }
     Ok(volumes)
-}
-
-/// A pod's own directories, kube's layout: the pod's, its volumes' and its plugins'.
-fn pod_dirs(pod_dir: &Path) -> [PathBuf; 3] {
-    [
-        pod_dir.to_owned(),
-        pod_dir.join("volumes"),
-        pod_dir.join("plugins"),
-    ]
-}
-
-/// The directories [`prepare`] makes for `pod`, with their modes: its own, and each
-/// volume's (mount points too). A new inode is the costly part of a volume's set-up on some
-/// filesystems (ext4 without a journal passes over each inode deleted in the last minute to
-/// find a free one), so the kubelet makes these while the pod waits for its turn to start
-/// ([`make_dirs`]), and `prepare` finds them made.
-pub fn dirs(pods_dir: &Path, pod: &Pod) -> Vec<(PathBuf, u32)> {
-    let pod_dir = pods_dir.join(pod.metadata.uid.as_deref().unwrap_or(""));
-    let mut dirs: Vec<(PathBuf, u32)> =
-        pod_dirs(&pod_dir).into_iter().map(|d| (d, 0o750)).collect();
-    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let plugin = if volume.empty_dir.is_some() {
-            EMPTY_DIR_PLUGIN
-        } else if volume.config_map.is_some() {
-            CONFIG_MAP_PLUGIN
-        } else if volume.secret.is_some() {
-            SECRET_PLUGIN
-        } else if volume.downward_api.is_some() {
-            DOWNWARD_API_PLUGIN
-        } else if volume.projected.is_some() {
-            PROJECTED_PLUGIN
-        } else {
-            continue;
-        };
-        dirs.push((
-            pod_dir.join("volumes").join(plugin).join(&volume.name),
-            0o777,
-        ));
-    }
-    dirs
-}
-
-/// Makes `dirs` (from [`dirs`]) with their modes; blocking.
-pub fn make_dirs(dirs: &[(PathBuf, u32)]) -> Result<(), SetUpError> {
-    dirs.iter().try_for_each(|(dir, mode)| make_dir(dir, *mode))
 }
 
 /// Brings the configMap, secret, downwardAPI and projected volumes of `pod` up to date
