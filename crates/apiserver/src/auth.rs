@@ -116,17 +116,39 @@ fn certificate_extra(der: &[u8]) -> BTreeMap<String, Vec<String>> {
 /// The user of a bearer token: the node join token, or a service-account token whose
 /// service account still exists (with the same uid) and whose audience is this server.
 pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Option<User> {
+    authenticate_token_for(state, token, &[])
+        .await
+        .map(|(user, _)| user)
+}
+
+/// Who a bearer token authenticates for `audiences` (the API's own when empty, as a
+/// TokenReview without audiences asks), and those of them it is valid for, as kube's
+/// audience-aware authenticators answer: a service-account token for the audiences it was
+/// issued for; the node join token, which names none, for the API's.
+pub(crate) async fn authenticate_token_for(
+    state: &crate::State,
+    token: &str,
+    audiences: &[String],
+) -> Option<(User, Vec<String>)> {
+    let api = [crate::sa_token::ISSUER.to_owned()];
+    let wanted = if audiences.is_empty() {
+        &api[..]
+    } else {
+        audiences
+    };
+    let valid_for = |issued_for: &[String]| -> Option<Vec<String>> {
+        let matched: Vec<String> = wanted
+            .iter()
+            .filter(|a| issued_for.contains(a))
+            .cloned()
+            .collect();
+        (!matched.is_empty()).then_some(matched)
+    };
     if let Some(user) = user_from_token(token, &state.node_token) {
-        return Some(user);
+        return Some((user, valid_for(&api)?));
     }
     let claims = state.signer.verify(token)?;
-    if !claims
-        .audiences
-        .iter()
-        .any(|a| a == crate::sa_token::ISSUER)
-    {
-        return None;
-    }
+    let matched = valid_for(&claims.audiences)?;
     let key = format!(
         "/registry/core/serviceaccounts/{}/{}",
         claims.namespace, claims.name
@@ -143,7 +165,7 @@ pub(crate) async fn authenticate_token(state: &crate::State, token: &str) -> Opt
     );
     user.uid = claims.uid.clone();
     user.extra = service_account_extra(&claims);
-    Some(user)
+    Some((user, matched))
 }
 
 /// kube's `extra` of a service-account token's user: its credential id (`JTI=` the token's

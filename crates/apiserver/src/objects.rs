@@ -2501,10 +2501,24 @@ async fn review(
         }
         "TokenReview" => {
             let token = object["spec"]["token"].as_str().unwrap_or("");
-            object["status"] = match crate::auth::authenticate_token(call.state, token).await {
-                Some(u) => json!({"authenticated": true, "user": u.info()}),
-                None => json!({"authenticated": false, "error": "invalid bearer token"}),
-            };
+            if token.is_empty() {
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication",
+                ));
+            }
+            let audiences: Vec<String> = object["spec"]["audiences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            object["status"] =
+                match crate::auth::authenticate_token_for(call.state, token, &audiences).await {
+                    Some((u, audiences)) => {
+                        json!({"authenticated": true, "user": u.info(), "audiences": audiences})
+                    }
+                    None => json!({"authenticated": false, "error": "invalid bearer token"}),
+                };
         }
         _ => return Err(ApiError::method_not_allowed("POST")),
     }

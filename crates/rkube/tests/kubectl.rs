@@ -554,11 +554,49 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let reviewed = token_review(&c, &token);
+    let reviewed = token_review(&c, &token, &[]);
     assert_eq!(reviewed["status"]["authenticated"], true);
     assert_eq!(
         reviewed["status"]["user"]["username"],
         "system:serviceaccount:default:builder"
+    );
+    // A review without audiences asks for the API's, which the token is valid for.
+    assert_eq!(
+        reviewed["status"]["audiences"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    // A token for another audience (a resource server's, Vault's say) is not one for the
+    // API, but a review for that audience accepts it and names the audience it matched.
+    let vault = c.kubectl(&["create", "token", "builder", "--audience", "vault"]);
+    let vault = vault.trim();
+    assert_unauthorized(&c, vault);
+    assert_eq!(
+        token_review(&c, vault, &[])["status"]["authenticated"],
+        false
+    );
+    let for_vault = token_review(&c, vault, &["other", "vault"]);
+    assert_eq!(for_vault["status"]["authenticated"], true, "{for_vault}");
+    assert_eq!(
+        for_vault["status"]["audiences"],
+        serde_json::json!(["vault"])
+    );
+    assert_eq!(
+        token_review(&c, &token, &["vault"])["status"]["authenticated"],
+        false
+    );
+    let empty = c.kubectl_fails(
+        &[
+            "create",
+            "--raw",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "-f",
+            "-",
+        ],
+        Some(r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{}}"#),
+    );
+    assert!(
+        empty.contains("token is required for TokenReview in authentication"),
+        "{empty}"
     );
 
     // Too short a lifetime is refused as kube-apiserver does.
@@ -573,11 +611,13 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
     assert_unauthorized(&c, &token);
 }
 
-/// The answer to a TokenReview of `token`.
-fn token_review(c: &common::Cluster, token: &str) -> Value {
-    let review = format!(
-        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#
-    );
+/// The answer to a TokenReview of `token` for `audiences` (none: the API's).
+fn token_review(c: &common::Cluster, token: &str, audiences: &[&str]) -> Value {
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": audiences},
+    });
     json(&c.kubectl_stdin(
         &[
             "create",
@@ -586,7 +626,7 @@ fn token_review(c: &common::Cluster, token: &str) -> Value {
             "-f",
             "-",
         ],
-        Some(&review),
+        Some(&review.to_string()),
     ))
 }
 
@@ -752,7 +792,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     assert_eq!(extra("node-name"), serde_json::json!(["n1"]));
     assert_eq!(extra("node-uid"), serde_json::json!([node_uid]));
     // A TokenReview of the token says the same; a CSR the token's user makes records it.
-    let reviewed = token_review(&c, &placed_token);
+    let reviewed = token_review(&c, &placed_token, &[]);
     assert_eq!(reviewed["status"]["user"], info);
     let csr = format!(
         r#"{{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{{"name":"from-placed"}},"spec":{{"request":"{}","signerName":"example.com/any","usages":["digital signature"],"uid":"forged","extra":{{"forged":["yes"]}}}}}}"#,
