@@ -347,6 +347,17 @@ fn node_token_authenticates_and_certificates_are_reused_across_restarts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The join token names no audience: a review finds it valid for the API's alone.
+    let reviewed = token_review(&c, token.trim(), &[]);
+    assert_eq!(reviewed["status"]["authenticated"], true, "{reviewed}");
+    assert_eq!(
+        reviewed["status"]["audiences"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    assert_eq!(
+        token_review(&c, token.trim(), &["vault"])["status"]["authenticated"],
+        false
+    );
     // The serving certificate names localhost too.
     let a = args(&format!("https://localhost:{}", c.port));
     let out = c.kubectl_raw(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
