@@ -18,6 +18,8 @@ mod node_proxy;
 mod objects;
 mod openapi;
 pub mod pki;
+mod rbac;
+mod rbac_policy;
 mod routes;
 pub mod sa_token;
 pub mod services;
@@ -216,6 +218,9 @@ impl ApiServer {
         admission::ensure_system_priority_classes(&state)
             .await
             .map_err(|e| anyhow::anyhow!("creating the system priority classes: {}", e.message))?;
+        rbac_policy::ensure(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the default RBAC policy: {}", e.message))?;
         crd::load(&state)
             .await
             .map_err(|e| anyhow::anyhow!("loading CustomResourceDefinitions: {e}"))?;

@@ -964,6 +964,15 @@ async fn finish_create(
     if let Some(ns) = namespace {
         check_namespace(call, ns).await?;
     }
+    if call.resource.group == crate::rbac::GROUP {
+        crate::rbac::check_grant(
+            call.state,
+            &call.user,
+            &call.resource.plural,
+            namespace,
+            &object,
+        )?;
+    }
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
     if call.dry_run() {
         return Ok(object);
@@ -1381,6 +1390,21 @@ async fn finish_update(
     revision: Revision,
 ) -> Result<Value, ApiError> {
     validate(&call.storage, &call.resource, &new, Some(old))?;
+    if call.resource.group == crate::rbac::GROUP
+        && ["rules", "aggregationRule", "roleRef", "subjects"]
+            .iter()
+            .any(|field| new[*field] != old[*field])
+    {
+        // kube checks every update but one of only the fields the garbage collector
+        // writes; rkube's check is of the fields that grant.
+        crate::rbac::check_grant(
+            call.state,
+            &call.user,
+            &call.resource.plural,
+            call.namespace(),
+            &new,
+        )?;
+    }
     if call.dry_run() {
         set_resource_version(&mut new, revision);
         return Ok(new);
@@ -2486,15 +2510,27 @@ async fn review(
     let user = &call.user;
     match call.resource.kind.as_str() {
         "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
-            // Until RBAC lands, every authenticated user may do everything.
-            object["status"] = json!({"allowed": true, "reason": "rkube: every authenticated user is allowed until RBAC is enabled"});
+            let spec = &object["spec"];
+            let attributes = crate::rbac::review_attributes(spec);
+            if let Some(ns) = call.path.namespace.as_deref() {
+                // kube's LocalSubjectAccessReview validation.
+                if attributes.namespace != ns {
+                    return Err(ApiError::bad_request(format!(
+                        "spec.resourceAttributes.namespace must match namespace: {ns}"
+                    )));
+                }
+            }
+            let subject = if call.resource.kind == "SelfSubjectAccessReview" {
+                user.clone()
+            } else {
+                review_subject(spec)?
+            };
+            let decision = crate::rbac::authorize(call.state, &subject, &attributes);
+            object["status"] = crate::rbac::review_status(&decision);
         }
         "SelfSubjectRulesReview" => {
-            object["status"] = json!({
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": false,
-            });
+            let namespace = object["spec"]["namespace"].as_str().unwrap_or_default();
+            object["status"] = crate::rbac::rules_review_status(call.state, user, namespace);
         }
         "SelfSubjectReview" => {
             object["status"] = json!({"userInfo": user.info()});
@@ -2527,6 +2563,45 @@ async fn review(
     }
     object["metadata"]["creationTimestamp"] = Value::Null;
     Ok(http_util::json(201, &object))
+}
+
+/// Whom a SubjectAccessReview asks about: its spec's user, groups, uid and extra (kube's
+/// validation: a user or a group is required).
+fn review_subject(spec: &Value) -> Result<User, ApiError> {
+    let name = spec["user"].as_str().unwrap_or_default().to_owned();
+    let groups: Vec<String> = spec["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(str::to_owned))
+        .collect();
+    if name.is_empty() && groups.is_empty() {
+        return Err(ApiError::invalid_simple(
+            "SubjectAccessReview",
+            "spec.user",
+            "at least one of user or group must be specified",
+        ));
+    }
+    let extra = spec["extra"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let values = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect();
+            (k.clone(), values)
+        })
+        .collect();
+    Ok(User {
+        name,
+        groups,
+        uid: spec["uid"].as_str().unwrap_or_default().to_owned(),
+        extra,
+    })
 }
 
 #[cfg(test)]

@@ -163,11 +163,35 @@ pub async fn answer(
     };
     let started = std::time::Instant::now();
     let labels = request_labels(&route, req.method(), req.uri().query());
-    let result = match route {
-        Route::LegacyRoot => Ok(discovery::legacy_root(&state, req.headers())),
-        Route::GroupsRoot => Ok(discovery::groups_root(&state, req.headers())),
-        Route::Group(group) => discovery::group(&state, &group),
-        Route::GroupVersion(group, version) => discovery::group_version(&state, &group, &version),
+    let attributes =
+        crate::rbac::Attributes::of(&route, req.method(), req.uri().path(), req.uri().query());
+    let result = match crate::rbac::impersonate(&state, user, req.headers())
+        .and_then(|user| crate::rbac::check(&state, &user, &attributes).map(|()| user))
+    {
+        Err(err) => Err(err),
+        Ok(user) => route_to(&state, user, route, req).await,
+    };
+    let response = result.unwrap_or_else(|err| http_util::error(&err));
+    if let Some(labels) = labels {
+        state
+            .metrics
+            .request(labels, response.status().as_u16(), started.elapsed());
+    }
+    response
+}
+
+/// Answers an authorized request.
+async fn route_to(
+    state: &Arc<State>,
+    user: User,
+    route: Route,
+    req: Request<RequestBody>,
+) -> Result<Response<Body>, ApiError> {
+    match route {
+        Route::LegacyRoot => Ok(discovery::legacy_root(state, req.headers())),
+        Route::GroupsRoot => Ok(discovery::groups_root(state, req.headers())),
+        Route::Group(group) => discovery::group(state, &group),
+        Route::GroupVersion(group, version) => discovery::group_version(state, &group, &version),
         Route::OpenApiV2 => openapi::serve_v2(state.clone(), req.headers().clone()).await,
         Route::OpenApiV3(rest) => {
             let query = req.uri().query().map(str::to_owned);
@@ -211,14 +235,7 @@ pub async fn answer(
         }
         Route::Metrics => Ok(http_util::text(200, state.metrics.render())),
         Route::NotFound | Route::Health | Route::Version => Err(ApiError::no_route()),
-    };
-    let response = result.unwrap_or_else(|err| http_util::error(&err));
-    if let Some(labels) = labels {
-        state
-            .metrics
-            .request(labels, response.status().as_u16(), started.elapsed());
     }
-    response
 }
 
 /// The metric labels of a resource request.

@@ -9,6 +9,7 @@
 
 pub mod batchutil;
 pub mod certificates;
+pub mod clusterroleaggregation;
 pub mod controllerref;
 pub mod cronjob;
 pub mod cronschedule;
@@ -259,5 +260,6 @@ pub async fn start(client: Client, options: Options, stop: Stop) -> anyhow::Resu
     servicelb::start(&ctx, &options);
     volume::start(&ctx, &options);
     certificates::start(&ctx, &options);
+    clusterroleaggregation::start(&ctx, &options);
     Ok(ctx)
 }

@@ -123,7 +123,7 @@ fn two_servers_on_one_etcd_survive_losing_the_leader() {
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
         .arg(second.data_dir().join("tls/ca.crt"))
         .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
-        .arg(format!("{}/api/v1/namespaces/default", second.server_url()))
+        .arg(format!("{}/apis", second.server_url()))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");

@@ -335,7 +335,7 @@ fn node_token_authenticates_and_certificates_are_reused_across_restarts() {
             format!("--certificate-authority={}", ca.display()),
             format!("--token={}", token.trim()),
             "get".into(),
-            "ns".into(),
+            "nodes".into(),
             "-o".into(),
             "name".into(),
         ]
@@ -557,13 +557,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
             .ends_with('Z')
     );
 
-    let as_account = |args: &[&str]| kubectl_as(&c, &token, args);
-    let out = as_account(&["get", "ns", "-o", "name"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_authenticates(&c, &token);
 
     let reviewed = token_review(&c, &token, &[]);
     assert_eq!(reviewed["status"]["authenticated"], true);
@@ -620,6 +614,229 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
 
     c.kubectl(&["delete", "serviceaccount", "builder"]);
     assert_unauthorized(&c, &token);
+}
+
+#[test]
+fn rbac_decides_what_each_user_may_do() {
+    let Some(c) = common::start() else { return };
+    c.kubectl(&["create", "namespace", "team"]);
+    c.kubectl(&["-n", "team", "create", "serviceaccount", "dev"]);
+    let token = c.kubectl(&["-n", "team", "create", "token", "dev"]);
+    let token = token.trim();
+    let dev = |args: &[&str]| kubectl_as(&c, token, args);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // Authenticated, but bound to nothing: only the defaults everyone has.
+    let out = dev(&["-n", "team", "get", "pods"]);
+    assert!(
+        stderr(&out).contains(
+            r#"pods is forbidden: User "system:serviceaccount:team:dev" cannot list resource "pods" in API group "" in the namespace "team""#
+        ),
+        "{out:?}"
+    );
+    let out = dev(&["get", "nodes"]);
+    assert!(
+        stderr(&out)
+            .contains(r#"cannot list resource "nodes" in API group "" at the cluster scope"#),
+        "{out:?}"
+    );
+    let can_i = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend(args);
+        String::from_utf8_lossy(&dev(&all).stdout).trim().to_owned()
+    };
+    assert_eq!(can_i(&["list", "pods", "-n", "team"]), "no");
+    assert!(dev(&["auth", "whoami"]).status.success());
+
+    // `view` in its namespace, as the aggregation of the roles labelled for it.
+    c.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "dev-view",
+        "--clusterrole=view",
+        "--serviceaccount=team:dev",
+    ]);
+    c.eventually("the binding takes effect", Duration::from_secs(10), || {
+        let out = dev(&["-n", "team", "get", "pods,services,deployments"]);
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| stderr(&out))
+    });
+    assert_eq!(can_i(&["list", "pods", "-n", "team"]), "yes");
+    assert_eq!(can_i(&["get", "pods/log", "-n", "team"]), "yes");
+    assert_eq!(can_i(&["delete", "pods", "-n", "team"]), "no");
+    assert_eq!(can_i(&["get", "secrets", "-n", "team"]), "no");
+    assert_eq!(can_i(&["list", "pods", "-n", "default"]), "no");
+    let out = dev(&["-n", "default", "get", "configmaps"]);
+    assert!(stderr(&out).contains("Forbidden"), "{out:?}");
+    let rules = String::from_utf8_lossy(&dev(&["auth", "can-i", "--list", "-n", "team"]).stdout)
+        .into_owned();
+    let pods = rules
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("no pods rule: {rules}"));
+    assert!(pods.contains("[get list watch]"), "{rules}");
+    let admin = json(&c.kubectl(&["get", "clusterrole", "admin", "-o", "json"]));
+    assert!(
+        admin["rules"].as_array().is_some_and(|r| r.len() > 10),
+        "admin aggregates edit, view and its own: {admin}"
+    );
+
+    // An administrator acts as someone else; the account may not.
+    let as_dev = c.kubectl_raw(
+        &[
+            "-n",
+            "team",
+            "auth",
+            "can-i",
+            "watch",
+            "pods",
+            "--as=system:serviceaccount:team:dev",
+        ],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&as_dev.stdout).trim(), "yes");
+    let out = c.kubectl_raw(
+        &[
+            "-n",
+            "team",
+            "get",
+            "secrets",
+            "--as=bob",
+            "--as-group=devs",
+        ],
+        None,
+    );
+    assert!(
+        stderr(&out).contains(r#"User "bob" cannot list resource "secrets""#),
+        "{out:?}"
+    );
+    let out = dev(&["-n", "team", "get", "pods", "--as=bob"]);
+    assert!(
+        stderr(&out).contains(
+            r#"users "bob" is forbidden: User "system:serviceaccount:team:dev" cannot impersonate resource "users" in API group "" at the cluster scope"#
+        ),
+        "{out:?}"
+    );
+
+    // An administrator asks about someone else.
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": "system:serviceaccount:team:dev",
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {"namespace": "team", "verb": "watch", "resource": "pods"},
+        },
+    });
+    let answer = json(&c.kubectl_stdin(
+        &["create", "-o", "json", "-f", "-"],
+        Some(&review.to_string()),
+    ));
+    assert_eq!(answer["status"]["allowed"], true, "{answer}");
+    assert_eq!(
+        answer["status"]["reason"],
+        r#"RBAC: allowed by RoleBinding "dev-view/team" of ClusterRole "view" to ServiceAccount "dev/team""#
+    );
+
+    // Whoever may write roles and bindings grants only what they hold.
+    c.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "role",
+        "granter",
+        "--verb=create,update",
+        "--resource=roles,rolebindings",
+    ]);
+    c.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "dev-granter",
+        "--role=granter",
+        "--serviceaccount=team:dev",
+    ]);
+    c.eventually(
+        "the second binding takes effect",
+        Duration::from_secs(10),
+        || {
+            (can_i(&["create", "roles", "-n", "team"]) == "yes")
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    );
+    let out = dev(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "sneaky",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=team:dev",
+    ]);
+    assert!(
+        stderr(&out).contains(
+            r#"rolebindings.rbac.authorization.k8s.io "sneaky" is forbidden: user "system:serviceaccount:team:dev" (groups=["system:serviceaccounts" "system:serviceaccounts:team" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#
+        ),
+        "{out:?}"
+    );
+    let out = dev(&[
+        "-n",
+        "team",
+        "create",
+        "role",
+        "deleter",
+        "--verb=delete",
+        "--resource=pods",
+    ]);
+    assert!(
+        stderr(&out).contains(r#"{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}"#),
+        "{out:?}"
+    );
+    let out = dev(&[
+        "-n",
+        "team",
+        "create",
+        "role",
+        "reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = dev(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "dev-reader",
+        "--role=reader",
+        "--serviceaccount=team:dev",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+
+    // The binding goes, and the permission with it.
+    c.kubectl(&[
+        "-n",
+        "team",
+        "delete",
+        "rolebinding",
+        "dev-view",
+        "dev-reader",
+    ]);
+    c.eventually(
+        "the bindings' removal takes effect",
+        Duration::from_secs(10),
+        || {
+            (can_i(&["list", "pods", "-n", "team"]) == "no")
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    );
 }
 
 /// The answer to a TokenReview of `token` for `audiences` (none: the API's).
@@ -724,12 +941,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
         claims.get("node").is_none(),
         "the pod has no node yet: {claims}"
     );
-    let out = kubectl_as(&c, &token, &["get", "ns", "-o", "name"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_authenticates(&c, &token);
 
     // Refused as kube-apiserver refuses them.
     let bind = |kind: &str, name: &str, extra: &[&str]| {
@@ -763,11 +975,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
         &["--bound-object-uid", &uid("secret", "key")],
     );
     assert_eq!(token_claims(&secret_token)["secret"]["name"], "key");
-    assert!(
-        kubectl_as(&c, &secret_token, &["get", "ns"])
-            .status
-            .success()
-    );
+    assert_authenticates(&c, &secret_token);
     c.kubectl(&["delete", "secret", "key"]);
     assert_unauthorized(&c, &secret_token);
 
@@ -809,6 +1017,14 @@ fn bound_tokens_name_their_object_and_end_with_it() {
         r#"{{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{{"name":"from-placed"}},"spec":{{"request":"{}","signerName":"example.com/any","usages":["digital signature"],"uid":"forged","extra":{{"forged":["yes"]}}}}}}"#,
         csr_request("builder", &[]).1
     );
+    // The account may ask for certificates as a node bootstrapper does.
+    c.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "builder-csr",
+        "--clusterrole=system:node-bootstrapper",
+        "--serviceaccount=default:builder",
+    ]);
     let made = kubectl_as_with(&c, &placed_token, &["create", "-f", "-"], Some(&csr));
     assert!(made.status.success(), "{made:?}");
     let spec = json(&c.kubectl(&["get", "csr", "from-placed", "-o", "jsonpath={.spec}"]));
@@ -817,7 +1033,7 @@ fn bound_tokens_name_their_object_and_end_with_it() {
     assert_eq!(spec["extra"], info["extra"], "{spec}");
     let node_token = token_for("Node", "n1", &[]);
     assert_eq!(token_claims(&node_token)["node"]["uid"], node_uid.as_str());
-    assert!(kubectl_as(&c, &node_token, &["get", "ns"]).status.success());
+    assert_authenticates(&c, &node_token);
     c.kubectl(&["delete", "node", "n1"]);
     assert_unauthorized(&c, &node_token);
 
@@ -865,9 +1081,20 @@ fn bound_token_args<'a>(kind: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<
     args
 }
 
+/// `token` authenticates: `kubectl auth whoami`, which every authenticated user may ask,
+/// answers.
+fn assert_authenticates(c: &common::Cluster, token: &str) {
+    let out = kubectl_as(c, token, &["auth", "whoami"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `token` no longer authenticates.
 fn assert_unauthorized(c: &common::Cluster, token: &str) {
-    let out = kubectl_as(c, token, &["get", "ns"]);
+    let out = kubectl_as(c, token, &["auth", "whoami"]);
     assert!(!out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),

@@ -331,14 +331,20 @@ async fn volumes_and_environment_of_a_pod() {
         status.user.and_then(|u| u.username).as_deref(),
         Some("system:serviceaccount:default:default")
     );
-    let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(c.data_dir().join("tls/ca.crt"))
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .arg(format!("{}/api/v1/namespaces/default/pods", c.server_url()))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // It authenticates: discovery answers, and the account, bound to no role, may not list
+    // pods.
+    let status_of = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(c.data_dir().join("tls/ca.crt"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("{}{path}", c.server_url()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status_of("/api/v1"), "200");
+    assert_eq!(status_of("/api/v1/namespaces/default/pods"), "403");
 
     // The custom projected volume: token, a ConfigMap key and a Secret key.
     let projected = vol("kubernetes.io~projected", "token");
