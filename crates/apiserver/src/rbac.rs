@@ -17,6 +17,8 @@
 //! `namespaces`), the name (also from a `metadata.name` field selector of a list or watch);
 //! discovery, OpenAPI and metrics are non-resource paths with the method as the verb.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::State;
@@ -236,7 +238,7 @@ fn key(plural: &str, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-fn all(state: &State, plural: &str, namespace: Option<&str>) -> Vec<std::sync::Arc<Cached>> {
+fn all(state: &State, plural: &str, namespace: Option<&str>) -> Vec<Arc<Cached>> {
     let prefix = format!("/registry/{GROUP}/{plural}/");
     let within = match namespace {
         Some(ns) => format!("{prefix}{ns}/"),
@@ -291,16 +293,51 @@ fn describe_subject(subject: &Value, binding_namespace: &str) -> String {
     }
 }
 
-/// The rules of the role a binding refers to (a Role in the binding's namespace, or a
-/// ClusterRole); none when it does not exist.
-fn role_rules(state: &State, role_ref: &Value, namespace: Option<&str>) -> Option<Value> {
+/// The role a binding refers to (a Role in the binding's namespace, or a ClusterRole),
+/// if it exists.
+fn bound_role(state: &State, role_ref: &Value, namespace: Option<&str>) -> Option<Arc<Cached>> {
     let name = role_ref["name"].as_str()?;
     let key = match (role_ref["kind"].as_str()?, namespace) {
         ("ClusterRole", _) => key("clusterroles", None, name),
         ("Role", Some(ns)) => key("roles", Some(ns), name),
         _ => return None,
     };
-    Some(state.cacher.get(&key)?.value["rules"].clone())
+    state.cacher.get(&key)
+}
+
+/// Where a rule comes from: a binding of a role to a subject.
+pub struct Source<'a> {
+    binding: &'a Value,
+    subject: &'a Value,
+    /// The binding's namespace; empty for a ClusterRoleBinding.
+    namespace: &'a str,
+}
+
+impl std::fmt::Display for Source<'_> {
+    /// kube's `clusterRoleBindingDescriber` and `roleBindingDescriber`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.binding["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let role = &self.binding["roleRef"];
+        let (kind, role_name) = (
+            role["kind"].as_str().unwrap_or_default(),
+            role["name"].as_str().unwrap_or_default(),
+        );
+        let subject = describe_subject(self.subject, self.namespace);
+        if self.namespace.is_empty() {
+            write!(
+                f,
+                "ClusterRoleBinding {name:?} of {kind} {role_name:?} to {subject}"
+            )
+        } else {
+            let name = format!("{name}/{}", self.namespace);
+            write!(
+                f,
+                "RoleBinding {name:?} of {kind} {role_name:?} to {subject}"
+            )
+        }
+    }
 }
 
 /// Calls `visit` with each rule that applies to `user` cluster-wide and, when `namespace`
@@ -309,56 +346,36 @@ fn visit_rules(
     state: &State,
     user: &User,
     namespace: &str,
-    visit: &mut dyn FnMut(&str, &Value) -> bool,
+    visit: &mut dyn FnMut(&Source<'_>, &Value) -> bool,
 ) -> bool {
-    for binding in all(state, "clusterrolebindings", None) {
+    let cluster = all(state, "clusterrolebindings", None);
+    let local = if namespace.is_empty() {
+        Vec::new()
+    } else {
+        all(state, "rolebindings", Some(namespace))
+    };
+    let bindings = cluster
+        .iter()
+        .map(|b| (b, ""))
+        .chain(local.iter().map(|b| (b, namespace)));
+    for (binding, binding_namespace) in bindings {
         let binding = &binding.value;
-        for subject in str_objects(&binding["subjects"]) {
-            if !applies_to(subject, user, "") {
-                continue;
-            }
-            let Some(rules) = role_rules(state, &binding["roleRef"], None) else {
-                break;
-            };
-            let source = format!(
-                "ClusterRoleBinding {:?} of {} {:?} to {}",
-                binding["metadata"]["name"].as_str().unwrap_or_default(),
-                binding["roleRef"]["kind"].as_str().unwrap_or_default(),
-                binding["roleRef"]["name"].as_str().unwrap_or_default(),
-                describe_subject(subject, "")
-            );
-            if str_objects(&rules).any(|rule| visit(&source, rule)) {
-                return true;
-            }
-            break;
-        }
-    }
-    if namespace.is_empty() {
-        return false;
-    }
-    for binding in all(state, "rolebindings", Some(namespace)) {
-        let binding = &binding.value;
-        for subject in str_objects(&binding["subjects"]) {
-            if !applies_to(subject, user, namespace) {
-                continue;
-            }
-            let Some(rules) = role_rules(state, &binding["roleRef"], Some(namespace)) else {
-                break;
-            };
-            let source = format!(
-                "RoleBinding {:?} of {} {:?} to {}",
-                format!(
-                    "{}/{namespace}",
-                    binding["metadata"]["name"].as_str().unwrap_or_default()
-                ),
-                binding["roleRef"]["kind"].as_str().unwrap_or_default(),
-                binding["roleRef"]["name"].as_str().unwrap_or_default(),
-                describe_subject(subject, namespace)
-            );
-            if str_objects(&rules).any(|rule| visit(&source, rule)) {
-                return true;
-            }
-            break;
+        let Some(subject) =
+            str_objects(&binding["subjects"]).find(|s| applies_to(s, user, binding_namespace))
+        else {
+            continue;
+        };
+        let within = Some(binding_namespace).filter(|ns| !ns.is_empty());
+        let Some(role) = bound_role(state, &binding["roleRef"], within) else {
+            continue;
+        };
+        let source = Source {
+            binding,
+            subject,
+            namespace: binding_namespace,
+        };
+        if str_objects(&role.value["rules"]).any(|rule| visit(&source, rule)) {
+            return true;
         }
     }
     false
@@ -612,10 +629,10 @@ pub fn check_grant(
             if allowed("bind", role_plural, role_name) {
                 return Ok(());
             }
-            let Some(rules) = role_rules(state, role_ref, namespace) else {
+            let Some(role) = bound_role(state, role_ref, namespace) else {
                 return Err(ApiError::not_found(GROUP, role_plural, role_name));
             };
-            confirm_no_escalation(state, user, ns, &rules, (GROUP, plural, name))
+            confirm_no_escalation(state, user, ns, &role.value["rules"], (GROUP, plural, name))
         }
         _ => Ok(()),
     }

@@ -359,6 +359,8 @@ pub fn cluster_roles() -> Vec<Value> {
                     &["networking.k8s.io"],
                     &["ingresses", "ingressclasses"],
                 ),
+                // The controller makes its default IngressClass, `rkube`, where missing.
+                rule(&["create"], &["networking.k8s.io"], &["ingressclasses"]),
                 rule(
                     &["update", "patch"],
                     &["networking.k8s.io"],

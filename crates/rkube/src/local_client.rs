@@ -55,7 +55,7 @@ mod tests {
     async fn a_component_in_the_process_reads_writes_and_watches_as_itself() {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = start(dir.path()).await;
-        let client = client(api.local_door(User::component("system:kube-scheduler")));
+        let client = client(api.local_door(User::component("system:kube-controller-manager")));
 
         // Who the server takes the client for.
         let review = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
@@ -71,7 +71,7 @@ mod tests {
         let review: serde_json::Value = client.request(review).await.expect("review");
         assert_eq!(
             review["status"]["userInfo"]["username"],
-            "system:kube-scheduler"
+            "system:kube-controller-manager"
         );
 
         // A write, a read, and a watch that sees the next write.
@@ -121,6 +121,13 @@ mod tests {
         match maps.create(&PostParams::default(), &big).await {
             Err(kube::Error::Api(status)) => assert_eq!(status.code, 413, "{status:?}"),
             other => panic!("expected a 413, got {other:?}"),
+        }
+        // Each component may do what its role allows: the scheduler writes no ConfigMaps.
+        let scheduler = super::client(api.local_door(User::component("system:kube-scheduler")));
+        let as_scheduler: Api<ConfigMap> = Api::namespaced(scheduler, "default");
+        match as_scheduler.create(&PostParams::default(), &map).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("expected a 403, got {other:?}"),
         }
         // The kubelet's streams need a connection to upgrade: the door says so.
         let logs = http::Request::get("/api/v1/namespaces/default/pods/web/log")
