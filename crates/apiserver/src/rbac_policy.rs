@@ -76,7 +76,8 @@ fn aggregated(name: &str, labels: &[(&str, &str)], from: &str) -> Value {
     role
 }
 
-fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
+/// The ClusterRoleBinding of the ClusterRole `name`, of the same name, to `subjects`.
+fn binding(name: &str, subjects: &[(&str, &str)]) -> Value {
     let subjects: Vec<Value> = subjects
         .iter()
         .map(|(kind, name)| match (*kind, name.split_once('/')) {
@@ -94,7 +95,7 @@ fn binding(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
             "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
             "annotations": {AUTOUPDATE: "true"},
         },
-        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": name},
         "subjects": subjects,
     })
 }
@@ -545,62 +546,36 @@ fn scheduler_rules() -> Vec<Value> {
 /// The default ClusterRoleBindings.
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
+        binding("cluster-admin", &[("Group", "system:masters")]),
+        binding("system:discovery", &[("Group", "system:authenticated")]),
+        binding("system:basic-user", &[("Group", "system:authenticated")]),
         binding(
-            "cluster-admin",
-            "cluster-admin",
-            &[("Group", "system:masters")],
-        ),
-        binding(
-            "system:discovery",
-            "system:discovery",
-            &[("Group", "system:authenticated")],
-        ),
-        binding(
-            "system:basic-user",
-            "system:basic-user",
-            &[("Group", "system:authenticated")],
-        ),
-        binding(
-            "system:public-info-viewer",
             "system:public-info-viewer",
             &[
                 ("Group", "system:authenticated"),
                 ("Group", "system:unauthenticated"),
             ],
         ),
+        binding("system:monitoring", &[("Group", "system:monitoring")]),
+        binding("system:node", &[("Group", "system:nodes")]),
         binding(
-            "system:monitoring",
-            "system:monitoring",
-            &[("Group", "system:monitoring")],
-        ),
-        binding("system:node", "system:node", &[("Group", "system:nodes")]),
-        binding(
-            "system:node-proxier",
             "system:node-proxier",
             &[("User", "system:kube-proxy"), ("Group", "system:nodes")],
         ),
+        binding("system:rkube-ingress", &[("Group", "system:nodes")]),
         binding(
-            "system:rkube-ingress",
-            "system:rkube-ingress",
-            &[("Group", "system:nodes")],
-        ),
-        binding(
-            "system:kube-controller-manager",
             "system:kube-controller-manager",
             &[("User", "system:kube-controller-manager")],
         ),
         binding(
             "system:kube-scheduler",
-            "system:kube-scheduler",
             &[("User", "system:kube-scheduler")],
         ),
         binding(
             "system:volume-scheduler",
-            "system:volume-scheduler",
             &[("User", "system:kube-scheduler")],
         ),
         binding(
-            "system:kube-dns",
             "system:kube-dns",
             &[
                 ("ServiceAccount", "kube-system/kube-dns"),

@@ -761,14 +761,16 @@ fn rbac_decides_what_each_user_may_do() {
         "--role=granter",
         "--serviceaccount=team:dev",
     ]);
-    c.eventually(
+    let until_can_i = |what: &str, args: &[&str], answer: &str| {
+        c.eventually(what, Duration::from_secs(10), || {
+            let got = can_i(args);
+            (got == answer).then_some(()).ok_or(got)
+        });
+    };
+    until_can_i(
         "the second binding takes effect",
-        Duration::from_secs(10),
-        || {
-            (can_i(&["create", "roles", "-n", "team"]) == "yes")
-                .then_some(())
-                .ok_or_else(|| "not yet".to_owned())
-        },
+        &["create", "roles", "-n", "team"],
+        "yes",
     );
     let out = dev(&[
         "-n",
@@ -828,14 +830,10 @@ fn rbac_decides_what_each_user_may_do() {
         "dev-view",
         "dev-reader",
     ]);
-    c.eventually(
+    until_can_i(
         "the bindings' removal takes effect",
-        Duration::from_secs(10),
-        || {
-            (can_i(&["list", "pods", "-n", "team"]) == "no")
-                .then_some(())
-                .ok_or_else(|| "not yet".to_owned())
-        },
+        &["list", "pods", "-n", "team"],
+        "no",
     );
 }
 
