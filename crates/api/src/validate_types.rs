@@ -693,7 +693,7 @@ fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
 }
 
 /// `path.IsValidPathSegmentName` (RBAC names, HPA target kinds and names).
-fn is_valid_path_segment_name(name: &str) -> Vec<String> {
+pub fn is_valid_path_segment_name(name: &str) -> Vec<String> {
     if name == "." || name == ".." {
         return vec![format!("may not be '{name}'")];
     }

@@ -730,6 +730,10 @@ fn validate(
     }
     let name_rule: fn(&str) -> Vec<String> = match resource.plural.as_str() {
         "namespaces" | "services" => validation::is_dns1123_label,
+        // kube's ValidateRBACName: `system:node` and the like.
+        _ if resource.group == "rbac.authorization.k8s.io" => {
+            validate_types::is_valid_path_segment_name
+        }
         _ => validation::is_dns1123_subdomain,
     };
     let meta = object.get("metadata").cloned().unwrap_or(Value::Null);

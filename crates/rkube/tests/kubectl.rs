@@ -748,7 +748,7 @@ fn rbac_decides_what_each_user_may_do() {
         "team",
         "create",
         "role",
-        "granter",
+        "team:granter",
         "--verb=create,update",
         "--resource=roles,rolebindings",
     ]);
@@ -758,7 +758,7 @@ fn rbac_decides_what_each_user_may_do() {
         "create",
         "rolebinding",
         "dev-granter",
-        "--role=granter",
+        "--role=team:granter",
         "--serviceaccount=team:dev",
     ]);
     let until_can_i = |what: &str, args: &[&str], answer: &str| {
