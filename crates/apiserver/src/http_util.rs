@@ -89,12 +89,21 @@ pub fn query(q: Option<&str>) -> HashMap<String, String> {
 
 /// Decodes `%XX` escapes and `+` (as a space) of a query component.
 pub fn percent_decode(s: &str) -> String {
+    unescape(s, true)
+}
+
+/// Decodes `%XX` escapes only (Go's `url.PathUnescape`).
+pub fn path_unescape(s: &str) -> String {
+    unescape(s, false)
+}
+
+fn unescape(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
@@ -124,5 +133,6 @@ mod tests {
         assert_eq!(q["watch"], "");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(path_unescape("example.com%2Fteam+a"), "example.com/team+a");
     }
 }

@@ -731,9 +731,7 @@ fn validate(
     let name_rule: fn(&str) -> Vec<String> = match resource.plural.as_str() {
         "namespaces" | "services" => validation::is_dns1123_label,
         // kube's ValidateRBACName: `system:node` and the like.
-        _ if resource.group == "rbac.authorization.k8s.io" => {
-            validate_types::is_valid_path_segment_name
-        }
+        _ if resource.group == crate::rbac::GROUP => validate_types::is_valid_path_segment_name,
         _ => validation::is_dns1123_subdomain,
     };
     let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
@@ -1394,13 +1392,7 @@ async fn finish_update(
     revision: Revision,
 ) -> Result<Value, ApiError> {
     validate(&call.storage, &call.resource, &new, Some(old))?;
-    if call.resource.group == crate::rbac::GROUP
-        && ["rules", "aggregationRule", "roleRef", "subjects"]
-            .iter()
-            .any(|field| new[*field] != old[*field])
-    {
-        // kube checks every update but one of only the fields the garbage collector
-        // writes; rkube's check is of the fields that grant.
+    if call.resource.group == crate::rbac::GROUP && !crate::rbac::only_gc_fields_differ(old, &new) {
         crate::rbac::check_grant(
             call.state,
             &call.user,
@@ -2580,10 +2572,15 @@ fn review_subject(spec: &Value) -> Result<User, ApiError> {
         .filter_map(|g| g.as_str().map(str::to_owned))
         .collect();
     if name.is_empty() && groups.is_empty() {
-        return Err(ApiError::invalid_simple(
+        let detail = "Invalid value: \"\": at least one of user or group must be specified";
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
             "SubjectAccessReview",
-            "spec.user",
-            "at least one of user or group must be specified",
+            "",
+            format!(
+                "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: {detail}"
+            ),
+            vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": "spec.user"})],
         ));
     }
     let extra = spec["extra"]

@@ -38,7 +38,6 @@ pub struct Attributes {
     /// A request on a resource, else on a non-resource path.
     pub resource_request: bool,
     pub group: String,
-    pub version: String,
     pub resource: String,
     pub subresource: String,
     pub namespace: String,
@@ -91,7 +90,6 @@ impl Attributes {
             verb: verb.to_owned(),
             resource_request: true,
             group: rp.group.clone(),
-            version: rp.version.clone(),
             resource: rp.plural.clone(),
             subresource: rp.subresource.clone().unwrap_or_default(),
             namespace,
@@ -100,7 +98,7 @@ impl Attributes {
         }
     }
 
-    /// `resource` or `resource/subresource`, as rules name it.
+    /// `resource` or `resource/subresource`, as rules and messages name it.
     fn combined_resource(&self) -> String {
         if self.subresource.is_empty() {
             self.resource.clone()
@@ -128,9 +126,10 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Whether `user` may do what `attributes` say.
+/// Whether `user` may do what `attributes` say, and which binding allows it (kube's
+/// reason, for access reviews; RBAC gives none when it denies).
 pub fn authorize(state: &State, user: &User, attributes: &Attributes) -> Decision {
-    if user.groups.iter().any(|g| g == MASTERS) {
+    if is_master(user) {
         return Decision {
             allowed: true,
             reason: String::new(),
@@ -138,42 +137,53 @@ pub fn authorize(state: &State, user: &User, attributes: &Attributes) -> Decisio
     }
     let mut reason = String::new();
     let allowed = visit_rules(state, user, &attributes.namespace, &mut |source, rule| {
-        if rule_allows(rule, attributes) {
+        let allows = rule_allows(rule, attributes);
+        if allows {
             reason = format!("RBAC: allowed by {source}");
-            true
-        } else {
-            false
         }
+        allows
     });
     Decision { allowed, reason }
 }
 
+/// Whether `user` may do what `attributes` say, without saying why (every request asks).
+fn allowed(state: &State, user: &User, attributes: &Attributes) -> bool {
+    is_master(user)
+        || visit_rules(state, user, &attributes.namespace, &mut |_, rule| {
+            rule_allows(rule, attributes)
+        })
+}
+
+fn is_master(user: &User) -> bool {
+    user.groups.iter().any(|g| g == MASTERS)
+}
+
 /// Authorizes a request: a 403 in kube's words when it is not allowed.
 pub fn check(state: &State, user: &User, attributes: &Attributes) -> Result<(), ApiError> {
-    let mut decision = authorize(state, user, attributes);
-    if decision.allowed && attributes.verb == "get" && websocket_subresource(attributes) {
+    let create;
+    let refused = if !allowed(state, user, attributes) {
+        attributes
+    } else if attributes.verb == "get" && websocket_subresource(attributes) {
         // kube (AuthorizePodWebsocketUpgradeCreatePermission) also wants `create` for a
         // WebSocket's GET on exec, attach and portforward, as SPDY's POST needs.
-        let create = Attributes {
+        create = Attributes {
             verb: "create".into(),
             ..attributes.clone()
         };
-        decision = authorize(state, user, &create);
-        if !decision.allowed {
-            return Err(forbidden(user, &create, ""));
+        if allowed(state, user, &create) {
+            return Ok(());
         }
-    }
-    if decision.allowed {
-        Ok(())
+        &create
     } else {
-        if user.name.starts_with("system:") && !user.name.starts_with("system:serviceaccount:") {
-            // A component of the cluster refused is an operator's problem to see.
-            tracing::warn!(user = %user.name, ?attributes, "forbidden");
-        } else {
-            tracing::debug!(user = %user.name, ?attributes, "forbidden");
-        }
-        Err(forbidden(user, attributes, &decision.reason))
+        return Ok(());
+    };
+    if user.name.starts_with("system:") && !user.name.starts_with("system:serviceaccount:") {
+        // A component of the cluster refused is an operator's problem to see.
+        tracing::warn!(user = %user.name, attributes = ?refused, "forbidden");
+    } else {
+        tracing::debug!(user = %user.name, attributes = ?refused, "forbidden");
     }
+    Err(forbidden(user, refused))
 }
 
 fn websocket_subresource(a: &Attributes) -> bool {
@@ -184,8 +194,8 @@ fn websocket_subresource(a: &Attributes) -> bool {
 
 /// kube's 403: `pods is forbidden: User "u" cannot list resource "pods" in API group "" in
 /// the namespace "default"`.
-pub fn forbidden(user: &User, a: &Attributes, reason: &str) -> ApiError {
-    let mut why = if !a.resource_request {
+pub fn forbidden(user: &User, a: &Attributes) -> ApiError {
+    let why = if !a.resource_request {
         format!("User {:?} cannot {} path {:?}", user.name, a.verb, a.path)
     } else if !a.namespace.is_empty() {
         format!(
@@ -205,9 +215,6 @@ pub fn forbidden(user: &User, a: &Attributes, reason: &str) -> ApiError {
             a.group
         )
     };
-    if !reason.is_empty() {
-        why = format!("{why}: {reason}");
-    }
     forbidden_on(&a.group, &a.resource, &a.name, &why)
 }
 
@@ -410,7 +417,7 @@ pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
         return str_list(&rule["nonResourceURLs"]).any(|url| url_matches(url, &a.path));
     }
     has(rule, "apiGroups", &a.group)
-        && resource_matches(rule, &a.combined_resource(), &a.subresource)
+        && resource_matches(rule, &a.resource, &a.subresource)
         && names_match(rule, &a.name)
 }
 
@@ -422,12 +429,17 @@ fn url_matches(rule_url: &str, path: &str) -> bool {
             .is_some_and(|prefix| path.starts_with(prefix))
 }
 
-fn resource_matches(rule: &Value, combined: &str, subresource: &str) -> bool {
+/// Whether one of `rule`'s resources is `*`, the resource (with its subresource, if
+/// any), or `*/subresource` (kube's `ResourceMatches`).
+fn resource_matches(rule: &Value, resource: &str, subresource: &str) -> bool {
     str_list(&rule["resources"]).any(|r| {
         r == "*"
-            || r == combined
-            || (!subresource.is_empty()
-                && r.strip_prefix("*/").is_some_and(|sub| sub == subresource))
+            || match r.split_once('/') {
+                None => subresource.is_empty() && r == resource,
+                Some((res, sub)) => {
+                    !subresource.is_empty() && sub == subresource && (res == resource || res == "*")
+                }
+            }
     })
 }
 
@@ -485,21 +497,15 @@ fn covers(owner: &Value, atom: &Atom) -> bool {
         return false;
     }
     if !atom.url.is_empty() {
-        return str_list(&owner["nonResourceURLs"]).any(|u| {
-            u == atom.url
-                || u.strip_suffix('*')
-                    .is_some_and(|prefix| atom.url.starts_with(prefix))
-        });
+        return str_list(&owner["nonResourceURLs"]).any(|u| url_matches(u, &atom.url));
     }
-    let subresource = atom
+    let (resource, subresource) = atom
         .resource
         .split_once('/')
-        .map(|(_, s)| s)
-        .unwrap_or_default();
-    let names: Vec<&str> = str_list(&owner["resourceNames"]).collect();
+        .unwrap_or((&atom.resource, ""));
     has(owner, "apiGroups", &atom.group)
-        && resource_matches(owner, &atom.resource, subresource)
-        && (names.is_empty() || (!atom.name.is_empty() && names.contains(&atom.name.as_str())))
+        && resource_matches(owner, resource, subresource)
+        && names_match(owner, &atom.name)
 }
 
 /// kube's `ConfirmNoEscalation`: a 403 naming the permissions in `rules` that `user` does
@@ -579,45 +585,40 @@ pub fn check_grant(
     namespace: Option<&str>,
     object: &Value,
 ) -> Result<(), ApiError> {
-    if user.groups.iter().any(|g| g == MASTERS) {
+    if is_master(user) {
         return Ok(());
     }
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let ns = namespace.unwrap_or_default();
-    let allowed = |verb: &str, resource: &str, name: &str| {
-        authorize(
+    let may = |verb: &str, resource: &str, name: &str| {
+        allowed(
             state,
             user,
             &Attributes {
                 verb: verb.into(),
                 resource_request: true,
                 group: GROUP.into(),
-                version: "v1".into(),
                 resource: resource.into(),
                 namespace: ns.into(),
                 name: name.into(),
                 ..Attributes::default()
             },
         )
-        .allowed
     };
     match plural {
         "roles" | "clusterroles" => {
-            if plural == "clusterroles" && !object["aggregationRule"].is_null() {
-                if allowed("escalate", plural, name) {
-                    return Ok(());
-                }
-                return Err(forbidden_on(
+            if may("escalate", plural, name) {
+                Ok(())
+            } else if !object["aggregationRule"].is_null() {
+                Err(forbidden_on(
                     GROUP,
                     plural,
                     name,
                     "must have cluster-admin privileges to use the aggregationRule",
-                ));
+                ))
+            } else {
+                confirm_no_escalation(state, user, ns, &object["rules"], (GROUP, plural, name))
             }
-            if allowed("escalate", plural, name) {
-                return Ok(());
-            }
-            confirm_no_escalation(state, user, ns, &object["rules"], (GROUP, plural, name))
         }
         "rolebindings" | "clusterrolebindings" => {
             let role_ref = &object["roleRef"];
@@ -626,7 +627,7 @@ pub fn check_grant(
                 Some("Role") => "roles",
                 _ => "clusterroles",
             };
-            if allowed("bind", role_plural, role_name) {
+            if may("bind", role_plural, role_name) {
                 return Ok(());
             }
             let Some(role) = bound_role(state, role_ref, namespace) else {
@@ -636,6 +637,26 @@ pub fn check_grant(
         }
         _ => Ok(()),
     }
+}
+
+/// Whether an update of an RBAC object changes only what the garbage collector writes
+/// (owner references, finalizers), which kube lets through without the grant checks.
+pub fn only_gc_fields_differ(old: &Value, new: &Value) -> bool {
+    let without = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            for field in [
+                "ownerReferences",
+                "finalizers",
+                "resourceVersion",
+                "managedFields",
+            ] {
+                meta.remove(field);
+            }
+        }
+        object
+    };
+    without(old) == without(new)
 }
 
 /// The user a request acts as: the authenticated `user`, or whom its `Impersonate-User`,
@@ -660,7 +681,8 @@ pub fn impersonate(state: &State, user: User, headers: &http::HeaderMap) -> Resu
             && let Ok(value) = value.to_str()
         {
             extra
-                .entry(percent_decode(key))
+                // kube escapes keys that are not header tokens (`url.PathUnescape`).
+                .entry(crate::http_util::path_unescape(key))
                 .or_default()
                 .push(value.to_owned());
         }
@@ -674,10 +696,10 @@ pub fn impersonate(state: &State, user: User, headers: &http::HeaderMap) -> Resu
         ));
     };
     let may = |attributes: Attributes| -> Result<(), ApiError> {
-        if authorize(state, &user, &attributes).allowed {
+        if allowed(state, &user, &attributes) {
             Ok(())
         } else {
-            Err(forbidden(&user, &attributes, ""))
+            Err(forbidden(&user, &attributes))
         }
     };
     let ask =
@@ -729,31 +751,6 @@ pub fn impersonate(state: &State, user: User, headers: &http::HeaderMap) -> Resu
     })
 }
 
-/// A header's percent-encoded extra key, decoded (kube escapes keys that are not header
-/// tokens).
-fn percent_decode(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The attributes a SubjectAccessReview's spec asks about.
 pub fn review_attributes(spec: &Value) -> Attributes {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -763,7 +760,6 @@ pub fn review_attributes(spec: &Value) -> Attributes {
             verb: field("verb"),
             resource_request: true,
             group: field("group"),
-            version: field("version"),
             resource: field("resource"),
             subresource: field("subresource"),
             namespace: field("namespace"),
@@ -968,6 +964,20 @@ mod tests {
         let named_owner = json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]});
         let any_pod = json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]});
         assert!(!breakdown(&any_pod).iter().all(|a| covers(&named_owner, a)));
+    }
+
+    #[test]
+    fn only_owner_references_and_finalizers_pass_without_the_grant_checks() {
+        let old = json!({"metadata": {"name": "b", "resourceVersion": "5"}, "subjects": []});
+        let mut new = old.clone();
+        new["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        new["metadata"]["ownerReferences"] = json!([{"kind": "X", "name": "x"}]);
+        assert!(only_gc_fields_differ(&old, &new));
+        new["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!only_gc_fields_differ(&old, &new));
+        let mut granting = old.clone();
+        granting["subjects"] = json!([{"kind": "User", "name": "u"}]);
+        assert!(!only_gc_fields_differ(&old, &granting));
     }
 
     #[test]

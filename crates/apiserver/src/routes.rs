@@ -162,9 +162,9 @@ pub async fn answer(
         return http_util::error(&ApiError::unauthorized());
     };
     let started = std::time::Instant::now();
-    let labels = request_labels(&route, req.method(), req.uri().query());
     let attributes =
         crate::rbac::Attributes::of(&route, req.method(), req.uri().path(), req.uri().query());
+    let labels = request_labels(&route, req.method(), &attributes);
     let result = match crate::rbac::impersonate(&state, user, req.headers())
         .and_then(|user| crate::rbac::check(&state, &user, &attributes).map(|()| user))
     {
@@ -238,27 +238,22 @@ async fn route_to(
     }
 }
 
-/// The metric labels of a resource request.
+/// The metric labels of a resource request: kube's verb (`LIST`, `WATCH`,
+/// `DELETECOLLECTION`, else the method).
 fn request_labels(
     route: &Route,
     method: &http::Method,
-    query: Option<&str>,
+    attributes: &crate::rbac::Attributes,
 ) -> Option<RequestLabels> {
     let Route::Resource(path) = route else {
         return None;
     };
-    let watch = path.legacy_watch
-        || http_util::query(query)
-            .get("watch")
-            .is_some_and(|w| w == "true" || w == "1");
-    let verb = match (method.as_str(), path.name.is_some()) {
-        ("GET", _) if watch => "WATCH",
-        ("GET", false) => "LIST",
-        ("DELETE", false) => "DELETECOLLECTION",
-        (m, _) => m,
+    let verb = match attributes.verb.as_str() {
+        "list" | "watch" | "deletecollection" => attributes.verb.to_ascii_uppercase(),
+        _ => method.as_str().to_owned(),
     };
     Some(RequestLabels {
-        verb: verb.to_owned(),
+        verb,
         group: path.group.clone(),
         version: path.version.clone(),
         resource: path.plural.clone(),

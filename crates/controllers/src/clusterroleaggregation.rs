@@ -4,6 +4,7 @@
 //! `view` grow with the roles labelled `rbac.authorization.k8s.io/aggregate-to-*`, a CRD's
 //! included.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
@@ -45,13 +46,14 @@ pub fn aggregated_rules(role: &ClusterRole, all: &[Arc<ClusterRole>]) -> Vec<Pol
         return Vec::new();
     };
     let selectors = rule.cluster_role_selectors.as_deref().unwrap_or_default();
+    let unlabelled = BTreeMap::new();
     let mut sources: Vec<&ClusterRole> = all
         .iter()
         .map(|r| r.as_ref())
         .filter(|r| r.metadata.name != role.metadata.name)
         .filter(|r| {
-            let labels = r.metadata.labels.clone().unwrap_or_default();
-            selectors.iter().any(|s| selector_matches(s, &labels))
+            let labels = r.metadata.labels.as_ref().unwrap_or(&unlabelled);
+            selectors.iter().any(|s| selector_matches(s, labels))
         })
         .collect();
     sources.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));

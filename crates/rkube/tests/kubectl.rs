@@ -618,7 +618,7 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
 
 #[test]
 fn rbac_decides_what_each_user_may_do() {
-    let Some(c) = common::start() else { return };
+    let Some(mut c) = common::start() else { return };
     c.kubectl(&["create", "namespace", "team"]);
     c.kubectl(&["-n", "team", "create", "serviceaccount", "dev"]);
     let token = c.kubectl(&["-n", "team", "create", "token", "dev"]);
@@ -714,6 +714,25 @@ fn rbac_decides_what_each_user_may_do() {
         stderr(&out).contains(r#"User "bob" cannot list resource "secrets""#),
         "{out:?}"
     );
+    let whoami = |args: &[&str]| {
+        let mut all = vec!["auth", "whoami", "-o", "json"];
+        all.extend(args);
+        json(&c.kubectl(&all))["status"]["userInfo"].clone()
+    };
+    let bob = whoami(&["--as=bob", "--as-group=devs", "--as-uid=u-1"]);
+    assert_eq!(
+        bob,
+        serde_json::json!({"username": "bob", "groups": ["devs", "system:authenticated"], "uid": "u-1"})
+    );
+    let account = whoami(&["--as=system:serviceaccount:team:dev"]);
+    assert_eq!(
+        account["groups"],
+        serde_json::json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:team",
+            "system:authenticated"
+        ])
+    );
     let out = dev(&["-n", "team", "get", "pods", "--as=bob"]);
     assert!(
         stderr(&out).contains(
@@ -740,6 +759,36 @@ fn rbac_decides_what_each_user_may_do() {
     assert_eq!(
         answer["status"]["reason"],
         r#"RBAC: allowed by RoleBinding "dev-view/team" of ClusterRole "view" to ServiceAccount "dev/team""#
+    );
+    // The same in one namespace, which must be the one asked about.
+    let local = |namespace: &str| {
+        serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "LocalSubjectAccessReview",
+            "metadata": {"namespace": "team"},
+            "spec": {
+                "user": "system:serviceaccount:team:dev",
+                "resourceAttributes": {"namespace": namespace, "verb": "delete", "resource": "pods"},
+            },
+        })
+        .to_string()
+    };
+    let answer = json(&c.kubectl_stdin(&["create", "-o", "json", "-f", "-"], Some(&local("team"))));
+    assert_eq!(answer["status"]["allowed"], false, "{answer}");
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(&local("default")));
+    assert!(
+        err.contains("spec.resourceAttributes.namespace must match namespace: team"),
+        "{err}"
+    );
+    let nobody = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}},
+    });
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(&nobody.to_string()));
+    assert!(
+        err.contains(r#"The SubjectAccessReview "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified"#),
+        "{err}"
     );
 
     // Whoever may write roles and bindings grants only what they hold.
@@ -835,6 +884,33 @@ fn rbac_decides_what_each_user_may_do() {
         &["list", "pods", "-n", "team"],
         "no",
     );
+
+    // At start the server puts back what the default roles lack, unless told not to.
+    let empty = [
+        "--type=json",
+        r#"-p=[{"op":"replace","path":"/rules","value":[]}]"#,
+    ];
+    for role in ["system:basic-user", "system:public-info-viewer"] {
+        let mut args = vec!["patch", "clusterrole", role];
+        args.extend(empty);
+        c.kubectl(&args);
+    }
+    c.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "clusterrole",
+        "system:public-info-viewer",
+        "rbac.authorization.kubernetes.io/autoupdate=false",
+    ]);
+    c.kill();
+    c.boot();
+    let rules = |role: &str| {
+        json(&c.kubectl(&["get", "clusterrole", role, "-o", "json"]))["rules"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(rules("system:basic-user"), 2);
+    assert_eq!(rules("system:public-info-viewer"), 0);
 }
 
 /// The answer to a TokenReview of `token` for `audiences` (none: the API's).
