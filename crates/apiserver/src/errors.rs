@@ -94,6 +94,32 @@ impl ApiError {
         }))
     }
 
+    /// 422 for an object of `kind` in `group` named `name` that failed validation with
+    /// `errors` (kube's `NewInvalid`: every error a cause, all of them in the message).
+    pub fn from_field_errors(
+        group: &str,
+        kind: &str,
+        name: &str,
+        errors: &[rkube_api::validation::FieldError],
+    ) -> Self {
+        let causes = errors
+            .iter()
+            .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+            .collect();
+        let qualified = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
+        Self::invalid(
+            group,
+            kind,
+            name,
+            rkube_api::validation::invalid_message(&qualified, name, errors),
+            causes,
+        )
+    }
+
     /// 422 for an options object (`DeleteOptions.meta.k8s.io "" is invalid: ...`), one field.
     pub fn invalid_simple(kind: &str, field: &str, detail: &str) -> Self {
         Self::invalid(

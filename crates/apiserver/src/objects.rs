@@ -711,20 +711,11 @@ fn validate(
             }
         }
         if !errors.is_empty() {
-            let causes = errors
-                .iter()
-                .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
-                .collect();
-            return Err(ApiError::invalid(
+            return Err(ApiError::from_field_errors(
                 &resource.group,
                 &resource.kind,
                 name,
-                validation::invalid_message(
-                    "CustomResourceDefinition.apiextensions.k8s.io",
-                    name,
-                    &errors,
-                ),
-                causes,
+                &errors,
             ));
         }
     }
@@ -753,24 +744,11 @@ fn validate(
         return Ok(());
     }
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
-    let causes = errors
-        .iter()
-        .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
-        .collect();
-    Err(ApiError::invalid(
+    Err(ApiError::from_field_errors(
         &resource.group,
         &resource.kind,
         name,
-        validation::invalid_message(
-            &if resource.group.is_empty() {
-                resource.kind.clone()
-            } else {
-                format!("{}.{}", resource.kind, resource.group)
-            },
-            name,
-            &errors,
-        ),
-        causes,
+        &errors,
     ))
 }
 
@@ -863,17 +841,9 @@ impl Call<'_> {
         if errors.is_empty() {
             return Ok(());
         }
-        let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
-        let causes = errors
-            .iter()
-            .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
-            .collect();
-        Err(ApiError::invalid(
-            &r.group,
-            &r.kind,
-            &name,
-            validation::invalid_message(&format!("{}.{}", r.kind, r.group), &name, &errors),
-            causes,
+        let name = object["metadata"]["name"].as_str().unwrap_or("");
+        Err(ApiError::from_field_errors(
+            &r.group, &r.kind, name, &errors,
         ))
     }
 }
@@ -2505,21 +2475,30 @@ async fn review(
     check_type(&call.resource, &mut object)?;
     let user = &call.user;
     match call.resource.kind.as_str() {
-        "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+        kind @ ("SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview") => {
             let spec = &object["spec"];
+            let errors = review_spec_errors(kind, spec);
+            if !errors.is_empty() {
+                return Err(ApiError::from_field_errors(
+                    "authorization.k8s.io",
+                    kind,
+                    "",
+                    &errors,
+                ));
+            }
             let attributes = crate::rbac::review_attributes(spec);
             if let Some(ns) = call.path.namespace.as_deref() {
-                // kube's LocalSubjectAccessReview validation.
+                // kube's LocalSubjectAccessReview: its namespace is the request's.
                 if attributes.namespace != ns {
                     return Err(ApiError::bad_request(format!(
                         "spec.resourceAttributes.namespace must match namespace: {ns}"
                     )));
                 }
             }
-            let subject = if call.resource.kind == "SelfSubjectAccessReview" {
+            let subject = if kind == "SelfSubjectAccessReview" {
                 user.clone()
             } else {
-                review_subject(spec)?
+                review_subject(spec)
             };
             let decision = crate::rbac::authorize(call.state, &subject, &attributes);
             object["status"] = crate::rbac::review_status(&decision);
@@ -2561,9 +2540,57 @@ async fn review(
     Ok(http_util::json(201, &object))
 }
 
-/// Whom a SubjectAccessReview asks about: its spec's user, groups, uid and extra (kube's
-/// validation: a user or a group is required).
-fn review_subject(spec: &Value) -> Result<User, ApiError> {
+/// kube's validation of an access review's spec: exactly one of `resourceAttributes` and
+/// `nonResourceAttributes`; a user or a group to ask about, unless the review is of the
+/// requester; no `nonResourceAttributes` in a LocalSubjectAccessReview.
+fn review_spec_errors(kind: &str, spec: &Value) -> Vec<validation::FieldError> {
+    let given = |field: &str| spec.get(field).filter(|v| !v.is_null());
+    // Go prints the bad value as the internal struct (`%#v`).
+    let non_resource = given("nonResourceAttributes").map(|n| {
+        format!(
+            "authorization.NonResourceAttributes{{Path:{}, Verb:{}}}",
+            validation::go_quote(n["path"].as_str().unwrap_or_default()),
+            validation::go_quote(n["verb"].as_str().unwrap_or_default()),
+        )
+    });
+    let mut errors = Vec::new();
+    match (given("resourceAttributes"), &non_resource) {
+        (Some(_), Some(rendered)) => errors.push(validation::FieldError::invalid_rendered(
+            "spec.nonResourceAttributes",
+            Some(rendered.clone()),
+            "cannot be specified in combination with resourceAttributes",
+        )),
+        (None, None) => errors.push(validation::FieldError::invalid(
+            "spec.resourceAttributes",
+            "null",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )),
+        _ => {}
+    }
+    if kind != "SelfSubjectAccessReview" {
+        let user = spec["user"].as_str().unwrap_or_default();
+        if user.is_empty() && spec["groups"].as_array().is_none_or(Vec::is_empty) {
+            errors.push(validation::FieldError::invalid(
+                "spec.user",
+                user,
+                "at least one of user or group must be specified",
+            ));
+        }
+    }
+    if kind == "LocalSubjectAccessReview"
+        && let Some(rendered) = non_resource
+    {
+        errors.push(validation::FieldError::invalid_rendered(
+            "spec.nonResourceAttributes",
+            Some(rendered),
+            "disallowed on this kind of request",
+        ));
+    }
+    errors
+}
+
+/// Whom a SubjectAccessReview asks about: its spec's user, groups, uid and extra.
+fn review_subject(spec: &Value) -> User {
     let name = spec["user"].as_str().unwrap_or_default().to_owned();
     let groups: Vec<String> = spec["groups"]
         .as_array()
@@ -2571,18 +2598,6 @@ fn review_subject(spec: &Value) -> Result<User, ApiError> {
         .flatten()
         .filter_map(|g| g.as_str().map(str::to_owned))
         .collect();
-    if name.is_empty() && groups.is_empty() {
-        let detail = "Invalid value: \"\": at least one of user or group must be specified";
-        return Err(ApiError::invalid(
-            "authorization.k8s.io",
-            "SubjectAccessReview",
-            "",
-            format!(
-                "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: {detail}"
-            ),
-            vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": "spec.user"})],
-        ));
-    }
     let extra = spec["extra"]
         .as_object()
         .into_iter()
@@ -2597,12 +2612,12 @@ fn review_subject(spec: &Value) -> Result<User, ApiError> {
             (k.clone(), values)
         })
         .collect();
-    Ok(User {
+    User {
         name,
         groups,
         uid: spec["uid"].as_str().unwrap_or_default().to_owned(),
         extra,
-    })
+    }
 }
 
 #[cfg(test)]

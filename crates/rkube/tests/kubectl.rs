@@ -790,6 +790,35 @@ fn rbac_decides_what_each_user_may_do() {
         err.contains(r#"The SubjectAccessReview "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified"#),
         "{err}"
     );
+    // Asking about nothing is refused, as is asking about both a resource and a path.
+    let empty = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {},
+    });
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(&empty.to_string()));
+    assert!(
+        err.contains(r#"spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified"#),
+        "{err}"
+    );
+    let both = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "LocalSubjectAccessReview",
+        "metadata": {"namespace": "team"},
+        "spec": {
+            "groups": ["team-devs"],
+            "resourceAttributes": {"namespace": "team", "verb": "get", "resource": "pods"},
+            "nonResourceAttributes": {"path": "/api", "verb": "get"},
+        },
+    });
+    let err = c.kubectl_fails(&["create", "-f", "-"], Some(&both.to_string()));
+    let bad = r#"* spec.nonResourceAttributes: Invalid value: authorization.NonResourceAttributes{Path:"/api", Verb:"get"}"#;
+    assert!(
+        err.contains(&format!(
+            "{bad}: cannot be specified in combination with resourceAttributes\n{bad}: disallowed on this kind of request"
+        )),
+        "{err}"
+    );
 
     // Whoever may write roles and bindings grants only what they hold.
     c.kubectl(&[

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use rkube_api::validation::{FieldError, go_quote, go_string_slice, invalid_message};
+use rkube_api::validation::{FieldError, go_quote, go_string_slice};
 use serde_json::{Map, Value, json};
 
 use super::ServiceNetwork;
@@ -213,18 +213,7 @@ pub fn held_ports(svc: &Value) -> Vec<i64> {
 // ---------------------------------------------------------------------------------------------
 
 fn invalid(svc: &Value, errors: Vec<FieldError>) -> ApiError {
-    let name = name(svc);
-    let causes = errors
-        .iter()
-        .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
-        .collect();
-    ApiError::invalid(
-        "",
-        "Service",
-        name,
-        invalid_message("Service", name, &errors),
-        causes,
-    )
+    ApiError::from_field_errors("", "Service", name(svc), &errors)
 }
 
 fn ip_error(net: &ServiceNetwork, ip: &str, err: &AllocError) -> String {
