@@ -5,7 +5,7 @@
 //! one watch of scheduled pods (filtered by node name here), one heartbeat task spreading
 //! Lease renewals over the renew interval, and one bound on concurrent API requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +23,8 @@ use rkube_controllers::informer::{Change, Informer};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
-use crate::node::{self, Capacity, NodeConfig, SystemInfo};
+use crate::admission::Rejection;
+use crate::node::{self, Capacity, NodeConfig, Pressure, SystemInfo};
 use crate::pod_worker::PodWorker;
 use crate::runtime::Runtime;
 use crate::simulated::SimulatedRuntime;
@@ -150,6 +151,8 @@ pub(crate) struct NodeHandle {
     pub announced: AtomicBool,
     /// Turns for new pods to make their sandbox and start their containers.
     pub starts: StartGate,
+    /// The pressures the last status reported, which new pods are admitted under.
+    pub pressure: Mutex<Pressure>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,6 +175,7 @@ impl NodeHandle {
             dirty: AtomicBool::new(false),
             announced: AtomicBool::new(false),
             starts: StartGate::for_this_machine(),
+            pressure: Mutex::default(),
         }
     }
 
@@ -479,6 +483,8 @@ async fn dispatch_pods(
 ) {
     let mut changes = pods.subscribe();
     let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
+    // Pods the node did not admit: failed, never run.
+    let mut rejected: HashSet<String> = HashSet::new();
     loop {
         let change = tokio::select! {
             change = changes.recv() => change,
@@ -499,6 +505,7 @@ async fn dispatch_pods(
         };
         match change.as_ref() {
             Change::Deleted(_) => {
+                rejected.remove(&uid);
                 if let Some(worker) = workers.remove(&uid) {
                     worker.send_replace(None);
                 }
@@ -515,7 +522,12 @@ async fn dispatch_pods(
                     pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                     Some("Succeeded" | "Failed")
                 );
-                if finished {
+                if finished || rejected.contains(&uid) {
+                    continue;
+                }
+                if let Err(rejection) = crate::admission::admit(pod, *lock(&node.pressure)) {
+                    rejected.insert(uid);
+                    tokio::spawn(reject(shared.clone(), node.clone(), pod.clone(), rejection));
                     continue;
                 }
                 crate::stage(&uid, "seen");
@@ -523,6 +535,57 @@ async fn dispatch_pods(
                 let worker = PodWorker::new(shared.clone(), node.clone(), pod);
                 tokio::spawn(worker.run(rx));
                 workers.insert(uid, tx);
+            }
+        }
+    }
+}
+
+/// How many times a rejected pod's status is written before the agent gives up on it.
+const REJECT_ATTEMPTS: usize = 10;
+
+/// Fails a pod the node did not admit (kube's `rejectPod`): a warning event, and the
+/// status's phase `Failed` with the reason and `Pod was rejected: ` and the message.
+async fn reject(shared: Arc<Shared>, node: Arc<NodeHandle>, pod: Arc<Pod>, rejection: Rejection) {
+    let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+    tracing::info!(pod = %key, "pod not admitted: {}", rejection.message);
+    crate::events::record(
+        &shared,
+        node.name(),
+        crate::events::pod_reference(&pod, None),
+        "Warning",
+        rejection.reason,
+        rejection.message.clone(),
+    );
+    let api: Api<Pod> =
+        Api::namespaced(shared.client.clone(), &pod.namespace().unwrap_or_default());
+    let body = json!({
+        "metadata": {"uid": pod.metadata.uid},
+        "status": {
+            "phase": "Failed",
+            "reason": rejection.reason,
+            "message": format!("Pod was rejected: {}", rejection.message),
+        },
+    });
+    for _ in 0..REJECT_ATTEMPTS {
+        let result = {
+            let _permit = shared.writes.acquire().await;
+            api.patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Strategic(&body),
+            )
+            .await
+        };
+        match result {
+            Ok(_) => return,
+            // Gone, or refused as it is: nothing to retry.
+            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 404 | 409 | 422) => return,
+            Err(err) => {
+                tracing::debug!(pod = %key, "failed to write the rejected pod's status: {err}");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shared.stop.stopped() => return,
+                }
             }
         }
     }

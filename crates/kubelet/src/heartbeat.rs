@@ -180,6 +180,7 @@ async fn post_status(shared: &Arc<Shared>, node: &NodeHandle, cache: &Informer<N
         .as_ref()
         .map(crate::machine::Eviction::pressure)
         .unwrap_or_default();
+    *lock(&node.pressure) = pressure;
     let desired = node::desired_status(
         &node.config,
         network_ready,

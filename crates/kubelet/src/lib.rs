@@ -28,6 +28,7 @@
 //! - [`container_spec`], [`machine`]: what a pod's spec asks of the runtime, and what a real
 //!   node reports about its machine.
 
+pub mod admission;
 mod agent;
 pub mod certificate;
 pub mod cni;

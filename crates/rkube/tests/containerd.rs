@@ -1798,6 +1798,64 @@ fn a_node_past_its_eviction_thresholds_reports_pressure_and_is_tainted() {
                 .ok_or(taints)
         },
     );
+
+    // A pod bound to the node past the scheduler is not admitted: it fails, never runs.
+    // A system-critical one is admitted and runs.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: refused}}
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: critical, namespace: kube-system}}
+spec:
+  nodeName: e2e-node
+  priorityClassName: system-node-critical
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+    ));
+    let refused = node.wait_pod("refused", "failed", |p| p["status"]["phase"] == "Failed");
+    assert_eq!(refused["status"]["reason"], "Evicted", "{refused}");
+    assert_eq!(
+        refused["status"]["message"], "Pod was rejected: The node had condition: [DiskPressure]. ",
+        "{refused}"
+    );
+    let uid = refused["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(node.sandboxes_of(uid), 0, "a rejected pod never runs");
+    node.cluster
+        .eventually("the Evicted event", Duration::from_secs(30), || {
+            let events = node.cluster.kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=refused,reason=Evicted",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            (events == "The node had condition: [DiskPressure]. ")
+                .then_some(())
+                .ok_or(events)
+        });
+    let out = node.cluster.kubectl(&[
+        "-n",
+        "kube-system",
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        "pod/critical",
+        "--timeout=90s",
+    ]);
+    assert!(out.contains("condition met"), "{out}");
 }
 
 #[test]
