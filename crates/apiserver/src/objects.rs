@@ -2591,30 +2591,16 @@ fn review_spec_errors(kind: &str, spec: &Value) -> Vec<validation::FieldError> {
 
 /// Whom a SubjectAccessReview asks about: its spec's user, groups, uid and extra.
 fn review_subject(spec: &Value) -> User {
-    let name = spec["user"].as_str().unwrap_or_default().to_owned();
-    let groups: Vec<String> = spec["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.as_str().map(str::to_owned))
-        .collect();
+    let strings = |v: &Value| crate::rbac::str_list(v).map(str::to_owned).collect();
     let extra = spec["extra"]
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| {
-            let values = v
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect();
-            (k.clone(), values)
-        })
+        .map(|(k, v)| (k.clone(), strings(v)))
         .collect();
     User {
-        name,
-        groups,
+        name: spec["user"].as_str().unwrap_or_default().to_owned(),
+        groups: strings(&spec["groups"]),
         uid: spec["uid"].as_str().unwrap_or_default().to_owned(),
         extra,
     }

@@ -257,7 +257,8 @@ fn all(state: &State, plural: &str, namespace: Option<&str>) -> Vec<Arc<Cached>>
         .items
 }
 
-fn str_list(value: &Value) -> impl Iterator<Item = &str> {
+/// The strings of a JSON array (none when it is not one).
+pub(crate) fn str_list(value: &Value) -> impl Iterator<Item = &str> {
     value
         .as_array()
         .into_iter()

@@ -10,6 +10,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::node::Pressure;
+use crate::pod_status::qos_class;
 use crate::static_pods::{MIRROR_ANNOTATION, SOURCE_ANNOTATION};
 
 /// kube's `SystemCriticalPriority`.
@@ -59,18 +60,14 @@ fn is_critical(pod: &Pod) -> bool {
             .is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
 }
 
-/// kube's BestEffort QoS class: no container asks for or is limited to any CPU or memory.
+/// Whether the pod's QoS class is BestEffort: as the API server set it at creation, else
+/// as kube's `GetPodQOS` makes it.
 fn is_best_effort(pod: &Pod) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .filter_map(|c| c.resources.as_ref())
-        .flat_map(|r| r.requests.iter().chain(r.limits.iter()))
-        .flat_map(|list| list.keys())
-        .all(|name| name != "cpu" && name != "memory")
+    let class = pod.status.as_ref().and_then(|s| s.qos_class.as_deref());
+    match class {
+        Some(class) => class == "BestEffort",
+        None => qos_class(&pod.spec.clone().unwrap_or_default()) == "BestEffort",
+    }
 }
 
 /// Whether the pod tolerates the memory-pressure taint (`NoSchedule`).

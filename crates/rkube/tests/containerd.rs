@@ -1859,6 +1859,62 @@ spec:
 }
 
 #[test]
+fn a_node_under_memory_pressure_refuses_only_best_effort_pods() {
+    // Less than all of the memory is always available: memory pressure.
+    let Some(node) = Node::start_standalone_with(&["--eviction-hard", "memory.available<100%"])
+    else {
+        return;
+    };
+    node.cluster
+        .eventually("MemoryPressure is True", Duration::from_secs(30), || {
+            let status = node.cluster.kubectl(&[
+                "get",
+                "node",
+                "e2e-node",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"MemoryPressure\")].status}",
+            ]);
+            (status == "True").then_some(()).ok_or(status)
+        });
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: best-effort}}
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: burstable}}
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    resources: {{requests: {{memory: 8Mi}}}}
+"#
+    ));
+    let refused = node.wait_pod("best-effort", "failed", |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(refused["status"]["reason"], "Evicted", "{refused}");
+    assert_eq!(
+        refused["status"]["message"],
+        "Pod was rejected: The node had condition: [MemoryPressure]. ",
+        "{refused}"
+    );
+    node.wait_pod("burstable", "Running", |p| {
+        p["status"]["phase"] == "Running"
+    });
+}
+
+#[test]
 fn a_standalone_agent_gets_its_serving_certificate_through_a_csr() {
     let Some(node) = Node::start_standalone() else {
         return;
