@@ -202,7 +202,14 @@ impl<K: Resource> Shared<K> {
             let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *objects, fresh.clone())
         };
-        for (key, object) in &fresh {
+        // Oldest first, as kube's kubelet admits the pods it lists: the order decides which
+        // pods a node takes when not all of them fit.
+        let mut listed: Vec<(&String, &Arc<K>)> = fresh.iter().collect();
+        listed.sort_by(|a, b| {
+            let created = |o: &Arc<K>| o.meta().creation_timestamp.clone();
+            created(a.1).cmp(&created(b.1)).then_with(|| a.0.cmp(b.0))
+        });
+        for (key, object) in listed {
             match old.get(key) {
                 Some(previous)
                     if previous.meta().resource_version == object.meta().resource_version => {}

@@ -23,6 +23,9 @@ use rkube_controllers::informer::{Change, Informer};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
+use rkube_scheduler::node_info::NodeInfo;
+use rkube_scheduler::pod_info::PodInfo;
+
 use crate::admission::Rejection;
 use crate::node::{self, Capacity, NodeConfig, Pressure, SystemInfo};
 use crate::pod_worker::PodWorker;
@@ -256,7 +259,7 @@ impl Agent {
         tokio::spawn(crate::heartbeat::run(
             self.shared.clone(),
             self.nodes.clone(),
-            nodes_seen,
+            nodes_seen.clone(),
         ));
         tokio::spawn(remove_orphans(
             self.shared.clone(),
@@ -276,6 +279,7 @@ impl Agent {
             self.shared.clone(),
             self.by_name.clone(),
             pods,
+            nodes_seen,
         ));
         let registering = {
             let shared = self.shared.clone();
@@ -460,29 +464,53 @@ async fn remove_orphans(
             .filter(|(_, uid)| !known.contains(uid))
         {
             tracing::info!(node = node.name(), %sandbox, pod_uid = %uid, "removing the sandbox of a pod that is gone");
-            if let Err(err) = node
-                .runtime
-                .stop_pod_sandbox(&sandbox, Duration::ZERO)
-                .await
-            {
-                tracing::warn!(%sandbox, "stopping an orphaned sandbox: {err}");
-            }
-            if let Err(err) = node.runtime.remove_pod_sandbox(&sandbox).await {
-                tracing::warn!(%sandbox, "removing an orphaned sandbox: {err}");
-            }
+            remove_sandbox(node, &sandbox).await;
         }
     }
 }
 
-/// Hands each pod bound to one of our nodes to its worker (one per pod uid); a pod gone
-/// from the API is forgotten.
+/// Stops a sandbox at once and removes it.
+async fn remove_sandbox(node: &NodeHandle, sandbox: &str) {
+    if let Err(err) = node.runtime.stop_pod_sandbox(sandbox, Duration::ZERO).await {
+        tracing::warn!(%sandbox, "stopping a sandbox: {err}");
+    }
+    if let Err(err) = node.runtime.remove_pod_sandbox(sandbox).await {
+        tracing::warn!(%sandbox, "removing a sandbox: {err}");
+    }
+}
+
+/// Removes what a pod the agent does not run left on the node: its sandboxes and its
+/// volumes.
+async fn remove_remains(shared: &Shared, node: &NodeHandle, uid: &str) {
+    match node.runtime.list_pod_uids().await {
+        Ok(sandboxes) => {
+            for (sandbox, _) in sandboxes.iter().filter(|(_, of)| of == uid) {
+                remove_sandbox(node, sandbox).await;
+            }
+        }
+        Err(err) => tracing::warn!(
+            node = node.name(),
+            "cannot list the runtime's sandboxes: {err}"
+        ),
+    }
+    if let Some(pods_dir) = &shared.options.pods_dir
+        && let Err(err) = crate::volumes::cleanup(&pods_dir.join(uid)).await
+    {
+        tracing::warn!("{err}");
+    }
+}
+
+/// Hands each pod bound to one of our nodes to its worker (one per pod uid) once the node
+/// admits it; a pod gone from the API is forgotten.
 async fn dispatch_pods(
     shared: Arc<Shared>,
     by_name: Arc<HashMap<String, Arc<NodeHandle>>>,
     pods: Informer<Pod>,
+    nodes: Informer<Node>,
 ) {
     let mut changes = pods.subscribe();
     let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
+    let mut admitted = Admitted::default();
     // Pods the node did not admit: failed, never run.
     let mut rejected: HashSet<String> = HashSet::new();
     loop {
@@ -503,14 +531,23 @@ async fn dispatch_pods(
         let Some(uid) = pod.metadata.uid.clone() else {
             continue;
         };
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
         match change.as_ref() {
             Change::Deleted(_) => {
                 rejected.remove(&uid);
+                admitted.forget(node.name(), &uid);
                 if let Some(worker) = workers.remove(&uid) {
                     worker.send_replace(None);
                 }
             }
             Change::Added(pod) | Change::Updated(_, pod) => {
+                if finished {
+                    // No longer takes the node's resources.
+                    admitted.forget(node.name(), &uid);
+                }
                 if let Some(worker) = workers.get(&uid) {
                     if worker.send(Some(pod.clone())).is_ok() {
                         continue;
@@ -518,14 +555,10 @@ async fn dispatch_pods(
                     workers.remove(&uid);
                 }
                 // A pod that finished before this agent started has nothing left to run.
-                let finished = matches!(
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                );
                 if finished || rejected.contains(&uid) {
                     continue;
                 }
-                if let Err(rejection) = crate::admission::admit(pod, *lock(&node.pressure)) {
+                if let Err(rejection) = admitted.admit(&shared, node, &nodes, pod).await {
                     rejected.insert(uid);
                     tokio::spawn(reject(shared.clone(), node.clone(), pod.clone(), rejection));
                     continue;
@@ -537,6 +570,78 @@ async fn dispatch_pods(
                 workers.insert(uid, tx);
             }
         }
+    }
+}
+
+/// The pods each node admitted that have not finished: what the admission of the next
+/// one counts as the node's pods (kube's active pods).
+#[derive(Default)]
+struct Admitted {
+    /// Node name to pod uid to the pod as parsed for the predicates.
+    by_node: HashMap<String, HashMap<String, Arc<PodInfo>>>,
+    /// Stands for the pod objects in what is kept: the predicates read only the parsed
+    /// requests, ports and terms, and the informer holds the pods themselves.
+    no_pod: Arc<Pod>,
+}
+
+impl Admitted {
+    fn forget(&mut self, node: &str, uid: &str) {
+        if let Some(pods) = self.by_node.get_mut(node) {
+            pods.remove(uid);
+        }
+    }
+
+    /// Admits the pod to the node, or says why not: node pressure first, then the
+    /// predicates over the node as last seen (or as the agent registers it, before that).
+    async fn admit(
+        &mut self,
+        shared: &Shared,
+        node: &NodeHandle,
+        nodes: &Informer<Node>,
+        pod: &Arc<Pod>,
+    ) -> Result<(), Rejection> {
+        crate::admission::admit(pod, *lock(&node.pressure))?;
+        let info = PodInfo::new(pod.clone());
+        let seen = nodes.get(node.name()).unwrap_or_else(|| {
+            let ready = *node.network.borrow();
+            Arc::new(node::registration(&node.config, ready, Utc::now()))
+        });
+        let mut verdict = self.predicates(pod, &info, node.name(), &seen);
+        if let Err(refusal) = &verdict
+            && refusal.node_affinity_only
+        {
+            // The Node's labels may be newer than the watch has brought (kube's kubelet
+            // reads the Node from the API then and checks again).
+            let api: Api<Node> = Api::all(shared.client.clone());
+            if let Ok(fresh) = api.get(node.name()).await {
+                verdict = self.predicates(pod, &info, node.name(), &fresh);
+            }
+        }
+        verdict.map_err(|refusal| refusal.rejection)?;
+        let kept = PodInfo {
+            pod: self.no_pod.clone(),
+            ..info
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.by_node
+            .entry(node.name().to_owned())
+            .or_default()
+            .insert(uid, Arc::new(kept));
+        Ok(())
+    }
+
+    fn predicates(
+        &self,
+        pod: &Pod,
+        info: &PodInfo,
+        name: &str,
+        node: &Node,
+    ) -> Result<(), crate::admission::Refusal> {
+        let mut node_info = NodeInfo::from_node(node);
+        for other in self.by_node.get(name).into_iter().flat_map(|p| p.values()) {
+            node_info.add_pod(other.clone());
+        }
+        crate::admission::predicates(pod, info, &node_info)
     }
 }
 
@@ -553,7 +658,7 @@ async fn reject(shared: Arc<Shared>, node: Arc<NodeHandle>, pod: Arc<Pod>, rejec
         node.name(),
         crate::events::pod_reference(&pod, None),
         "Warning",
-        rejection.reason,
+        &rejection.reason,
         rejection.message.clone(),
     );
     let api: Api<Pod> =
@@ -566,6 +671,12 @@ async fn reject(shared: Arc<Shared>, node: Arc<NodeHandle>, pod: Arc<Pod>, rejec
             "message": format!("Pod was rejected: {}", rejection.message),
         },
     });
+    // A pod that ran before the agent restarted, and that the node no longer admits, is
+    // stopped (kube's kubelet kills a pod it rejects).
+    if pod.status.as_ref().is_some_and(|s| s.start_time.is_some()) {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        remove_remains(&shared, &node, uid).await;
+    }
     for _ in 0..REJECT_ATTEMPTS {
         let result = {
             let _permit = shared.writes.acquire().await;

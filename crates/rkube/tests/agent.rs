@@ -579,3 +579,143 @@ fn a_real_nodes_agent_checks_the_server_certificate_for_the_kubeconfig_tls_serve
         }
     }
 }
+
+/// A pod's phase, reason and message.
+fn outcome(c: &Cluster, pod: &str) -> (String, String, String) {
+    let out = jsonpath(
+        c,
+        &["pod", pod],
+        "{.status.phase}|{.status.reason}|{.status.message}",
+    );
+    let mut parts = out.splitn(3, '|').map(str::to_owned);
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
+}
+
+/// Waits for a pod bound past the scheduler to be refused; returns its status's message.
+fn refused(c: &Cluster, agent: &AgentProcess, pod: &str, reason: &str) -> String {
+    let mut message = String::new();
+    eventually(&format!("{pod} refused"), Duration::from_secs(30), || {
+        let (phase, got, said) = outcome(c, pod);
+        message = said;
+        (phase == "Failed" && got == reason)
+            .then_some(())
+            .ok_or_else(|| format!("{phase} {got} {message}\nagent log:\n{}", agent.log()))
+    });
+    message
+}
+
+fn running(c: &Cluster, agent: &AgentProcess, pod: &str) {
+    eventually(&format!("{pod} Running"), Duration::from_secs(30), || {
+        let (phase, reason, message) = outcome(c, pod);
+        (phase == "Running")
+            .then_some(())
+            .ok_or_else(|| format!("{phase} {reason} {message}\nagent log:\n{}", agent.log()))
+    });
+}
+
+/// A pod on hollow-0, past the scheduler, with `extra` lines in its spec and `labels`.
+fn bound_pod(name: &str, labels: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec:\n  nodeName: hollow-0\n{extra}  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
+    )
+}
+
+#[test]
+fn a_node_refuses_pods_bound_past_the_scheduler_that_it_cannot_run() {
+    let Some(c) = common::start() else {
+        return;
+    };
+    let agent = AgentProcess::start(&c, 1, 1);
+    eventually("hollow-0 Ready", Duration::from_secs(60), || {
+        let seen = nodes(&c);
+        (seen.len() == 1 && seen[0].2 == "True")
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}\n{}", agent.log()))
+    });
+    // Resources: the node's 4 CPUs, of which running pods hold 3.
+    let cpu_pod = |name: &str, cpu: &str| {
+        bound_pod(name, "", "").replace(
+            "command: [sleep, '3600']\n",
+            &format!("command: [sleep, '3600']\n    resources: {{requests: {{cpu: '{cpu}'}}}}\n"),
+        )
+    };
+    apply(&c, &cpu_pod("big", "3"));
+    running(&c, &agent, "big");
+    apply(&c, &cpu_pod("over", "1500m"));
+    assert_eq!(
+        refused(&c, &agent, "over", "OutOfcpu"),
+        "Pod was rejected: Node didn't have enough resource: cpu, requested: 1500, used: 3000, capacity: 4000"
+    );
+    // Told by an event too, and kubectl shows the reason.
+    eventually("the OutOfcpu event", Duration::from_secs(20), || {
+        let said = jsonpath(
+            &c,
+            &["events", "--field-selector", "reason=OutOfcpu"],
+            "{.items[0].type} {.items[0].involvedObject.name}: {.items[0].message}",
+        );
+        (said
+            == "Warning over: Node didn't have enough resource: cpu, requested: 1500, used: 3000, capacity: 4000")
+            .then_some(())
+            .ok_or(said)
+    });
+    let line = pod_line(&c, "over");
+    assert!(line.contains("OutOfcpu"), "{line}");
+    // A refused pod holds nothing: one that fits beside `big` runs.
+    apply(&c, &cpu_pod("fits", "1"));
+    running(&c, &agent, "fits");
+    // What a deleted pod held is free again.
+    c.kubectl(&["delete", "pod", "big", "--wait=true"]);
+    apply(&c, &cpu_pod("after", "2"));
+    running(&c, &agent, "after");
+
+    // Host ports.
+    let with_port = |name: &str| {
+        bound_pod(name, "", "").replace(
+            "command: [sleep, '3600']\n",
+            "command: [sleep, '3600']\n    ports: [{containerPort: 80, hostPort: 8080}]\n",
+        )
+    };
+    apply(&c, &with_port("port-a"));
+    running(&c, &agent, "port-a");
+    apply(&c, &with_port("port-b"));
+    assert_eq!(
+        refused(&c, &agent, "port-b", "NodePorts"),
+        "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
+    );
+
+    // Node affinity, checked against the node's labels as they are now.
+    let selecting = |name: &str| bound_pod(name, "", "  nodeSelector: {disk: ssd}\n");
+    apply(&c, &selecting("no-ssd"));
+    assert_eq!(
+        refused(&c, &agent, "no-ssd", "NodeAffinity"),
+        "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+    );
+    c.kubectl(&["label", "node", "hollow-0", "disk=ssd"]);
+    apply(&c, &selecting("ssd"));
+    running(&c, &agent, "ssd");
+
+    // The pod's OS.
+    apply(&c, &bound_pod("windows", "kubernetes.io/os: windows", ""));
+    assert_eq!(
+        refused(&c, &agent, "windows", "PodOSSelectorNodeLabelDoesNotMatch"),
+        "Pod was rejected: Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"
+    );
+
+    // NoExecute taints the pod does not tolerate (NoSchedule ones are the scheduler's).
+    c.kubectl(&["taint", "node", "hollow-0", "gpu=yes:NoSchedule"]);
+    apply(&c, &bound_pod("no-schedule", "", ""));
+    running(&c, &agent, "no-schedule");
+    c.kubectl(&["taint", "node", "hollow-0", "dedicated=x:NoExecute"]);
+    apply(&c, &bound_pod("untolerated", "", ""));
+    assert_eq!(
+        refused(&c, &agent, "untolerated", "TaintToleration"),
+        "Pod was rejected: Predicate TaintToleration failed: node(s) had taints that the pod didn't tolerate"
+    );
+    let tolerating = "  tolerations: [{key: dedicated, operator: Exists, effect: NoExecute}]\n";
+    apply(&c, &bound_pod("tolerating", "", tolerating));
+    running(&c, &agent, "tolerating");
+}

@@ -11,6 +11,7 @@
 //! [`scheduler::Scheduler`] is the whole decision-making core with no I/O (cluster changes
 //! in, actions out); [`run`] connects it to an API server.
 
+pub mod admission;
 pub mod cache;
 mod client;
 pub mod default_spread;

@@ -30,16 +30,19 @@ impl PreFilterPlugin for NodePorts {
     }
 }
 
+/// Whether every host port the pod asks for is free on the node (kube's `nodeports.Fits`).
+pub fn fits(pod: &PodInfo, node: &NodeInfo) -> bool {
+    !pod.host_ports
+        .iter()
+        .any(|want| node.used_ports.iter().any(|used| used.conflicts(want)))
+}
+
 impl FilterPlugin for NodePorts {
     fn filter(&self, _state: &(), pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-        let conflict = pod
-            .host_ports
-            .iter()
-            .any(|want| node.used_ports.iter().any(|used| used.conflicts(want)));
-        if conflict {
-            Err(Status::unschedulable(REASON))
-        } else {
+        if fits(pod, node) {
             Ok(())
+        } else {
+            Err(Status::unschedulable(REASON))
         }
     }
 }

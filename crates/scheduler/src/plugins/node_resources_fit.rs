@@ -25,44 +25,79 @@ impl Plugin for NodeResourcesFit {
     }
 }
 
-/// The reasons a node cannot take `request` (kube's `fitsRequest`): "Too many pods",
-/// "Insufficient cpu", "Insufficient memory", "Insufficient ephemeral-storage",
-/// "Insufficient <resource>".
-pub fn insufficient_resources(request: &Resource, node: &NodeInfo) -> Vec<Cow<'static, str>> {
-    let mut reasons = Vec::new();
-    if node.pods.len() as i64 + 1 > node.allocatable.allowed_pod_number {
-        reasons.push(Cow::Borrowed("Too many pods"));
+/// One resource a node lacks for a pod (kube's `noderesources.InsufficientResource`):
+/// what the pod requests, what the node's pods use, and what it has (millicores for cpu,
+/// bytes for memory and storage, a count for pods).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsufficientResource {
+    pub name: Cow<'static, str>,
+    pub requested: i64,
+    pub used: i64,
+    pub capacity: i64,
+}
+
+impl InsufficientResource {
+    /// The scheduler's reason: "Too many pods" or "Insufficient <resource>".
+    pub fn reason(&self) -> Cow<'static, str> {
+        match self.name.as_ref() {
+            "pods" => Cow::Borrowed("Too many pods"),
+            "cpu" => Cow::Borrowed("Insufficient cpu"),
+            "memory" => Cow::Borrowed("Insufficient memory"),
+            "ephemeral-storage" => Cow::Borrowed("Insufficient ephemeral-storage"),
+            name => Cow::Owned(format!("Insufficient {name}")),
+        }
+    }
+}
+
+/// What a node lacks to take `request` (kube's `fitsRequest`): a slot under its `pods`
+/// capacity, then cpu, memory, ephemeral storage and extended resources.
+pub fn insufficient_resources(request: &Resource, node: &NodeInfo) -> Vec<InsufficientResource> {
+    let mut lacking = Vec::new();
+    let pods = node.pods.len() as i64;
+    if pods + 1 > node.allocatable.allowed_pod_number {
+        lacking.push(InsufficientResource {
+            name: Cow::Borrowed("pods"),
+            requested: 1,
+            used: pods,
+            capacity: node.allocatable.allowed_pod_number,
+        });
     }
     if request.is_zero() {
-        return reasons;
+        return lacking;
     }
-    let free = |alloc: i64, used: i64| alloc.saturating_sub(used);
-    if request.milli_cpu > 0
-        && request.milli_cpu > free(node.allocatable.milli_cpu, node.requested.milli_cpu)
-    {
-        reasons.push(Cow::Borrowed("Insufficient cpu"));
-    }
-    if request.memory > 0 && request.memory > free(node.allocatable.memory, node.requested.memory) {
-        reasons.push(Cow::Borrowed("Insufficient memory"));
-    }
-    if request.ephemeral_storage > 0
-        && request.ephemeral_storage
-            > free(
-                node.allocatable.ephemeral_storage,
-                node.requested.ephemeral_storage,
-            )
-    {
-        reasons.push(Cow::Borrowed("Insufficient ephemeral-storage"));
-    }
+    let mut check = |name: Cow<'static, str>, requested: i64, used: i64, capacity: i64| {
+        if requested > 0 && requested > capacity.saturating_sub(used) {
+            lacking.push(InsufficientResource {
+                name,
+                requested,
+                used,
+                capacity,
+            });
+        }
+    };
+    let (alloc, used) = (&node.allocatable, &node.requested);
+    check(
+        "cpu".into(),
+        request.milli_cpu,
+        used.milli_cpu,
+        alloc.milli_cpu,
+    );
+    check("memory".into(), request.memory, used.memory, alloc.memory);
+    check(
+        "ephemeral-storage".into(),
+        request.ephemeral_storage,
+        used.ephemeral_storage,
+        alloc.ephemeral_storage,
+    );
     for (name, amount) in &request.scalar {
-        if *amount == 0 {
-            continue;
-        }
-        if node.allocatable.scalar(name) < amount.saturating_add(node.requested.scalar(name)) {
-            reasons.push(Cow::Owned(format!("Insufficient {name}")));
-        }
+        check(
+            Cow::Owned(name.clone()),
+            *amount,
+            used.scalar(name),
+            alloc.scalar(name),
+        );
     }
-    reasons
+    lacking
 }
 
 impl PreFilterPlugin for NodeResourcesFit {
@@ -75,13 +110,13 @@ impl PreFilterPlugin for NodeResourcesFit {
 
 impl FilterPlugin for NodeResourcesFit {
     fn filter(&self, _state: &(), pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-        let reasons = insufficient_resources(&pod.requests, node);
-        if reasons.is_empty() {
+        let lacking = insufficient_resources(&pod.requests, node);
+        if lacking.is_empty() {
             Ok(())
         } else {
             Err(Status {
                 code: Code::Unschedulable,
-                reasons,
+                reasons: lacking.iter().map(InsufficientResource::reason).collect(),
                 plugin: None,
             })
         }
