@@ -23,6 +23,7 @@ pub const HOLD: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct StartGate {
     turns: Arc<Semaphore>,
+    width: usize,
 }
 
 /// A pod's turn to start; given back when dropped, or after [`HOLD`].
@@ -36,7 +37,13 @@ impl StartGate {
     pub fn new(at_once: usize) -> Self {
         Self {
             turns: Arc::new(Semaphore::new(at_once.max(1))),
+            width: at_once.max(1),
         }
+    }
+
+    /// How many pods start together.
+    pub fn width(&self) -> usize {
+        self.width
     }
 
     /// One more than the machine's CPUs.

@@ -42,6 +42,9 @@
 //!   p50 of a paced burst is about this times the turns before the middle pod, so the two
 //!   figures show how much of the paced overhead is each turn taking longer (the node's
 //!   CPU shared with the server and the agent) and how much is before and after the turns;
+//!   a `# turns given` line per run says when every `width`th pod got its turn, the
+//!   kubelet's beside the paced floor's, so a gap that grows turn by turn shows from one
+//!   that opens at the start;
 //! - `pods.requests.bN.VERB.RESOURCE`: the API requests of each kind over the kubelet's
 //!   bursts (the bench's creates and watch, the scheduler's, the controllers' and the
 //!   agent's), per pod, from the server's `apiserver_request_total`;
@@ -512,7 +515,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             if rounds > 1 {
                 println!("# burst of {burst}, round {round} of {rounds}");
             }
-            let (all_at_once, _) = floor.run(burst, round, None, &mut floor_stages).await?;
+            let (all_at_once, _, _) = floor.run(burst, round, None, &mut floor_stages).await?;
             // The paced floor and the kubelet take turns going first (ABBA over the
             // rounds): what one run leaves the next (the disk writing back its files, the
             // kernel freeing its network namespaces) counts against both alike.
@@ -531,7 +534,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
             let (latencies, times) = kubelet
                 .run(burst, &mut requests, rss_after.then_some(agent.pid()))
                 .await?;
-            let (paced, paced_in_turn) = match paced_before {
+            let (paced, paced_in_turn, paced_turns) = match paced_before {
                 Some(run) => run,
                 None => {
                     floor
@@ -546,6 +549,12 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 .map(|(stage, at)| format!("{stage} {:.0}", ms(at)))
                 .collect();
             let held = in_turn(&times, &marks);
+            println!(
+                "# turns given, ms from the start, every {}th pod: kubelet {}; paced floor {}",
+                gate.width(),
+                every_nth(turns_given(&times, &marks), gate.width()),
+                every_nth(paced_turns, gate.width()),
+            );
             println!(
                 "# steps of this run, p50 ms: {}, in turn {:.0}; floor: started {:.0}; paced floor: started {:.0}, in turn {:.0}{}",
                 steps.join(", "),
@@ -880,6 +889,31 @@ fn in_turn(pods: &[PodTimes], marks: &HashMap<String, HashMap<String, u128>>) ->
         .collect()
 }
 
+/// When each of `pods` was given its turn, from its create.
+fn turns_given(pods: &[PodTimes], marks: &HashMap<String, HashMap<String, u128>>) -> Vec<Duration> {
+    pods.iter()
+        .filter_map(|pod| {
+            let given = marks
+                .get(&pod.uid)?
+                .get("turn")?
+                .checked_sub(pod.created_us)?;
+            Some(Duration::from_micros(u64::try_from(given).ok()?))
+        })
+        .collect()
+}
+
+/// The first, the `n`th, the `2n`th... of `times` in order, in whole milliseconds: when
+/// each wave of turns began.
+fn every_nth(mut times: Vec<Duration>, n: usize) -> String {
+    times.sort();
+    times
+        .iter()
+        .step_by(n.max(1))
+        .map(|t| format!("{:.0}", ms(*t)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The server's request counters, `VERB.RESOURCE[/SUBRESOURCE]` -> requests so far (all
 /// groups and codes together).
 async fn request_counts(client: &Client) -> anyhow::Result<HashMap<String, f64>> {
@@ -1083,7 +1117,7 @@ async fn containerd_floor(
             let took = started.elapsed();
             let in_turn = turn.map(|turn| {
                 drop(turn);
-                took.saturating_sub(turn_at)
+                (turn_at, took.saturating_sub(turn_at))
             });
             anyhow::Ok((took, made.id, sandbox_made, in_turn))
         }));
@@ -1094,7 +1128,10 @@ async fn containerd_floor(
         run.latencies.push(took);
         run.sandboxes.push(id);
         run.made.push(sandbox_made);
-        run.in_turn.extend(in_turn);
+        if let Some((given, held)) = in_turn {
+            run.turns_given.push(given);
+            run.in_turn.push(held);
+        }
     }
     Ok(run)
 }
@@ -1108,6 +1145,8 @@ struct FloorRun {
     sandboxes: Vec<String>,
     made: Vec<Duration>,
     in_turn: Vec<Duration>,
+    /// Paced, when each pod was given its turn, from the start.
+    turns_given: Vec<Duration>,
 }
 
 /// What the floor's runs need.
@@ -1195,7 +1234,7 @@ impl Floor<'_> {
         round: usize,
         paced: Option<&Arc<StartGate>>,
         stages: &mut Stages,
-    ) -> anyhow::Result<(Duration, Option<Duration>)> {
+    ) -> anyhow::Result<(Duration, Option<Duration>, Vec<Duration>)> {
         let name = match paced {
             Some(_) => format!("floor.paced.b{burst}"),
             None => format!("floor.b{burst}"),
@@ -1219,13 +1258,14 @@ impl Floor<'_> {
         stages.in_turn.extend(run.in_turn.iter().copied());
         let floor = p50(&run.latencies);
         let in_turn = (!run.in_turn.is_empty()).then(|| p50(&run.in_turn));
+        let turns_given = run.turns_given;
         print_latencies(&format!("pods.{name}"), run.latencies);
         remove_sandboxes(self.runtime, run.sandboxes).await?;
         no_sandboxes_left(self.cri).await?;
         Arc::into_inner(volumes)
             .context("a floor pod still holds its volumes")?
             .unmount()?;
-        Ok((floor, in_turn))
+        Ok((floor, in_turn, turns_given))
     }
 }
 
