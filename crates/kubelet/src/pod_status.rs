@@ -151,6 +151,8 @@ pub struct PodView<'a> {
     pub start_time: DateTime<Utc>,
     /// The pod is done for good (deleted and stopped): its containers will not be restarted.
     pub terminal: bool,
+    /// The kubelet failed the pod: the reason and message of its status.
+    pub failure: Option<(&'a str, &'a str)>,
 }
 
 fn spec(pod: &Pod) -> PodSpec {
@@ -566,7 +568,10 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
 /// The pod's status.
 pub fn build(view: &PodView<'_>, transitions: &mut Transitions, now: DateTime<Utc>) -> PodStatus {
     let spec = spec(view.pod);
-    let phase = phase(&spec, view.init, view.containers, view.terminal);
+    let phase = match view.failure {
+        Some(_) => FAILED,
+        None => phase(&spec, view.init, view.containers, view.terminal),
+    };
     let init_specs = spec.init_containers.clone().unwrap_or_default();
     let default_waiting = if init_specs.is_empty() {
         "ContainerCreating"
@@ -619,6 +624,8 @@ pub fn build(view: &PodView<'_>, transitions: &mut Transitions, now: DateTime<Ut
         qos_class: Some(existing_qos.unwrap_or_else(|| qos_class(&spec).to_owned())),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
+        reason: view.failure.map(|(reason, _)| reason.to_owned()),
+        message: view.failure.map(|(_, message)| message.to_owned()),
         ..PodStatus::default()
     }
 }
@@ -709,6 +716,7 @@ mod tests {
             containers,
             start_time: t(0),
             terminal: false,
+            failure: None,
         }
     }
 
@@ -765,6 +773,23 @@ mod tests {
             serde_json::json!({})
         );
         assert_eq!(json["containerStatuses"][0]["user"]["linux"]["uid"], 0);
+    }
+
+    #[test]
+    fn a_pod_the_kubelet_failed_is_failed_with_its_reason_whatever_its_containers_did() {
+        let pod = pod(&["app"], &[], "Always");
+        let containers = [running("app")];
+        let mut transitions = Transitions::default();
+        let mut failed = view(&pod, &[], &containers, true);
+        failed.failure = Some(("DeadlineExceeded", "too long"));
+        let status = build(&failed, &mut transitions, t(5));
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(status.message.as_deref(), Some("too long"));
+        let json = to_json(&status);
+        assert_eq!(json["reason"], "DeadlineExceeded");
+        let status = build(&view(&pod, &[], &containers, true), &mut transitions, t(5));
+        assert_eq!(status.reason, None);
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub(crate) struct PodWorker {
     transitions: Transitions,
     /// Nothing more will run: the pod reached Succeeded or Failed, or is being deleted.
     finished: bool,
+    /// The kubelet failed the pod (its active deadline passed): the reason and message of
+    /// its status, whose phase is then Failed whatever its containers did.
+    failure: Option<(&'static str, &'static str)>,
     /// Deleted and stopped (kube's podIsTerminal).
     terminal: bool,
     /// Our DELETE went through.
@@ -310,6 +313,7 @@ impl PodWorker {
                 .map_or_else(Utc::now, |t| t.0),
             transitions: Transitions::from_pod(pod),
             finished: false,
+            failure: None,
             terminal: false,
             deleted: false,
             written: None,
@@ -389,13 +393,42 @@ impl PodWorker {
         let now = Utc::now();
         let mut wake = None;
         if !self.finished {
-            wake = self.advance(pod, now).await;
+            wake = self.past_active_deadline(pod, now).await;
+        }
+        if !self.finished {
+            wake = later(wake, self.advance(pod, now).await);
             self.turn = None;
         }
         if let Err(retry) = self.write_status(pod, Utc::now()).await {
             wake = later(wake, Some(retry));
         }
         wake
+    }
+
+    /// kube's active deadline handler: a pod whose `activeDeadlineSeconds` have passed since
+    /// its start is failed (`DeadlineExceeded`) and its containers are stopped with its
+    /// grace period; before that, returns when it passes (the field may be shortened).
+    async fn past_active_deadline(
+        &mut self,
+        pod: &Pod,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let spec = pod.spec.as_ref()?;
+        let seconds = spec.active_deadline_seconds?;
+        let deadline = self.start_time + k8s_openapi::chrono::Duration::seconds(seconds);
+        if now < deadline {
+            return Some(deadline);
+        }
+        const REASON: &str = "DeadlineExceeded";
+        const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+        self.event(None, NORMAL, REASON, MESSAGE.to_owned());
+        self.failure = Some((REASON, MESSAGE));
+        self.finished = true;
+        let grace = Duration::from_secs(
+            u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
+        );
+        self.stop_sandbox(grace).await;
+        None
     }
 
     /// Moves the pod's containers forward: sandbox, init containers in order, containers.
@@ -1511,6 +1544,7 @@ impl PodWorker {
             containers: &self.containers,
             start_time: self.start_time,
             terminal: self.terminal,
+            failure: self.failure,
         };
         let desired = pod_status::build(&view, &mut self.transitions, now);
         let desired_print = fingerprint(Some(&desired));

@@ -617,6 +617,15 @@ fn running(c: &Cluster, agent: &AgentProcess, pod: &str) {
     });
 }
 
+fn hollow_node_ready(c: &Cluster, agent: &AgentProcess) {
+    eventually("hollow-0 Ready", Duration::from_secs(60), || {
+        let seen = nodes(c);
+        (seen.len() == 1 && seen[0].2 == "True")
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}\n{}", agent.log()))
+    });
+}
+
 /// A pod on hollow-0, past the scheduler, with `extra` lines in its spec and `labels`.
 fn bound_pod(name: &str, labels: &str, extra: &str) -> String {
     format!(
@@ -630,12 +639,7 @@ fn a_node_refuses_pods_bound_past_the_scheduler_that_it_cannot_run() {
         return;
     };
     let agent = AgentProcess::start(&c, 1, 1);
-    eventually("hollow-0 Ready", Duration::from_secs(60), || {
-        let seen = nodes(&c);
-        (seen.len() == 1 && seen[0].2 == "True")
-            .then_some(())
-            .ok_or_else(|| format!("{seen:?}\n{}", agent.log()))
-    });
+    hollow_node_ready(&c, &agent);
     // Resources: the node's 4 CPUs, of which running pods hold 3.
     let cpu_pod = |name: &str, cpu: &str| {
         bound_pod(name, "", "").replace(
@@ -718,4 +722,80 @@ fn a_node_refuses_pods_bound_past_the_scheduler_that_it_cannot_run() {
     let tolerating = "  tolerations: [{key: dedicated, operator: Exists, effect: NoExecute}]\n";
     apply(&c, &bound_pod("tolerating", "", tolerating));
     running(&c, &agent, "tolerating");
+}
+
+#[test]
+fn a_pod_past_its_active_deadline_is_failed_and_stopped() {
+    let Some(c) = common::start() else {
+        return;
+    };
+    let agent = AgentProcess::start(&c, 1, 1);
+    hollow_node_ready(&c, &agent);
+    let deadline = "  activeDeadlineSeconds: 2\n  terminationGracePeriodSeconds: 1\n";
+    apply(&c, &bound_pod("brief", "", deadline));
+    // No deadline at first: one is set later through the API (it may be set or shortened).
+    apply(&c, &bound_pod("shortened", "", ""));
+    running(&c, &agent, "shortened");
+    c.kubectl(&[
+        "patch",
+        "pod",
+        "shortened",
+        "-p",
+        r#"{"spec":{"activeDeadlineSeconds":1}}"#,
+    ]);
+    for pod in ["brief", "shortened"] {
+        assert_eq!(
+            refused(&c, &agent, pod, "DeadlineExceeded"),
+            "Pod was active on the node longer than the specified deadline"
+        );
+        // Its container was stopped.
+        eventually(
+            &format!("{pod}'s container stopped"),
+            Duration::from_secs(20),
+            || {
+                let state = jsonpath(
+                    &c,
+                    &["pod", pod],
+                    "{.status.containerStatuses[0].state.terminated.reason}",
+                );
+                (!state.is_empty()).then_some(()).ok_or_else(|| {
+                    jsonpath(&c, &["pod", pod], "{.status.containerStatuses[0].state}")
+                })
+            },
+        );
+    }
+    // The pod was running for those seconds, not less.
+    let started = jsonpath(&c, &["pod", "brief"], "{.status.startTime}");
+    let finished = jsonpath(
+        &c,
+        &["pod", "brief"],
+        "{.status.containerStatuses[0].state.terminated.finishedAt}",
+    );
+    let seconds = |t: &str| {
+        let out = std::process::Command::new("date")
+            .args(["-d", t, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(
+        seconds(&finished) - seconds(&started) >= 2,
+        "{started} {finished}"
+    );
+    let event = jsonpath(
+        &c,
+        &[
+            "events",
+            "--field-selector",
+            "involvedObject.name=brief,reason=DeadlineExceeded",
+        ],
+        "{.items[0].type}: {.items[0].message}",
+    );
+    assert_eq!(
+        event,
+        "Normal: Pod was active on the node longer than the specified deadline"
+    );
 }

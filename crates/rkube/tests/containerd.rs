@@ -1969,3 +1969,48 @@ spec:
         "hi"
     );
 }
+
+#[test]
+fn a_pod_past_its_active_deadline_is_killed_and_failed() {
+    let Some(node) = Node::start() else {
+        return;
+    };
+    // `sleep` as a container's first process ignores SIGTERM: killed after the grace period.
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: deadline}}
+spec:
+  activeDeadlineSeconds: 4
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+    ));
+    let running = node.wait_pod("deadline", "Running", |p| p["status"]["phase"] == "Running");
+    let uid = running["metadata"]["uid"].as_str().unwrap().to_owned();
+    let failed = node.wait_pod("deadline", "Failed", |p| {
+        p["status"]["phase"] == "Failed"
+            && !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+    });
+    assert_eq!(failed["status"]["reason"], "DeadlineExceeded", "{failed}");
+    assert_eq!(
+        failed["status"]["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    let terminated = &failed["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(terminated["exitCode"], 137, "{failed}");
+    assert_eq!(terminated["reason"], "Error", "{failed}");
+    // Stopped on the node: its sandbox is gone, while the pod stays in the API, Failed.
+    node.cluster.eventually(
+        "the pod's sandbox removed",
+        Duration::from_secs(20),
+        || match node.sandboxes_of(&uid) {
+            0 => Ok(()),
+            n => Err(format!("{n} sandboxes")),
+        },
+    );
+}
