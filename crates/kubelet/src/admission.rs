@@ -24,7 +24,7 @@ use rkube_scheduler::admission::{AdmissionFailure, admission_check};
 use rkube_scheduler::node_info::NodeInfo;
 use rkube_scheduler::plugins::PluginName;
 use rkube_scheduler::pod_info::PodInfo;
-use rkube_scheduler::taints::{TaintEffect, find_untolerated};
+use rkube_scheduler::taints::{Taint, TaintEffect, find_untolerated};
 
 use crate::node::Pressure;
 use crate::pod_status::qos_class;
@@ -82,7 +82,7 @@ pub fn predicates(pod: &Pod, info: &PodInfo, node: &NodeInfo) -> Result<(), Refu
     }
     let mut failures = admission_check(info, node);
     if !is_static(pod) {
-        let no_execute = |t: &rkube_scheduler::taints::Taint| t.effect == TaintEffect::NoExecute;
+        let no_execute = |t: &Taint| t.effect == TaintEffect::NoExecute;
         if find_untolerated(&node.taints, &info.tolerations, no_execute).is_some() {
             failures.push(AdmissionFailure::Predicate {
                 plugin: PluginName::TaintToleration,

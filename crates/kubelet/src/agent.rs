@@ -20,11 +20,10 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use rkube_controllers::Stop;
 use rkube_controllers::informer::{Change, Informer};
-use serde_json::json;
-use tokio::sync::{Semaphore, watch};
-
 use rkube_scheduler::node_info::NodeInfo;
 use rkube_scheduler::pod_info::PodInfo;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
 
 use crate::admission::Rejection;
 use crate::node::{self, Capacity, NodeConfig, Pressure, SystemInfo};

@@ -424,6 +424,9 @@ impl PodWorker {
         self.event(None, NORMAL, REASON, MESSAGE.to_owned());
         self.failure = Some((REASON, MESSAGE));
         self.finished = true;
+        // Failed at once, as kube's status manager has it, then stopped (which may take
+        // the whole grace period); the status is written again after.
+        let _ = self.write_status(pod, now).await;
         let grace = Duration::from_secs(
             u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30)).unwrap_or(0),
         );

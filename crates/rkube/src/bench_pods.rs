@@ -42,7 +42,7 @@
 //!   p50 of a paced burst is about this times the turns before the middle pod, so the two
 //!   figures show how much of the paced overhead is each turn taking longer (the node's
 //!   CPU shared with the server and the agent) and how much is before and after the turns;
-//!   a `# turns given` line per run says when every `width`th pod got its turn, the
+//!   a `# turns given` line per run says when one pod in every `width` got its turn, the
 //!   kubelet's beside the paced floor's, so a gap that grows turn by turn shows from one
 //!   that opens at the start;
 //! - `pods.requests.bN.VERB.RESOURCE`: the API requests of each kind over the kubelet's
@@ -550,7 +550,7 @@ async fn run(args: &PodsBenchArgs, dir: &Path) -> anyhow::Result<()> {
                 .collect();
             let held = in_turn(&times, &marks);
             println!(
-                "# turns given, ms from the start, every {}th pod: kubelet {}; paced floor {}",
+                "# turns given, ms from the start, to one pod in {}: kubelet {}; paced floor {}",
                 gate.width(),
                 every_nth(turns_given(&times, &marks), gate.width()),
                 every_nth(paced_turns, gate.width()),
