@@ -170,6 +170,18 @@ where
     }
 }
 
+/// Cached objects oldest first (then by key), the order in which a relist and a new
+/// subscriber are told of them: kube's kubelet admits the pods it lists in creation order,
+/// which decides the pods a node takes when not all of them fit.
+fn oldest_first<K: Resource>(objects: &HashMap<String, Arc<K>>) -> Vec<(&String, &Arc<K>)> {
+    let mut listed: Vec<(&String, &Arc<K>)> = objects.iter().collect();
+    listed.sort_by(|a, b| {
+        let created = |o: &Arc<K>| o.meta().creation_timestamp.clone();
+        created(a.1).cmp(&created(b.1)).then_with(|| a.0.cmp(b.0))
+    });
+    listed
+}
+
 impl<K: Resource> Shared<K> {
     fn notify(&self, change: Change<K>) {
         let change = Arc::new(change);
@@ -202,14 +214,7 @@ impl<K: Resource> Shared<K> {
             let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *objects, fresh.clone())
         };
-        // Oldest first, as kube's kubelet admits the pods it lists: the order decides which
-        // pods a node takes when not all of them fit.
-        let mut listed: Vec<(&String, &Arc<K>)> = fresh.iter().collect();
-        listed.sort_by(|a, b| {
-            let created = |o: &Arc<K>| o.meta().creation_timestamp.clone();
-            created(a.1).cmp(&created(b.1)).then_with(|| a.0.cmp(b.0))
-        });
-        for (key, object) in listed {
+        for (key, object) in oldest_first(&fresh) {
             match old.get(key) {
                 Some(previous)
                     if previous.meta().resource_version == object.meta().resource_version => {}
@@ -234,7 +239,7 @@ impl<K: Resource + Clone> Informer<K> {
             .objects
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        for object in objects.values() {
+        for (_, object) in oldest_first(&objects) {
             let _ = tx.send(Arc::new(Change::Added(object.clone())));
         }
         self.shared
@@ -295,5 +300,53 @@ impl<K: Resource + Clone> Informer<K> {
             .filter(|o| o.namespace().as_deref() == Some(namespace))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn object(name: &str, created: i64) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.to_owned());
+        cm.metadata.namespace = Some("default".to_owned());
+        cm.metadata.resource_version = Some("1".to_owned());
+        cm.metadata.creation_timestamp = Utc.timestamp_opt(created, 0).single().map(Time);
+        cm
+    }
+
+    fn added(changes: &mut mpsc::UnboundedReceiver<Arc<Change<ConfigMap>>>) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            if let Change::Added(o) = change.as_ref() {
+                names.push(o.metadata.name.clone().unwrap_or_default());
+            }
+        }
+        names
+    }
+
+    #[tokio::test]
+    async fn a_relist_and_a_late_subscriber_are_told_of_objects_oldest_first() {
+        let events = [
+            Event::Init,
+            Event::InitApply(object("b", 30)),
+            Event::InitApply(object("a", 20)),
+            Event::InitApply(object("d", 10)),
+            Event::InitApply(object("c", 20)),
+            Event::InitDone,
+        ];
+        let stream =
+            futures_util::stream::iter(events.map(Ok)).chain(futures_util::stream::pending());
+        let informer = Informer::from_events(stream, Stop::never());
+        let mut early = informer.subscribe();
+        informer.synced().await;
+        assert_eq!(added(&mut early), ["d", "a", "c", "b"]);
+        let mut late = informer.subscribe();
+        assert_eq!(added(&mut late), ["d", "a", "c", "b"]);
     }
 }

@@ -2014,3 +2014,61 @@ spec:
         },
     );
 }
+
+#[test]
+fn a_restarted_agent_stops_a_running_pod_the_node_no_longer_admits() {
+    let Some(mut node) = Node::start_standalone() else {
+        return;
+    };
+    node.cluster
+        .kubectl(&["label", "node", "e2e-node", "rkube.test/pool=a"]);
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: pinned}}
+spec:
+  nodeSelector: {{rkube.test/pool: a}}
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: ["sleep", "3600"]}}
+"#
+    ));
+    let running = node.wait_pod("pinned", "Running", |p| p["status"]["phase"] == "Running");
+    let uid = running["metadata"]["uid"].as_str().unwrap().to_owned();
+    assert_eq!(node.sandboxes_of(&uid), 1);
+    let pod_dir = node.node_dir.join("agent/pods").join(&uid);
+    assert!(pod_dir.exists(), "{} missing", pod_dir.display());
+    // While the agent is down the node loses the label the pod needs: the restarted agent
+    // admits its pods again (as kube's kubelet does) and refuses this one.
+    node.stop_agent();
+    node.cluster
+        .kubectl(&["label", "node", "e2e-node", "rkube.test/pool-"]);
+    node.start_agent();
+    let refused = node.wait_pod("pinned", "Failed", |p| p["status"]["phase"] == "Failed");
+    assert_eq!(refused["status"]["reason"], "NodeAffinity", "{refused}");
+    assert_eq!(
+        refused["status"]["message"],
+        "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+    );
+    // What it ran is gone from the node: its sandbox and its volumes.
+    node.cluster.eventually(
+        "the refused pod's sandbox removed",
+        Duration::from_secs(30),
+        || match node.try_sandboxes_of(&uid) {
+            Ok(0) => Ok(()),
+            other => Err(format!(
+                "{other:?} sandboxes; agent log:\n{}",
+                node.agent_log()
+            )),
+        },
+    );
+    node.cluster.eventually(
+        "the refused pod's volumes removed",
+        Duration::from_secs(30),
+        || {
+            (!pod_dir.exists())
+                .then_some(())
+                .ok_or_else(|| format!("{} still there", pod_dir.display()))
+        },
+    );
+}
